@@ -1,0 +1,438 @@
+"""Dataset loaders: fixed train/test arrays for the emulator's SNN training runs.
+
+Four sources: scikit-learn's bundled 8x8 digits, MNIST-style IDX files, N-MNIST event
+recordings binned into spike frames, and a seeded synthetic set for tests and smoke runs.
+Every loader returns a `Dataset`; every failure is a one-line `DatasetError` that names the
+file (or the dataset) at fault.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+DATASETS: tuple[str, ...] = ("digits", "mnist-idx", "nmnist", "synthetic")
+
+IDX_IMAGES_MAGIC = 0x00000803  # uint8 data, 3 dims: count, rows, columns
+IDX_LABELS_MAGIC = 0x00000801  # uint8 data, 1 dim: count
+
+NMNIST_SENSOR = 34  # N-MNIST recordings are 34x34 pixels
+NMNIST_FRAME_SHAPE = (2, NMNIST_SENSOR, NMNIST_SENSOR)  # (polarity, y, x)
+NMNIST_EVENT_BYTES = 5
+
+SYNTHETIC_TRAIN_PER_CLASS = 40
+SYNTHETIC_TEST_PER_CLASS = 10
+SYNTHETIC_NOISE = 0.1
+
+
+class DatasetError(ValueError):
+    """A dataset could not be loaded; str(err) is one line 'PATH: reason' (or 'NAME: reason')."""
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Train and test arrays of one dataset.
+
+    Static data (`temporal` False): x is float32 in [0, 1], shape (N, *sample_shape).
+    Temporal data (`temporal` True): x is uint8 spikes (0 or 1), shape (N, T, *sample_shape),
+    event data already binned into T frames. Labels are int64, shape (N,), in
+    [0, num_classes). `eq=False` because field-wise `==` on arrays has no single truth value.
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+    temporal: bool
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """Shape of one sample (one frame for temporal data)."""
+        return tuple(self.x_train.shape[2 if self.temporal else 1 :])
+
+
+def load_dataset(
+    name: str,
+    data: str | os.PathLike | None = None,
+    *,
+    time_steps: int = 1,
+    seed: int = 0,
+    input_shape: tuple[int, ...] | None = None,
+    num_classes: int | None = None,
+) -> Dataset:
+    """Load one of `DATASETS`.
+
+    Parameters
+    ----------
+    name : one of `DATASETS`.
+    data : folder holding the files (mnist-idx, nmnist); must be None for digits and synthetic.
+    time_steps : frames per sample for event data (nmnist); static datasets ignore it.
+    seed : only the synthetic set depends on it; the digits split is fixed on purpose.
+    input_shape : shape the network expects per sample (per frame); samples are reshaped to it.
+        For synthetic it sets the sample shape (default (64,)).
+    num_classes : the network's class count; labels must lie below it, and it becomes
+        `Dataset.num_classes`. For synthetic it sets the class count (default 10).
+        Without it, num_classes is the largest label + 1 (at least 2).
+
+    Raises
+    ------
+    DatasetError
+        On any unreadable, malformed or mismatching input; the message names the file.
+    """
+    _check_arguments(name, time_steps, input_shape, num_classes)
+    shape = None if input_shape is None else tuple(int(n) for n in input_shape)
+    try:
+        if name == "digits":
+            return _load_digits(data, shape, num_classes)
+        if name == "mnist-idx":
+            return _load_mnist_idx(data, shape, num_classes)
+        if name == "nmnist":
+            return _load_nmnist(data, time_steps, shape, num_classes)
+        return _load_synthetic(data, seed, shape, num_classes)
+    except OSError as exc:
+        # Backstop: a stat or listing that fails mid-load must still read as 'PATH: reason'.
+        raise DatasetError(f"{exc.filename or name}: {_reason(exc)}") from exc
+
+
+def _check_arguments(
+    name: str, time_steps: int, input_shape: tuple[int, ...] | None, num_classes: int | None
+) -> None:
+    """Reject an unknown name or meaningless options before touching any file."""
+    if name not in DATASETS:
+        raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    if time_steps < 1:
+        raise DatasetError(f"{name}: time_steps must be at least 1, got {time_steps}")
+    if num_classes is not None and num_classes < 2:
+        raise DatasetError(f"{name}: num_classes must be at least 2, got {num_classes}")
+    if input_shape is not None and (len(input_shape) == 0 or min(input_shape) < 1):
+        raise DatasetError(
+            f"{name}: input shape must be one or more positive sizes, got {list(input_shape)}"
+        )
+
+
+# --- digits ---------------------------------------------------------------------------------
+
+
+def _load_digits(data, input_shape, num_classes) -> Dataset:
+    """scikit-learn's bundled 8x8 digits, split 80/20 with a fixed stratified split."""
+    _refuse_data("digits", data, "it is bundled with scikit-learn")
+    # Imported here: scikit-learn is slow to import and only this loader needs it.
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_digits()
+    x = (bunch.data / 16.0).astype(np.float32)  # pixel values are 0..16
+    y = bunch.target.astype(np.int64)
+    # random_state is fixed, not the run's seed, so accuracies compare across seeds.
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, y, test_size=0.2, stratify=y, random_state=0
+    )
+    _check_labels(y, num_classes, "digits")
+    return Dataset(
+        name="digits",
+        x_train=_shape_samples("digits", x_train, 1, input_shape),
+        y_train=y_train,
+        x_test=_shape_samples("digits", x_test, 1, input_shape),
+        y_test=y_test,
+        num_classes=_class_count(num_classes, y_train, y_test),
+        temporal=False,
+    )
+
+
+# --- mnist-idx ------------------------------------------------------------------------------
+
+
+def _load_mnist_idx(data, input_shape, num_classes) -> Dataset:
+    """MNIST-style IDX files (any image size), optionally gzipped."""
+    folder = _data_folder("mnist-idx", data, "a folder holding the four IDX files")
+    images_train, y_train = _read_idx_pair(folder, "train", num_classes)
+    images_test, y_test = _read_idx_pair(folder, "t10k", num_classes)
+    if images_test.shape[1:] != images_train.shape[1:]:
+        raise DatasetError(
+            f"{_find_idx(folder, 't10k-images', 'idx3')}: images are "
+            f"{_dims(images_test.shape[1:])} but the training images are "
+            f"{_dims(images_train.shape[1:])}"
+        )
+    return Dataset(
+        name="mnist-idx",
+        x_train=_shape_samples("mnist-idx", _scale_pixels(images_train), 1, input_shape),
+        y_train=y_train,
+        x_test=_shape_samples("mnist-idx", _scale_pixels(images_test), 1, input_shape),
+        y_test=y_test,
+        num_classes=_class_count(num_classes, y_train, y_test),
+        temporal=False,
+    )
+
+
+def _read_idx_pair(
+    folder: Path, stem: str, num_classes: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N, H, W) uint8 and labels (N,) int64 of one split, checked against each other."""
+    images_path = _find_idx(folder, f"{stem}-images", "idx3")
+    labels_path = _find_idx(folder, f"{stem}-labels", "idx1")
+    images = _parse_idx(images_path, IDX_IMAGES_MAGIC, 3)
+    labels = _parse_idx(labels_path, IDX_LABELS_MAGIC, 1).astype(np.int64)
+    if len(labels) != len(images):
+        raise DatasetError(
+            f"{labels_path}: holds {len(labels)} labels but {images_path.name} "
+            f"holds {len(images)} images"
+        )
+    _check_labels(labels, num_classes, str(labels_path))
+    return images, labels
+
+
+def _find_idx(folder: Path, stem: str, kind: str) -> Path:
+    """The IDX file for `stem`, under the usual or the dotted name, plain or gzipped."""
+    names = (f"{stem}-{kind}-ubyte", f"{stem}.{kind}-ubyte")
+    for name in names:
+        for suffix in ("", ".gz"):
+            if (folder / (name + suffix)).is_file():
+                return folder / (name + suffix)
+    raise DatasetError(
+        f"{folder / names[0]}: file not found (also looked for {names[0]}.gz, {names[1]}, "
+        f"{names[1]}.gz)"
+    )
+
+
+def _parse_idx(path: Path, magic: int, ndims: int) -> np.ndarray:
+    """Parse an IDX file of uint8 data: big-endian int32 magic, `ndims` int32 sizes, data."""
+    raw = _read_bytes(path)
+    header = 4 + 4 * ndims
+    if len(raw) < header:
+        raise DatasetError(f"{path}: {len(raw)} bytes is too short for the {header}-byte header")
+    found = int.from_bytes(raw[:4], "big")
+    if found != magic:
+        raise DatasetError(f"{path}: expected magic {magic}, found {found}")
+    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndims))
+    declared = math.prod(dims)
+    if len(raw) - header != declared:
+        raise DatasetError(
+            f"{path}: header declares {_dims(dims)} ({declared} bytes of data) "
+            f"but the file holds {len(raw) - header}"
+        )
+    if declared == 0:
+        raise DatasetError(f"{path}: holds no data (header declares {_dims(dims)})")
+    return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
+
+
+def _scale_pixels(images: np.ndarray) -> np.ndarray:
+    """uint8 images (N, H, W) to float32 in [0, 1], flattened to (N, H*W)."""
+    return images.reshape(len(images), -1).astype(np.float32) / np.float32(255)
+
+
+# --- nmnist ---------------------------------------------------------------------------------
+
+
+def _load_nmnist(data, time_steps: int, input_shape, num_classes) -> Dataset:
+    """N-MNIST recordings (Train/<digit>/*.bin, Test/<digit>/*.bin) binned into spike frames."""
+    folder = _data_folder("nmnist", data, "a folder holding Train/<digit>/*.bin and Test/")
+    x_train, y_train = _read_nmnist_split(folder / "Train", time_steps, num_classes)
+    x_test, y_test = _read_nmnist_split(folder / "Test", time_steps, num_classes)
+    return Dataset(
+        name="nmnist",
+        x_train=_shape_samples("nmnist", x_train, 2, input_shape),
+        y_train=y_train,
+        x_test=_shape_samples("nmnist", x_test, 2, input_shape),
+        y_test=y_test,
+        num_classes=_class_count(num_classes, y_train, y_test),
+        temporal=True,
+    )
+
+
+def _read_nmnist_split(
+    split: Path, time_steps: int, num_classes: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Spike frames (N, T, 2, 34, 34) uint8 and labels (N,) int64 of one split folder."""
+    files = _nmnist_files(split)
+    labels = np.array([label for _, label in files], dtype=np.int64)
+    _check_labels(labels, num_classes, str(split))
+    # Preallocated: the full set is large, and stacking would hold it twice.
+    x = np.zeros((len(files), time_steps, *NMNIST_FRAME_SHAPE), dtype=np.uint8)
+    for i, (path, _) in enumerate(files):
+        x[i] = _spike_frames(path, time_steps)
+    return x, labels
+
+
+def _nmnist_files(split: Path) -> list[tuple[Path, int]]:
+    """(file, label) for every .bin under split/<label>/, in label then file-name order."""
+    if not split.is_dir():
+        raise DatasetError(f"{split}: no such folder (N-MNIST needs Train/<digit>/*.bin and Test/)")
+    files = []
+    for class_dir in _list_dir(split):
+        if class_dir.name.startswith(".") or not class_dir.is_dir():
+            continue  # stray files and hidden folders hold no samples
+        if not class_dir.name.isdigit():
+            raise DatasetError(f"{class_dir}: class folders must be named by their digit label")
+        label = int(class_dir.name)
+        files += [(path, label) for path in _list_dir(class_dir) if path.suffix == ".bin"]
+    if not files:
+        raise DatasetError(f"{split}: no <digit>/*.bin files found")
+    # Sorted so the sample order, and with it any seeded run, is the same on every machine.
+    return sorted(files, key=lambda item: (item[1], item[0].name))
+
+
+def _spike_frames(path: Path, time_steps: int) -> np.ndarray:
+    """Bin one recording into (T, 2, 34, 34) binary frames over [0, its last timestamp].
+
+    Frame t holds events with t <= ts * T / t_max < t + 1; the last event falls in frame
+    T - 1. A pixel is 1 if at least one event of that polarity hit it in that frame.
+    """
+    x, y, polarity, ts = _read_events(path)
+    frames = np.zeros((time_steps, *NMNIST_FRAME_SHAPE), dtype=np.uint8)
+    if ts.size == 0:
+        return frames
+    t_max = max(int(ts.max()), 1)  # a recording whose events all sit at 0 fills frame 0
+    frame = np.minimum(ts * time_steps // t_max, time_steps - 1)
+    frames[frame, polarity, y, x] = 1
+    return frames
+
+
+def _read_events(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """x, y, polarity, timestamp (µs) of each 40-bit event in an N-MNIST .bin file.
+
+    Layout per event (Orchard et al. 2015): byte 0 x, byte 1 y, byte 2 bit 7 polarity,
+    byte 2 bits 6..0 then bytes 3 and 4 a 23-bit big-endian timestamp.
+    """
+    raw = _read_bytes(path)
+    if len(raw) % NMNIST_EVENT_BYTES:
+        raise DatasetError(
+            f"{path}: {len(raw)} bytes is not a whole number of {NMNIST_EVENT_BYTES}-byte events"
+        )
+    events = np.frombuffer(raw, np.uint8).reshape(-1, NMNIST_EVENT_BYTES).astype(np.int64)
+    x, y = events[:, 0], events[:, 1]
+    outside = np.flatnonzero((x >= NMNIST_SENSOR) | (y >= NMNIST_SENSOR))
+    if outside.size:
+        i = outside[0]
+        raise DatasetError(
+            f"{path}: event {i} at x={x[i]}, y={y[i]} lies outside the "
+            f"{NMNIST_SENSOR}x{NMNIST_SENSOR} sensor"
+        )
+    polarity = events[:, 2] >> 7
+    ts = ((events[:, 2] & 0x7F) << 16) | (events[:, 3] << 8) | events[:, 4]
+    return x, y, polarity, ts
+
+
+# --- synthetic ------------------------------------------------------------------------------
+
+
+def _load_synthetic(data, seed: int, input_shape, num_classes) -> Dataset:
+    """Seeded prototype-plus-noise classes; small, file-free, and easy to learn."""
+    _refuse_data("synthetic", data, "it is generated from --seed")
+    shape = input_shape or (64,)
+    rng = np.random.default_rng(seed)
+    # Uniform random prototypes sit far apart next to 0.1 noise, so the classes separate.
+    prototypes = rng.random((num_classes or 10, *shape))
+    x_train, y_train = _synthetic_split(rng, prototypes, SYNTHETIC_TRAIN_PER_CLASS)
+    x_test, y_test = _synthetic_split(rng, prototypes, SYNTHETIC_TEST_PER_CLASS)
+    return Dataset(
+        name="synthetic",
+        x_train=x_train,
+        y_train=y_train,
+        x_test=x_test,
+        y_test=y_test,
+        num_classes=len(prototypes),
+        temporal=False,
+    )
+
+
+def _synthetic_split(
+    rng: np.random.Generator, prototypes: np.ndarray, per_class: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """`per_class` noisy copies of each prototype, in shuffled order."""
+    labels = rng.permutation(np.repeat(np.arange(len(prototypes)), per_class))
+    noise = rng.standard_normal((len(labels), *prototypes.shape[1:]))
+    x = np.clip(prototypes[labels] + SYNTHETIC_NOISE * noise, 0.0, 1.0).astype(np.float32)
+    return x, labels.astype(np.int64)
+
+
+# --- shared checks --------------------------------------------------------------------------
+
+
+def _shape_samples(
+    name: str, x: np.ndarray, lead: int, input_shape: tuple[int, ...] | None
+) -> np.ndarray:
+    """Reshape everything after the first `lead` axes to `input_shape` (default: flat)."""
+    size = math.prod(x.shape[lead:])
+    if input_shape is None:
+        return x.reshape(*x.shape[:lead], size)
+    expected = math.prod(input_shape)
+    if expected != size:
+        noun = "frames" if lead == 2 else "samples"
+        raise DatasetError(
+            f"{name}: {noun} have {size} values but the network expects input shape "
+            f"{list(input_shape)} ({expected} values)"
+        )
+    return x.reshape(*x.shape[:lead], *input_shape)
+
+
+def _check_labels(labels: np.ndarray, num_classes: int | None, where: str) -> None:
+    """Labels must index one of the network's `num_classes` outputs."""
+    if num_classes is None or labels.size == 0:
+        return
+    worst = int(labels.max())
+    if worst >= num_classes:
+        raise DatasetError(
+            f"{where}: label {worst} is outside [0, {num_classes}); "
+            f"the network has {num_classes} classes"
+        )
+
+
+def _class_count(num_classes: int | None, *labels: np.ndarray) -> int:
+    """The caller's class count, else the largest label + 1 (at least 2)."""
+    if num_classes is not None:
+        return num_classes
+    return max(2, *(int(y.max()) + 1 for y in labels))
+
+
+def _data_folder(name: str, data: str | os.PathLike | None, what: str) -> Path:
+    """The existing folder named by --data."""
+    if data is None:
+        raise DatasetError(f"{name} needs --data FOLDER ({what})")
+    folder = Path(data).expanduser()
+    if not folder.is_dir():
+        reason = "not a folder" if folder.exists() else "no such folder"
+        raise DatasetError(f"{folder}: {reason}")
+    return folder
+
+
+def _refuse_data(name: str, data: str | os.PathLike | None, why: str) -> None:
+    """Datasets without files take no --data; a given one is a mistake worth reporting."""
+    if data is not None:
+        raise DatasetError(f"{name}: takes no --data ({why}), got {os.fspath(data)}")
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The file's contents, gunzipped when its name ends in .gz."""
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as stream:
+                return stream.read()
+        return path.read_bytes()
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DatasetError(f"{path}: cannot read ({_reason(exc)})") from exc
+
+
+def _list_dir(folder: Path) -> list[Path]:
+    """The folder's entries, sorted by name."""
+    try:
+        return sorted(folder.iterdir())
+    except OSError as exc:
+        raise DatasetError(f"{folder}: cannot list ({_reason(exc)})") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    """A one-line reason, without the path the message already starts with."""
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return " ".join(text.split())
+
+
+def _dims(dims: tuple[int, ...]) -> str:
+    return "x".join(str(n) for n in dims)

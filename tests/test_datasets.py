@@ -1,0 +1,370 @@
+"""Tests for emulator/datasets.py: each loader reads back exactly what the test wrote."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emulator.datasets import DATASETS, Dataset, DatasetError, load_dataset
+
+# --- writers (the oracle: the arrays handed to them are what the loader must return) ---------
+
+
+def write_idx(path: Path, magic: int, array: np.ndarray, *, dims=None, gz: bool = False) -> Path:
+    """Write uint8 `array` as an IDX file; `dims` overrides the declared sizes."""
+    dims = array.shape if dims is None else dims
+    header = magic.to_bytes(4, "big") + b"".join(n.to_bytes(4, "big") for n in dims)
+    blob = header + array.astype(np.uint8).tobytes()
+    if gz:
+        path = path.with_name(path.name + ".gz")
+        path.write_bytes(gzip.compress(blob))
+    else:
+        path.write_bytes(blob)
+    return path
+
+
+def write_mnist(folder: Path, rng, *, size=(5, 7), n_train=6, n_test=3, gz=False, dotted=False):
+    """Write the four IDX files and return the arrays written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sep = "." if dotted else "-"
+    arrays = {
+        "train-images": rng.integers(0, 256, (n_train, *size)),
+        "train-labels": rng.integers(0, 4, n_train),
+        "t10k-images": rng.integers(0, 256, (n_test, *size)),
+        "t10k-labels": rng.integers(0, 4, n_test),
+    }
+    for stem, array in arrays.items():
+        kind, magic = ("idx3", 0x803) if stem.endswith("images") else ("idx1", 0x801)
+        write_idx(folder / f"{stem}{sep}{kind}-ubyte", magic, array, gz=gz)
+    return arrays
+
+
+def write_events(path: Path, events: list[tuple[int, int, int, int]]) -> Path:
+    """Write (x, y, polarity, ts) events in the 40-bit N-MNIST layout."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    blob = bytearray()
+    for x, y, polarity, ts in events:
+        blob += bytes([x, y, (polarity << 7) | (ts >> 16), (ts >> 8) & 0xFF, ts & 0xFF])
+    path.write_bytes(bytes(blob))
+    return path
+
+
+def frames(time_steps: int, spikes: list[tuple[int, int, int, int]]) -> np.ndarray:
+    """Expected (T, 2312) frames with a 1 at each (t, polarity, y, x)."""
+    out = np.zeros((time_steps, 2, 34, 34), dtype=np.uint8)
+    for t, polarity, y, x in spikes:
+        out[t, polarity, y, x] = 1
+    return out.reshape(time_steps, 2312)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+# --- mnist-idx --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("gz", [False, True])
+@pytest.mark.parametrize("dotted", [False, True])
+def test_mnist_idx_reads_back_what_was_written(tmp_path, rng, gz, dotted):
+    arrays = write_mnist(tmp_path, rng, gz=gz, dotted=dotted)
+    ds = load_dataset("mnist-idx", tmp_path)
+    expected_train = arrays["train-images"].reshape(6, 35).astype(np.float32) / np.float32(255)
+    expected_test = arrays["t10k-images"].reshape(3, 35).astype(np.float32) / np.float32(255)
+    np.testing.assert_array_equal(ds.x_train, expected_train)
+    np.testing.assert_array_equal(ds.x_test, expected_test)
+    np.testing.assert_array_equal(ds.y_train, arrays["train-labels"])
+    np.testing.assert_array_equal(ds.y_test, arrays["t10k-labels"])
+    assert ds.x_train.dtype == np.float32 and ds.y_train.dtype == np.int64
+    assert ds.sample_shape == (35,) and not ds.temporal
+    labels = np.concatenate([arrays["train-labels"], arrays["t10k-labels"]])
+    assert ds.num_classes == max(2, labels.max() + 1)
+
+
+def test_mnist_idx_reshapes_to_input_shape(tmp_path, rng):
+    arrays = write_mnist(tmp_path, rng)
+    ds = load_dataset("mnist-idx", str(tmp_path), input_shape=(5, 7), num_classes=4)
+    assert ds.x_train.shape == (6, 5, 7) and ds.sample_shape == (5, 7)
+    np.testing.assert_array_equal(ds.x_train * 255, arrays["train-images"])
+    assert ds.num_classes == 4
+
+
+def test_mnist_idx_bad_magic(tmp_path, rng):
+    write_mnist(tmp_path, rng)
+    path = write_idx(tmp_path / "train-images-idx3-ubyte", 1234, np.zeros((6, 5, 7)))
+    with pytest.raises(DatasetError) as err:
+        load_dataset("mnist-idx", tmp_path)
+    assert str(err.value) == f"{path}: expected magic 2051, found 1234"
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_mnist_idx_truncated_file(tmp_path, rng, gz):
+    write_mnist(tmp_path, rng)
+    (tmp_path / "t10k-images-idx3-ubyte").unlink()
+    short = np.zeros((3, 5, 6))  # 90 bytes where the header promises 3x5x7 = 105
+    path = write_idx(tmp_path / "t10k-images-idx3-ubyte", 0x803, short, dims=(3, 5, 7), gz=gz)
+    with pytest.raises(DatasetError) as err:
+        load_dataset("mnist-idx", tmp_path)
+    expected = f"{path}: header declares 3x5x7 (105 bytes of data) but the file holds 90"
+    assert str(err.value) == expected
+
+
+def test_mnist_idx_header_too_short(tmp_path, rng):
+    write_mnist(tmp_path, rng)
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(b"\x00\x00")
+    with pytest.raises(DatasetError, match="train-labels-idx1-ubyte: 2 bytes is too short"):
+        load_dataset("mnist-idx", tmp_path)
+
+
+def test_mnist_idx_broken_gzip(tmp_path, rng):
+    write_mnist(tmp_path, rng)
+    (tmp_path / "train-labels-idx1-ubyte").unlink()
+    (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(DatasetError, match=r"train-labels-idx1-ubyte\.gz: cannot read"):
+        load_dataset("mnist-idx", tmp_path)
+
+
+def test_mnist_idx_count_mismatch(tmp_path, rng):
+    write_mnist(tmp_path, rng)
+    path = write_idx(tmp_path / "train-labels-idx1-ubyte", 0x801, np.zeros(5))
+    with pytest.raises(DatasetError) as err:
+        load_dataset("mnist-idx", tmp_path)
+    expected = f"{path}: holds 5 labels but train-images-idx3-ubyte holds 6 images"
+    assert str(err.value) == expected
+
+
+def test_mnist_idx_empty(tmp_path, rng):
+    write_mnist(tmp_path, rng)
+    write_idx(tmp_path / "train-images-idx3-ubyte", 0x803, np.zeros((0, 5, 7)))
+    write_idx(tmp_path / "train-labels-idx1-ubyte", 0x801, np.zeros(0))
+    with pytest.raises(DatasetError, match="train-images-idx3-ubyte: holds no data"):
+        load_dataset("mnist-idx", tmp_path)
+
+
+def test_mnist_idx_image_size_mismatch(tmp_path, rng):
+    write_mnist(tmp_path, rng)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte", 0x803, np.zeros((3, 4, 4)))
+    with pytest.raises(DatasetError, match="images are 4x4 but the training images are 5x7"):
+        load_dataset("mnist-idx", tmp_path)
+
+
+def test_mnist_idx_label_beyond_network(tmp_path, rng):
+    write_mnist(tmp_path, rng)
+    path = write_idx(tmp_path / "train-labels-idx1-ubyte", 0x801, np.array([0, 1, 9, 2, 0, 1]))
+    with pytest.raises(DatasetError) as err:
+        load_dataset("mnist-idx", tmp_path, num_classes=4)
+    assert str(err.value).startswith(f"{path}: label 9 is outside [0, 4)")
+
+
+def test_mnist_idx_missing_folder_file_and_flag(tmp_path, rng):
+    with pytest.raises(DatasetError, match="mnist-idx needs --data FOLDER"):
+        load_dataset("mnist-idx")
+    with pytest.raises(DatasetError, match="nope: no such folder"):
+        load_dataset("mnist-idx", tmp_path / "nope")
+    write_mnist(tmp_path, rng)
+    (tmp_path / "t10k-labels-idx1-ubyte").unlink()
+    with pytest.raises(DatasetError) as err:
+        load_dataset("mnist-idx", tmp_path)
+    assert str(err.value).startswith(f"{tmp_path / 't10k-labels-idx1-ubyte'}: file not found")
+
+
+# --- nmnist -----------------------------------------------------------------------------------
+
+# t_max = 100 µs with T = 2: frame = floor(ts * 2 / 100), so ts 49 -> 0, ts 50 -> 1, 100 -> 1.
+SAMPLE_A = [(0, 0, 0, 0), (1, 1, 0, 49), (5, 2, 1, 50), (33, 33, 1, 100)]
+FRAMES_A = [(0, 0, 0, 0), (0, 0, 1, 1), (1, 1, 2, 5), (1, 1, 33, 33)]
+# Largest 23-bit timestamp with polarity 1: the polarity bit must not leak into the time.
+# Repeated events at one pixel still give a single spike (value 1, not 2).
+T_MAX = 2**23 - 1
+SAMPLE_B = [(3, 4, 1, 0), (3, 4, 1, 1), (3, 4, 0, T_MAX // 2), (7, 8, 1, T_MAX)]
+FRAMES_B = [(0, 1, 4, 3), (0, 0, 4, 3), (1, 1, 8, 7)]
+
+
+def write_nmnist(folder: Path) -> Path:
+    write_events(folder / "Train" / "3" / "b.bin", SAMPLE_B)
+    write_events(folder / "Train" / "0" / "a.bin", SAMPLE_A)
+    write_events(folder / "Test" / "1" / "empty.bin", [])
+    write_events(folder / "Test" / "1" / "again.bin", SAMPLE_A)
+    (folder / "Train" / "README.txt").write_text("stray files are not samples")
+    return folder
+
+
+def test_nmnist_bins_events_by_hand(tmp_path):
+    ds = load_dataset("nmnist", write_nmnist(tmp_path), time_steps=2)
+    assert ds.temporal and ds.sample_shape == (2312,) and ds.x_train.dtype == np.uint8
+    assert ds.x_train.shape == (2, 2, 2312) and ds.x_test.shape == (2, 2, 2312)
+    np.testing.assert_array_equal(ds.y_train, [0, 3])  # label order, not write order
+    np.testing.assert_array_equal(ds.y_test, [1, 1])
+    np.testing.assert_array_equal(ds.x_train[0], frames(2, FRAMES_A))
+    np.testing.assert_array_equal(ds.x_train[1], frames(2, FRAMES_B))
+    np.testing.assert_array_equal(ds.x_test[0], frames(2, FRAMES_A))  # again.bin < empty.bin
+    np.testing.assert_array_equal(ds.x_test[1], frames(2, []))
+    assert ds.num_classes == 4
+
+
+def test_nmnist_single_step_and_conv_shape(tmp_path):
+    ds = load_dataset(
+        "nmnist", write_nmnist(tmp_path), time_steps=1, input_shape=(2, 34, 34), num_classes=10
+    )
+    assert ds.x_train.shape == (2, 1, 2, 34, 34) and ds.sample_shape == (2, 34, 34)
+    single = [(0, polarity, y, x) for _, polarity, y, x in FRAMES_A]
+    np.testing.assert_array_equal(ds.x_train[0].reshape(1, 2312), frames(1, single))
+    assert ds.num_classes == 10
+
+
+def test_nmnist_all_events_at_time_zero(tmp_path):
+    write_nmnist(tmp_path)
+    write_events(tmp_path / "Train" / "0" / "a.bin", [(2, 3, 1, 0), (4, 5, 0, 0)])
+    ds = load_dataset("nmnist", tmp_path, time_steps=3)
+    np.testing.assert_array_equal(ds.x_train[0], frames(3, [(0, 1, 3, 2), (0, 0, 5, 4)]))
+
+
+def test_nmnist_bad_length(tmp_path):
+    write_nmnist(tmp_path)
+    path = tmp_path / "Train" / "0" / "a.bin"
+    path.write_bytes(path.read_bytes()[:-1])
+    with pytest.raises(DatasetError) as err:
+        load_dataset("nmnist", tmp_path)
+    assert str(err.value) == f"{path}: 19 bytes is not a whole number of 5-byte events"
+
+
+def test_nmnist_event_outside_sensor(tmp_path):
+    write_nmnist(tmp_path)
+    path = write_events(tmp_path / "Test" / "1" / "empty.bin", [(1, 1, 0, 0), (1, 34, 0, 5)])
+    with pytest.raises(DatasetError) as err:
+        load_dataset("nmnist", tmp_path)
+    assert str(err.value) == f"{path}: event 1 at x=1, y=34 lies outside the 34x34 sensor"
+
+
+def test_nmnist_layout_errors(tmp_path):
+    with pytest.raises(DatasetError, match="nmnist needs --data FOLDER"):
+        load_dataset("nmnist")
+    write_events(tmp_path / "Train" / "0" / "a.bin", SAMPLE_A)
+    with pytest.raises(DatasetError, match=f"{tmp_path / 'Test'}: no such folder"):
+        load_dataset("nmnist", tmp_path)
+    (tmp_path / "Test" / "1").mkdir(parents=True)
+    with pytest.raises(DatasetError, match=r"Test: no <digit>/\*\.bin files found"):
+        load_dataset("nmnist", tmp_path)
+    write_events(tmp_path / "Test" / "one" / "a.bin", SAMPLE_A)
+    with pytest.raises(DatasetError, match="one: class folders must be named by their digit"):
+        load_dataset("nmnist", tmp_path)
+
+
+def test_nmnist_label_and_shape_errors(tmp_path):
+    write_nmnist(tmp_path)
+    with pytest.raises(DatasetError, match="Train: label 3 is outside \\[0, 3\\)"):
+        load_dataset("nmnist", tmp_path, num_classes=3)
+    expected = (
+        "nmnist: frames have 2312 values but the network expects input shape [64] (64 values)"
+    )
+    with pytest.raises(DatasetError) as err:
+        load_dataset("nmnist", tmp_path, input_shape=(64,))
+    assert str(err.value) == expected
+
+
+# --- digits -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def digits() -> Dataset:
+    return load_dataset("digits")
+
+
+def test_digits_shapes_and_range(digits):
+    assert digits.x_train.shape == (1437, 64) and digits.x_test.shape == (360, 64)
+    assert digits.x_train.dtype == np.float32 and digits.y_train.dtype == np.int64
+    assert digits.sample_shape == (64,) and not digits.temporal and digits.num_classes == 10
+    for x in (digits.x_train, digits.x_test):
+        assert x.min() == 0.0 and x.max() == 1.0
+
+
+def test_digits_split_is_stratified(digits):
+    train = np.bincount(digits.y_train, minlength=10)
+    test = np.bincount(digits.y_test, minlength=10)
+    assert np.all(np.abs(test - 0.2 * (train + test)) <= 1)
+
+
+def test_digits_split_ignores_seed(digits):
+    other = load_dataset("digits", seed=7, time_steps=4)
+    np.testing.assert_array_equal(other.x_train, digits.x_train)
+    np.testing.assert_array_equal(other.y_test, digits.y_test)
+
+
+def test_digits_reshape_and_errors(tmp_path):
+    assert load_dataset("digits", input_shape=(1, 8, 8)).sample_shape == (1, 8, 8)
+    with pytest.raises(DatasetError) as err:
+        load_dataset("digits", input_shape=(2, 34, 34))
+    expected = (
+        "digits: samples have 64 values but the network expects input shape [2, 34, 34] "
+        "(2312 values)"
+    )
+    assert str(err.value) == expected
+    with pytest.raises(DatasetError, match="digits: takes no --data"):
+        load_dataset("digits", tmp_path)
+    with pytest.raises(DatasetError, match=r"digits: label 9 is outside \[0, 5\)"):
+        load_dataset("digits", num_classes=5)
+
+
+# --- synthetic --------------------------------------------------------------------------------
+
+
+def test_synthetic_is_seeded():
+    a, b = load_dataset("synthetic", seed=3), load_dataset("synthetic", seed=3)
+    c = load_dataset("synthetic", seed=4)
+    for field in ("x_train", "y_train", "x_test", "y_test"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    assert not np.array_equal(a.x_train, c.x_train)
+
+
+def test_synthetic_shapes_and_learnable():
+    ds = load_dataset("synthetic", input_shape=(2, 3, 4), num_classes=3)
+    assert ds.x_train.shape == (120, 2, 3, 4) and ds.x_test.shape == (30, 2, 3, 4)
+    assert ds.x_train.dtype == np.float32 and ds.y_train.dtype == np.int64
+    assert ds.x_train.min() >= 0.0 and ds.x_train.max() <= 1.0
+    assert ds.num_classes == 3 and not ds.temporal
+    np.testing.assert_array_equal(np.bincount(ds.y_test), [10, 10, 10])
+    # A nearest-centroid classifier must separate the classes.
+    flat_train, flat_test = ds.x_train.reshape(120, -1), ds.x_test.reshape(30, -1)
+    centroids = np.stack([flat_train[ds.y_train == c].mean(axis=0) for c in range(3)])
+    distance = ((flat_test[:, None, :] - centroids[None]) ** 2).sum(axis=-1)
+    assert (distance.argmin(axis=1) == ds.y_test).mean() >= 0.9
+
+
+def test_synthetic_defaults(tmp_path):
+    ds = load_dataset("synthetic")
+    assert ds.x_train.shape == (400, 64) and ds.num_classes == 10
+    with pytest.raises(DatasetError, match="synthetic: takes no --data"):
+        load_dataset("synthetic", tmp_path)
+
+
+# --- arguments --------------------------------------------------------------------------------
+
+
+def test_unknown_name():
+    with pytest.raises(DatasetError) as err:
+        load_dataset("foo")
+    expected = "unknown dataset 'foo'; choose one of digits, mnist-idx, nmnist, synthetic"
+    assert str(err.value) == expected
+    assert DATASETS == ("digits", "mnist-idx", "nmnist", "synthetic")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"time_steps": 0}, "time_steps must be at least 1"),
+        ({"num_classes": 1}, "num_classes must be at least 2"),
+        ({"input_shape": (4, 0)}, "input shape must be one or more positive sizes"),
+        ({"input_shape": ()}, "input shape must be one or more positive sizes"),
+    ],
+)
+def test_bad_options(options, message):
+    with pytest.raises(DatasetError, match=f"synthetic: {message}"):
+        load_dataset("synthetic", **options)
+
+
+def test_dataset_error_is_value_error():
+    assert issubclass(DatasetError, ValueError)

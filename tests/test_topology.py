@@ -1,0 +1,222 @@
+"""Chip and network files: shipped files load, bad files fail with FILE: field: reason."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from emulator import topology
+from emulator.cli import main
+
+SHIPPED = sorted(topology.TOPOLOGY_DIR.glob("*.yaml")) + sorted(
+    topology.TOPOLOGY_DIR.glob("networks/*.yaml")
+)
+PAPER_NETWORKS = [
+    "nmnist-mlp2",
+    "nmnist-mlp3",
+    "nmnist-mlp4",
+    "nmnist-mlp5",
+    "shd-3fc",
+    "braille-3fc",
+    "dvsgesture-convnet",
+    "dvsgesture-vgg11",
+]
+
+
+def _edge() -> dict:
+    return yaml.safe_load((topology.TOPOLOGY_DIR / "pipesdfa-edge.yaml").read_text())
+
+
+def _digits() -> dict:
+    return yaml.safe_load((topology.TOPOLOGY_DIR / "networks/digits-mlp.yaml").read_text())
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_shipped_files_are_valid(path: Path) -> None:
+    spec = topology.load_file(path)
+    assert spec.name == path.stem
+
+
+def test_shipped_names_resolve() -> None:
+    assert topology.load_chip("tiny").tiles <= 2
+    assert topology.load_chip("tiny").tile.pes <= 2
+    for name in [*PAPER_NETWORKS, "digits-mlp"]:
+        assert topology.load_network(name).name == name
+
+
+def test_paper_network_shapes_match_figures() -> None:
+    # FIGURES.md, "SDFA networks and accuracies".
+    for depth in (2, 3, 4, 5):
+        net = topology.load_network(f"nmnist-mlp{depth}")
+        assert math.prod(net.input_shape) == 2312
+        assert (net.time_steps, net.training.batch, net.neuron.model) == (10, 128, "lif")
+        assert [layer.out for layer in net.layers] == [1000] * (depth - 1) + [10]
+    shd = topology.load_network("shd-3fc")
+    assert (shd.input_shape, shd.time_steps, shd.neuron.model) == ([700], 100, "if")
+    assert [layer.out for layer in shd.layers] == [100, 100, 20]
+    conv = topology.load_network("dvsgesture-convnet")
+    shapes = topology.layer_shapes(conv)
+    assert math.prod(shapes[10]) == 2048  # the flattened input of FC 2048-1024-110
+    assert shapes[-1] == (110,) and conv.num_classes == 11 and conv.time_steps == 30
+    digits = topology.load_network("digits-mlp")
+    assert digits.input_shape == [64] and digits.num_classes == 10
+
+
+def test_pipelayer_differs_from_edge_only_where_the_architectures_differ() -> None:
+    edge = topology.load_chip("pipesdfa-edge").model_dump()
+    pipelayer = topology.load_chip("pipelayer").model_dump()
+    differing = {
+        f"{section}.{key}"
+        for section, value in edge.items()
+        if isinstance(value, dict)
+        for key in value
+        if value[key] != pipelayer[section][key]
+    } | {
+        key
+        for key, value in edge.items()
+        if not isinstance(value, dict) and value != pipelayer[key]
+    }
+    assert differing == {
+        "name",
+        "description",
+        "dataflow",
+        "crossbar.cell_bits",
+        "crossbar.weight_bits",
+        "crossbar.readout",
+        "device.read_latency_ns",
+        "device.read_energy_pj",
+        "device.write_latency_ns",
+        "device.write_energy_pj",
+    }
+    assert pipelayer["crossbar"]["weight_bits"] // pipelayer["crossbar"]["cell_bits"] == 4
+
+
+def _write(tmp_path: Path, data: dict | str, name: str = "f.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data))
+    return path
+
+
+def _chip_with(**changes: object) -> dict:
+    data = _edge()
+    for dotted, value in changes.items():
+        *parents, leaf = dotted.split("__")
+        node = data
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    return data
+
+
+BAD_CHIPS = {
+    "unknown field": (_chip_with(crossbar__rowz=3), "crossbar.rowz", "Extra inputs"),
+    "wrong type": (_chip_with(crossbar__rows="many"), "crossbar.rows", "integer"),
+    "non-positive size": (_chip_with(tile__pes=0), "tile.pes", "greater than 0"),
+    "weight bits": (_chip_with(crossbar__weight_bits=7), "crossbar.weight_bits", "multiple"),
+    "too many tiles": (_chip_with(tiles=17), "tiles", "exceed"),
+    "unknown dataflow": (_chip_with(dataflow="isaac"), "dataflow", "pipesdfa"),
+    "bad mesh": (_chip_with(noc__mesh="4 by 4"), "noc.mesh", "pattern"),
+    "conductance range": (_chip_with(device__g_max_us=0.5), "device.g_max_us", "greater"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CHIPS))
+def test_bad_chip_files_name_the_field(tmp_path: Path, case: str) -> None:
+    data, field, reason = BAD_CHIPS[case]
+    path = _write(tmp_path, data)
+    with pytest.raises(topology.TopologyError) as err:
+        topology.load_chip(path)
+    assert str(err.value).startswith(f"{path}: {field}: ")
+    assert reason in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def _net_with(**changes: object) -> dict:
+    data = _digits()
+    data.update(changes)
+    return data
+
+
+BAD_NETWORKS = {
+    "unknown neuron": (_net_with(neuron={"model": "izhikevich"}), "neuron.model", "lif"),
+    "input mismatch": (
+        _net_with(layers=[{"type": "fc", "out": 32}, {"type": "fc", "out": 10, "in_features": 30}]),
+        "layers.1.in_features",
+        "outputs 32",
+    ),
+    "conv on flat input": (
+        _net_with(layers=[{"type": "conv", "out_channels": 4}, {"type": "fc", "out": 10}]),
+        "layers.0",
+        "[C, H, W]",
+    ),
+    "votes": (_net_with(layers=[{"type": "fc", "out": 15}]), "num_classes", "multiple"),
+    "unknown layer": (_net_with(layers=[{"type": "lstm", "out": 10}]), "layers.0", "tag"),
+    "missing field": (
+        {k: v for k, v in _digits().items() if k != "time_steps"},
+        "time_steps",
+        "required",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_NETWORKS))
+def test_bad_network_files_name_the_field(tmp_path: Path, case: str) -> None:
+    data, field, reason = BAD_NETWORKS[case]
+    path = _write(tmp_path, data)
+    with pytest.raises(topology.TopologyError) as err:
+        topology.load_network(path)
+    assert str(err.value).startswith(f"{path}: {field}: "), str(err.value)
+    assert reason in str(err.value)
+
+
+def test_yaml_syntax_error_gives_its_line(tmp_path: Path) -> None:
+    path = _write(tmp_path, "name: x\ndataflow: pipesdfa\ncrossbar: {rows: 12\n")
+    with pytest.raises(topology.TopologyError, match=r"line 4, column 1: YAML syntax error"):
+        topology.load_chip(path)
+
+
+def test_missing_and_empty_files(tmp_path: Path) -> None:
+    with pytest.raises(topology.TopologyError, match="nope.yaml: file not found"):
+        topology.load_chip(tmp_path / "nope.yaml")
+    with pytest.raises(topology.TopologyError, match="expected a mapping of fields, got an empty"):
+        topology.load_chip(_write(tmp_path, ""))
+
+
+def test_validate_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = topology.TOPOLOGY_DIR / "tiny.yaml"
+    assert (
+        main(["validate", str(good), str(topology.TOPOLOGY_DIR / "networks/digits-mlp.yaml")]) == 0
+    )
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        f"{good}: ok (chip tiny)",
+        f"{good.parent}/networks/digits-mlp.yaml: ok (network digits-mlp)",
+    ]
+    bad = _write(tmp_path, _chip_with(tiles=99))
+    assert main(["validate", str(good), str(bad), str(tmp_path / "gone.yaml")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == [f"{good}: ok (chip tiny)"]
+    assert captured.err.splitlines() == [
+        f"{bad}: tiles: 99 tiles exceed the 4x4 mesh's 16 nodes",
+            "tiles: tiles:", "tiles:"
+        ),
+        f"{tmp_path / 'gone.yaml'}: file not found",
+    ]
+    assert "Traceback" not in captured.err
+
+
+@pytest.mark.parametrize("kind", ["chip", "network"])
+def test_schema_command(kind: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schema", kind]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["additionalProperties"] is False
+    props = schema["properties"]
+    assert ("dataflow" in props) if kind == "chip" else ("layers" in props)
+    # Every field of every model carries a description.
+    for model in [schema, *schema.get("$defs", {}).values()]:
+        for name, prop in model.get("properties", {}).items():
+            assert prop.get("description"), f"{model.get('title')}.{name} has no description"
