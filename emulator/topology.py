@@ -198,7 +198,9 @@ class DeviceSpec(Spec):
     write_energy_pj: NonNegFloat = Field(
         8.0, description="Energy per write pulse, pJ (V²·Gmax·t at 4 V, 50 ns)."
     )
-    forming: FormingSpec = Field(default_factory=FormingSpec)
+    forming: FormingSpec = Field(
+        default_factory=FormingSpec, description="Forming randomness of the feedback arrays."
+    )
 
     @model_validator(mode="after")
     def _range(self) -> DeviceSpec:
@@ -227,12 +229,16 @@ class ChipSpec(Spec):
     )
     clock_mhz: PosFloat = Field(1000.0, description="Digital clock, MHz (our assumption).")
     tiles: PosInt = Field(4, description="Tiles on the chip, one per mesh node at most.")
-    noc: NocSpec = Field(default_factory=NocSpec)
-    tile: TileSpec = Field(default_factory=TileSpec)
-    pe: PeSpec = Field(default_factory=PeSpec)
-    crossbar: CrossbarSpec = Field(default_factory=CrossbarSpec)
-    device: DeviceSpec = Field(default_factory=DeviceSpec)
-    pipeline: PipelineSpec = Field(default_factory=PipelineSpec)
+    noc: NocSpec = Field(default_factory=NocSpec, description="Network-on-chip.")
+    tile: TileSpec = Field(default_factory=TileSpec, description="Every tile.")
+    pe: PeSpec = Field(default_factory=PeSpec, description="Every PE core.")
+    crossbar: CrossbarSpec = Field(
+        default_factory=CrossbarSpec, description="Every crossbar and its readout."
+    )
+    device: DeviceSpec = Field(default_factory=DeviceSpec, description="The RRAM cell.")
+    pipeline: PipelineSpec = Field(
+        default_factory=PipelineSpec, description="Pipeline levels on/off (ablation)."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ChipSpec:
@@ -249,7 +255,8 @@ class ChipSpec(Spec):
             )
         if self.tiles > self.noc.nodes:
             raise ValueError(
-                f"tiles: {self.tiles} tiles exceed the {self.noc.mesh} mesh's {self.noc.nodes} nodes"
+                f"tiles: {self.tiles} tiles exceed the {self.noc.mesh} mesh's "
+                f"{self.noc.nodes} nodes"
             )
         if self.device.pulse_levels < 2**xb.cell_bits:
             raise ValueError(
@@ -282,7 +289,7 @@ class NeuronSpec(Spec):
 class FcLayer(Spec):
     """Fully connected layer (inputs are flattened)."""
 
-    type: Literal["fc"]
+    type: Literal["fc"] = Field(description="Layer kind.")
     out: PosInt = Field(description="Output neurons.")
     in_features: PosInt | None = Field(None, description="Optional check of the input size.")
 
@@ -290,7 +297,7 @@ class FcLayer(Spec):
 class ConvLayer(Spec):
     """2-D convolution over (channels, height, width)."""
 
-    type: Literal["conv"]
+    type: Literal["conv"] = Field(description="Layer kind.")
     out_channels: PosInt = Field(description="Output channels.")
     kernel: PosInt = Field(3, description="Square kernel size.")
     stride: PosInt = Field(1, description="Stride.")
@@ -301,7 +308,7 @@ class ConvLayer(Spec):
 class PoolLayer(Spec):
     """Spatial pooling of spikes (max = OR of spikes); no neuron follows it."""
 
-    type: Literal["pool"]
+    type: Literal["pool"] = Field(description="Layer kind.")
     mode: Literal["max", "avg"] = Field("max", description="max or avg pooling.")
     kernel: PosInt = Field(2, description="Square window.")
 
@@ -331,9 +338,9 @@ class NetworkSpec(Spec):
     )
     time_steps: PosInt = Field(description="Time steps T per sample.")
     num_classes: PosInt = Field(description="Classes; the last layer's outputs vote in groups.")
-    neuron: NeuronSpec = Field(default_factory=NeuronSpec)
+    neuron: NeuronSpec = Field(default_factory=NeuronSpec, description="Spiking neuron.")
     layers: list[Layer] = Field(min_length=1, description="Layers, input to output.")
-    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    training: TrainingSpec = Field(default_factory=TrainingSpec, description="Training defaults.")
 
     @model_validator(mode="after")
     def _shapes(self) -> NetworkSpec:

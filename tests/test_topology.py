@@ -180,7 +180,7 @@ def test_yaml_syntax_error_gives_its_line(tmp_path: Path) -> None:
 
 
 def test_missing_and_empty_files(tmp_path: Path) -> None:
-    with pytest.raises(topology.TopologyError, match="nope.yaml: file not found"):
+    with pytest.raises(topology.TopologyError, match=r"nope\.yaml: file not found"):
         topology.load_chip(tmp_path / "nope.yaml")
     with pytest.raises(topology.TopologyError, match="expected a mapping of fields, got an empty"):
         topology.load_chip(_write(tmp_path, ""))
@@ -202,8 +202,6 @@ def test_validate_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert captured.out.splitlines() == [f"{good}: ok (chip tiny)"]
     assert captured.err.splitlines() == [
         f"{bad}: tiles: 99 tiles exceed the 4x4 mesh's 16 nodes",
-            "tiles: tiles:", "tiles:"
-        ),
         f"{tmp_path / 'gone.yaml'}: file not found",
     ]
     assert "Traceback" not in captured.err

@@ -1,0 +1,123 @@
+"""Layer and feedback backends that run on a chip's crossbars (``pipesdfa train --chip``).
+
+A :class:`ChipLayer` holds one weighted layer as integer weight codes programmed into the
+crossbar blocks of :mod:`emulator.mapping`; its matrix products are crossbar reads summed in
+block order, and its updates are programming pulses. A :class:`ChipFeedback` holds each
+hidden layer's random feedback matrix in formed, never-programmed arrays. Both implement the
+backend protocols of :mod:`emulator.learning`, so the reference trainer runs unchanged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from emulator.crossbar import Counters, Crossbar, FormedCrossbar
+from emulator.mapping import Block, feedback_blocks, weight_blocks
+from emulator.rng import stream
+from emulator.topology import ChipSpec
+
+RANGE_OVER_INIT = 4.0
+"""A layer's weight range is this many times its initial weight bound (our assumption)."""
+
+
+def stochastic_round(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Round to an integer up with probability equal to the fraction (unbiased)."""
+    low = np.floor(x)
+    return (low + (rng.random(x.shape) < x - low)).astype(np.int64)
+
+
+class ChipLayer:
+    """A weighted layer stored as weight codes in crossbar blocks."""
+
+    def __init__(self, chip: ChipSpec, w: np.ndarray, *, layer: int, seed: int) -> None:
+        n_out, n_in = w.shape
+        self.layer = layer
+        self.seed = seed
+        self.code_max = 2**chip.crossbar.weight_bits - 1
+        bound = float(np.max(np.abs(w))) or 1.0
+        self.lsb = RANGE_OVER_INIT * bound / self.code_max
+        self.blocks = weight_blocks(chip, layer, n_in, n_out)
+        self.xbars = [Crossbar(chip, b.n_in, b.n_out, seed=seed, xbar_id=b.id) for b in self.blocks]
+        codes = np.clip(np.rint(w.T / self.lsb), -self.code_max, self.code_max).astype(np.int64)
+        for block, xbar in zip(self.blocks, self.xbars, strict=True):
+            xbar.program(_part(codes, block))
+        self.shape = (n_out, n_in)
+
+    def matmul(self, x: np.ndarray, event: tuple[int, ...]) -> np.ndarray:
+        """Crossbar reads of binary ``x`` (N, n_in), partial sums added in block order."""
+        out = np.zeros((x.shape[0], self.shape[0]))
+        for block, xbar in zip(self.blocks, self.xbars, strict=True):
+            out[:, block.out_start : block.out_stop] += xbar.read(
+                x[:, block.in_start : block.in_stop], event
+            )
+        return out * self.lsb
+
+    def weights(self) -> np.ndarray:
+        """The weights the conductances hold now (noise-free read), (n_out, n_in)."""
+        codes = np.zeros(self.shape[::-1])
+        for block, xbar in zip(self.blocks, self.xbars, strict=True):
+            codes[block.in_start : block.in_stop, block.out_start : block.out_stop] = (
+                xbar.effective_codes()
+            )
+        return codes.T * self.lsb
+
+    def apply_update(self, delta: np.ndarray, event: tuple[int, ...]) -> None:
+        """Program ``delta`` (n_out, n_in): stochastically rounded to codes, then pulses."""
+        rng = stream(self.seed, "update", self.layer, *event)
+        steps = stochastic_round(delta.T / self.lsb, rng)
+        for block, xbar in zip(self.blocks, self.xbars, strict=True):
+            part = _part(steps, block)
+            if part.any():
+                xbar.update(part)
+
+    def counters(self) -> Counters:
+        """Summed counters of this layer's crossbars."""
+        return _sum_counters(self.xbars)
+
+
+class ChipFeedback:
+    """Each hidden layer's random feedback matrix, held in formed arrays."""
+
+    def __init__(self, chip: ChipSpec, n_classes: int, widths: dict[int, int], *, seed: int):
+        self.scale = 1.0 / np.sqrt(max(widths.values()))
+        self.blocks: dict[int, list[Block]] = {}
+        self.arrays: dict[int, list[FormedCrossbar]] = {}
+        for layer, width in widths.items():
+            blocks = feedback_blocks(chip, layer, n_classes, width)
+            self.blocks[layer] = blocks
+            self.arrays[layer] = [
+                FormedCrossbar(chip, b.n_in, b.n_out, seed=seed, xbar_id=b.id) for b in blocks
+            ]
+        self.widths = widths
+
+    def project(self, e: np.ndarray, layer: int, event: tuple[int, ...]) -> np.ndarray:
+        """g_l = e · B_l / √M, read bit-serially from layer ``layer``'s formed arrays."""
+        out = np.zeros((e.shape[0], self.widths[layer]))
+        for block, array in zip(self.blocks[layer], self.arrays[layer], strict=True):
+            out[:, block.out_start : block.out_stop] += array.read_bitserial(
+                e[:, block.in_start : block.in_stop], event
+            )
+        return out * self.scale
+
+    def matrix(self, layer: int) -> np.ndarray:
+        """The feedback matrix B_l (C × n_l) the formed arrays hold."""
+        rows = max(b.in_stop for b in self.blocks[layer])
+        full = np.zeros((rows, self.widths[layer]))
+        for block, array in zip(self.blocks[layer], self.arrays[layer], strict=True):
+            full[block.in_start : block.in_stop, block.out_start : block.out_stop] = array.matrix
+        return full
+
+    def counters(self) -> Counters:
+        """Summed counters of every feedback array."""
+        return _sum_counters([a for arrays in self.arrays.values() for a in arrays])
+
+
+def _part(matrix: np.ndarray, block: Block) -> np.ndarray:
+    return matrix[block.in_start : block.in_stop, block.out_start : block.out_stop]
+
+
+def _sum_counters(xbars: list[Crossbar] | list[FormedCrossbar]) -> Counters:
+    total = Counters()
+    for xbar in xbars:
+        total.add(xbar.counters)
+    return total

@@ -1,0 +1,334 @@
+"""Mapping: VW-SDK conv cycles (published table, brute force) and placement on a chip.
+
+The oracles here are computed independently of :mod:`emulator.mapping`: ceil-products from the
+chip file's raw fields, window positions counted by sliding a window over an output grid, and
+channels packed into arrays one at a time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+import pytest
+
+from emulator.mapping import ConvMapping, MappingError, conv_cycles, map_network
+from emulator.topology import ChipSpec, NetworkSpec, load_chip, load_network
+
+# ------------------------------------------------------------------------- conv cycles
+
+# FIGURES.md, VW-SDK (Rhe et al., DATE 2022): (H, K, IC, OC) → im2col / SDK / VW-SDK on 512².
+PUBLISHED = [
+    ((224, 3, 3, 64), (49_284, 12_321, 6_216)),  # VGG13
+    ((112, 3, 128, 128), (36_300, 36_300, 12_100)),  # VGG13
+    ((112, 7, 3, 64), (11_236, 2_809, 1_431)),  # ResNet-18
+    ((14, 3, 256, 256), (720, 720, 504)),  # ResNet-18
+]
+
+
+@pytest.mark.parametrize(("layer", "cycles"), PUBLISHED, ids=lambda v: str(v))
+def test_conv_cycles_reproduce_the_published_table(layer: tuple, cycles: tuple) -> None:
+    h, k, ic, oc = layer
+    cm = conv_cycles(h, h, k, ic, oc, 512, 512)
+    assert (cm.im2col, cm.sdk, cm.vw_sdk) == cycles
+    assert cm.scheme == "vw-sdk"
+    assert cm.positions * cm.tiles == cm.vw_sdk
+
+
+def _slide(n_out: int, step: int) -> int:
+    """Placements of a window computing ``step`` outputs that cover ``n_out`` outputs.
+
+    The window advances by ``step``; the last one is pushed back against the edge.
+    """
+    done = np.zeros(n_out, dtype=bool)
+    placements, start = 0, 0
+    while not done.all():
+        first = min(start, n_out - step)
+        done[first : first + step] = True
+        placements += 1
+        start += step
+    return placements
+
+
+def _pack(items: int, size: int, capacity: int) -> list[int]:
+    """Items per array when ``items`` of ``size`` cells each are added one at a time."""
+    arrays: list[int] = []
+    used = capacity
+    for _ in range(items):
+        if used + size > capacity:
+            arrays.append(0)
+            used = 0
+        arrays[-1] += 1
+        used += size
+    return arrays
+
+
+def _chosen(
+    scheme: str, cycles: int, window: tuple, channels: list, kernels: list, positions: int
+) -> dict:
+    """ConvMapping's fields that describe the chosen mapping."""
+    return {
+        "scheme": scheme,
+        "vw_sdk": cycles,
+        "window": window,
+        "ict": channels[0],
+        "oct": kernels[0],
+        "tiles": len(channels) * len(kernels),
+        "positions": positions,
+    }
+
+
+def _brute(h: int, w: int, k: int, ic: int, oc: int, ar: int, ac: int) -> dict:
+    """ConvMapping's fields by enumerating windows, their positions and their arrays."""
+    out_h, out_w = h - k + 1, w - k + 1
+    positions = _slide(out_h, 1) * _slide(out_w, 1)
+    rows, kernels = _pack(k * k * ic, 1, ar), _pack(oc, 1, ac)  # im2col: unrolled rows
+    im2col = positions * len(rows) * len(kernels)
+    # ict of im2col is IC by convention (its rows are cut anywhere), so pass [ic] * len(rows)
+    chosen = _chosen("im2col", im2col, (k, k), [ic] * len(rows), kernels, positions)
+    sdk, best = im2col, None
+    for i in range(1, out_h + 1):
+        for j in range(1, out_w + 1):
+            area = (k + i - 1) * (k + j - 1)
+            if area > ar or i * j > ac:  # not even one channel or one kernel fits
+                continue
+            channels = _pack(ic, area, ar)  # each channel takes the window's rows
+            kernels = _pack(oc, i * j, ac)  # each kernel is duplicated i·j times
+            positions = _slide(out_h, i) * _slide(out_w, j)
+            cycles = positions * len(channels) * len(kernels)
+            if i == j > 1 and area * ic <= ar and i * j * oc <= ac:
+                sdk = min(sdk, cycles)
+            # tie-break: fewer array columns in all, smaller window, fewer window rows
+            key = (cycles, i * j * oc * len(channels), area, k + i - 1)
+            if cycles < im2col and (best is None or key < best):
+                best = key
+                window = (k + i - 1, k + j - 1)
+                chosen = _chosen("vw-sdk", cycles, window, channels, kernels, positions)
+    return {"im2col": im2col, "sdk": sdk} | chosen
+
+
+def _random_cases(n: int) -> list[tuple[int, ...]]:
+    rng = np.random.default_rng(2022)
+    cases = []
+    while len(cases) < n:
+        h, w = (int(v) for v in rng.integers(3, 13, size=2))
+        k = int(rng.integers(1, min(h, w, 4) + 1))
+        ic, oc = (int(v) for v in rng.integers(1, 9, size=2))
+        ar, ac = int(rng.integers(k * k, 65)), int(rng.integers(1, 17))
+        cases.append((h, w, k, ic, oc, ar, ac))
+    return cases
+
+
+# Ties on cycles that the tie-break rule settles (columns vs area, then rows).
+TIES = [(8, 6, 4, 16, 3, 75, 23), (3, 14, 2, 11, 2, 67, 21), (18, 18, 1, 3, 3, 58, 23)]
+
+
+@pytest.mark.parametrize("case", _random_cases(40) + TIES, ids=lambda c: "x".join(map(str, c)))
+def test_conv_cycles_match_brute_force_enumeration(case: tuple[int, ...]) -> None:
+    cm = conv_cycles(*case)
+    assert dataclasses.asdict(cm) == _brute(*case)
+    assert cm.positions * cm.tiles == cm.vw_sdk
+
+
+def test_ties_go_to_fewer_columns_then_smaller_window_then_fewer_rows() -> None:
+    # 3×14 input, 2×2 kernel, IC 11, OC 2 on 67 × 21: windows 2×8 (i=1, j=7) and 3×5 (i=2,
+    # j=4) both take 3 channel tiles (4 channels each) × 4 positions = 12 cycles; 2×8 uses
+    # 7·2·3 = 42 array columns, 3×5 uses 8·2·3 = 48 (though its area, 15, is below 16).
+    cm = conv_cycles(3, 14, 2, 11, 2, 67, 21)
+    assert (cm.vw_sdk, cm.window, cm.ict, cm.oct, cm.tiles) == (12, (2, 8), 4, 2, 3)
+    # 1×1 kernel: 1×6 and 6×1 tie on everything but rows; the flatter window wins.
+    assert conv_cycles(18, 18, 1, 3, 3, 58, 23).window == (1, 6)
+
+
+def test_a_window_too_small_to_win_falls_back_to_im2col() -> None:
+    # 1×1 kernel, everything fits one array: im2col already computes one output per cycle
+    # per array set, and every wider window needs more arrays (AC = 4 logical columns).
+    cm = conv_cycles(4, 4, 1, 1, 4, 64, 4)
+    assert (cm.scheme, cm.window, cm.vw_sdk, cm.im2col) == ("im2col", (1, 1), 16, 16)
+
+
+def test_stride_above_one_uses_im2col_only() -> None:
+    cm = conv_cycles(10, 10, 3, 4, 8, 128, 16, stride=2)
+    positions = ((10 - 3) // 2 + 1) ** 2
+    tiles = math.ceil(9 * 4 / 128) * math.ceil(8 / 16)
+    assert cm == ConvMapping(
+        im2col=positions * tiles,
+        sdk=positions * tiles,
+        vw_sdk=positions * tiles,
+        scheme="im2col",
+        window=(3, 3),
+        ict=4,
+        oct=8,
+        tiles=tiles,
+        positions=positions,
+    )
+
+
+# --------------------------------------------------------------------------- placement
+
+
+def _logical_columns(chip: ChipSpec) -> int:
+    """Weights per array row: a differential pair of weight_bits/cell_bits cells each."""
+    xb = chip.crossbar
+    return xb.cols // (2 * (xb.weight_bits // xb.cell_bits))
+
+
+def _expected_pes(chip: ChipSpec, arrays_per_layer: list[int]) -> list[list[tuple[int, int]]]:
+    """Each layer on fresh PE cores, pe.crossbars arrays per core, cores in tile order."""
+    out, next_core = [], 0
+    for arrays in arrays_per_layer:
+        count = math.ceil(arrays / chip.pe.crossbars)
+        out.append([divmod(g, chip.tile.pes) for g in range(next_core, next_core + count)])
+        next_core += count
+    return out
+
+
+def test_digits_mlp_on_the_edge_chip() -> None:
+    chip, net = load_chip("pipesdfa-edge"), load_network("digits-mlp")
+    m = map_network(chip, net)
+    xb, cpw = chip.crossbar, 2 * (chip.crossbar.weight_bits // chip.crossbar.cell_bits)
+    wpr, classes = _logical_columns(chip), net.num_classes
+    weights = [math.ceil(64 / xb.rows) * math.ceil(128 / wpr), math.ceil(128 / xb.rows)]
+    weights[1] *= math.ceil(10 / wpr)
+    feedback = [math.ceil(classes / xb.rows) * math.ceil(128 / (xb.cols // 2)), 0]
+    assert [lm.weight_arrays for lm in m.layers] == weights == [8, 1]
+    assert [lm.feedback_arrays for lm in m.layers] == feedback == [2, 0]
+    assert [(lm.index, lm.weighted, lm.kind, lm.scheme) for lm in m.layers] == [
+        (0, 0, "fc", "fc"),
+        (1, 1, "fc", "fc"),
+    ]
+    assert [(lm.n_in, lm.n_out, lm.reads_per_step, lm.window) for lm in m.layers] == [
+        (64, 128, 1, None),
+        (128, 10, 1, None),
+    ]
+    arrays = [w + f for w, f in zip(weights, feedback, strict=True)]
+    pes = _expected_pes(chip, arrays)
+    assert [list(lm.pes) for lm in m.layers] == pes == [[(0, 0), (0, 1)], [(0, 2)]]
+    assert [lm.tiles for lm in m.layers] == [(0,), (0,)]
+    cells = xb.rows * xb.cols
+    used = [64 * 128 * cpw + 2 * classes * 128, 128 * 10 * cpw]
+    for lm, u, a in zip(m.layers, used, arrays, strict=True):
+        assert lm.utilisation == pytest.approx(u / (a * cells))
+    assert (m.arrays_used, m.pes_used, m.tiles_used) == (sum(arrays), 3, 1)
+    assert m.arrays_total == chip.tiles * chip.tile.pes * chip.pe.crossbars
+
+
+def test_tiles_sit_on_a_serpentine_walk_of_the_mesh() -> None:
+    chip = load_chip("pipesdfa-edge")
+    m = map_network(chip, load_network("digits-mlp"))
+    assert (chip.noc.rows, chip.noc.cols, chip.tiles) == (4, 4, 16)
+    assert m.positions == (
+        (0, 0), (0, 1), (0, 2), (0, 3),
+        (1, 3), (1, 2), (1, 1), (1, 0),
+        (2, 0), (2, 1), (2, 2), (2, 3),
+        (3, 3), (3, 2), (3, 1), (3, 0),
+    )  # fmt: skip
+    for (r0, c0), (r1, c1) in zip(m.positions, m.positions[1:], strict=False):
+        assert abs(r0 - r1) + abs(c0 - c1) == 1
+
+
+def test_a_network_too_big_for_the_chip_names_the_numbers() -> None:
+    chip, net = load_chip("tiny"), load_network("nmnist-mlp2")
+    xb, wpr = chip.crossbar, _logical_columns(chip)
+    n_in, hidden, classes = 2 * 34 * 34, 1000, net.num_classes
+    w = [
+        math.ceil(n_in / xb.rows) * math.ceil(hidden / wpr),
+        math.ceil(hidden / xb.rows) * math.ceil(classes / wpr),
+    ]
+    f = math.ceil(classes / xb.rows) * math.ceil(hidden / (xb.cols // 2))
+    cores = math.ceil((w[0] + f) / chip.pe.crossbars) + math.ceil(w[1] / chip.pe.crossbars)
+    message = (
+        f"network nmnist-mlp2 needs {sum(w) + f} crossbars (weights {sum(w)} + feedback {f}) "
+        f"on {cores} PE cores but chip tiny has 16 crossbars on 4 PE cores"
+    )
+    with pytest.raises(MappingError) as err:
+        map_network(chip, net)
+    assert str(err.value) == message
+    assert isinstance(err.value, ValueError)
+
+
+def _mlp(widths: list[int], classes: int = 10) -> NetworkSpec:
+    return NetworkSpec.model_validate(
+        {
+            "name": "test-mlp",
+            "input_shape": [widths[0]],
+            "time_steps": 2,
+            "num_classes": classes,
+            "layers": [{"type": "fc", "out": n} for n in widths[1:]],
+        }
+    )
+
+
+def test_each_layer_starts_on_a_fresh_pe_core() -> None:
+    # Five layers of 1-2 arrays: 9 of tiny's 16 crossbars, but 5 of its 4 PE cores.
+    chip, net = load_chip("tiny"), _mlp([16, 16, 16, 16, 16, 10])
+    with pytest.raises(MappingError, match=r"needs 9 crossbars .* on 5 PE cores .* on 4 PE"):
+        map_network(chip, net)
+    m = map_network(chip, _mlp([16, 16, 16, 16, 10]))
+    assert [lm.pes for lm in m.layers] == [((0, 0),), ((0, 1),), ((1, 0),), ((1, 1),)]
+    assert [lm.tiles for lm in m.layers] == [(0,), (0,), (1,), (1,)]
+    assert (m.pes_used, m.tiles_used, m.arrays_used) == (4, 2, 7)
+
+
+def test_conv_layers_use_the_conv_cycles_figures() -> None:
+    chip = load_chip("pipesdfa-edge")
+    net = NetworkSpec.model_validate(
+        {
+            "name": "test-conv",
+            "input_shape": [2, 8, 8],
+            "time_steps": 2,
+            "num_classes": 10,
+            "layers": [
+                {"type": "conv", "out_channels": 4, "kernel": 3, "padding": 1},
+                {"type": "pool", "kernel": 2},
+                {"type": "conv", "out_channels": 8, "kernel": 3, "stride": 2},
+                {"type": "fc", "out": 10},
+            ],
+        }
+    )
+    m = map_network(chip, net)
+    xb, wpr = chip.crossbar, _logical_columns(chip)
+    cpw, cells = 2 * (xb.weight_bits // xb.cell_bits), xb.rows * xb.cols
+    # (padded H, K, IC, OC, stride, output neurons) of the two conv layers
+    convs = [(8 + 2, 3, 2, 4, 1, 4 * 8 * 8), (4, 3, 4, 8, 2, 8 * 1 * 1)]
+    assert [lm.index for lm in m.layers] == [0, 2, 3]
+    for lm, (h, k, ic, oc, s, neurons) in zip(m.layers, convs, strict=False):
+        cm = conv_cycles(h, h, k, ic, oc, xb.rows, wpr, stride=s)
+        assert (lm.kind, lm.scheme, lm.window) == ("conv", cm.scheme, cm.window)
+        assert (lm.n_in, lm.n_out) == (k * k * ic, oc)
+        assert (lm.weight_arrays, lm.reads_per_step) == (cm.tiles, cm.positions)
+        feedback = math.ceil(10 / xb.rows) * math.ceil(neurons / (xb.cols // 2))
+        assert lm.feedback_arrays == feedback
+        copies = (cm.window[0] - k + 1) * (cm.window[1] - k + 1)
+        used = copies * k * k * ic * oc * cpw + 2 * 10 * neurons
+        assert lm.utilisation == pytest.approx(used / ((cm.tiles + feedback) * cells))
+    first, second = m.layers[0], m.layers[1]
+    assert first.scheme == "vw-sdk" and first.window != (3, 3)
+    assert first.reads_per_step < (10 - 3 + 1) ** 2  # fewer reads than im2col's positions
+    assert (second.scheme, second.window, second.reads_per_step) == ("im2col", (3, 3), 1)
+    assert json.loads(json.dumps(m.as_rows()))[0]["window"] == list(first.window)
+
+
+def test_pipelayer_has_no_feedback_arrays() -> None:
+    chip, net = load_chip("pipelayer"), load_network("digits-mlp")
+    assert chip.dataflow == "pipelayer"
+    m = map_network(chip, net)
+    xb, wpr = chip.crossbar, _logical_columns(chip)
+    cpw = 2 * (xb.weight_bits // xb.cell_bits)
+    assert [lm.feedback_arrays for lm in m.layers] == [0, 0]
+    first = m.layers[0]
+    assert first.weight_arrays == math.ceil(64 / xb.rows) * math.ceil(128 / wpr)
+    assert first.utilisation == pytest.approx(
+        64 * 128 * cpw / (first.weight_arrays * xb.rows * xb.cols)
+    )
+    assert m.arrays_used == sum(lm.weight_arrays for lm in m.layers)
+
+
+def test_as_rows_is_json_with_one_row_per_weighted_layer() -> None:
+    m = map_network(load_chip("pipesdfa-edge"), load_network("digits-mlp"))
+    rows = json.loads(json.dumps(m.as_rows()))
+    assert [r["weighted"] for r in rows] == [0, 1]
+    assert rows[0]["pes"] == [[0, 0], [0, 1]]
+    assert rows[0]["weight_arrays"] == m.layers[0].weight_arrays
