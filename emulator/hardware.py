@@ -2,8 +2,8 @@
 
 A :class:`ChipLayer` holds one weighted layer as integer weight codes programmed into the
 crossbar blocks of :mod:`emulator.mapping`; its matrix products are crossbar reads summed in
-block order, and its updates are programming pulses. A :class:`ChipFeedback` holds each
-hidden layer's random feedback matrix in formed, never-programmed arrays. Both implement the
+block order, and its updates are programming pulses. A :class:`ChipFeedback` holds the one
+random feedback matrix in formed, never-programmed arrays. Both implement the
 backend protocols of :mod:`emulator.learning`, so the reference trainer runs unchanged.
 """
 
@@ -76,40 +76,49 @@ class ChipLayer:
 
 
 class ChipFeedback:
-    """Each hidden layer's random feedback matrix, held in formed arrays."""
+    """The random feedback matrix B (C × M), held once in formed, never-programmed arrays.
 
-    def __init__(self, chip: ChipSpec, n_classes: int, widths: dict[int, int], *, seed: int):
-        self.scale = 1.0 / np.sqrt(max(widths.values()))
-        self.blocks: dict[int, list[Block]] = {}
-        self.arrays: dict[int, list[FormedCrossbar]] = {}
-        for layer, width in widths.items():
-            blocks = feedback_blocks(chip, layer, n_classes, width)
-            self.blocks[layer] = blocks
-            self.arrays[layer] = [
-                FormedCrossbar(chip, b.n_in, b.n_out, seed=seed, xbar_id=b.id) for b in blocks
-            ]
+    g_l = e·B[:, :n_l]/√M is the first n_l entries of g = e·B/√M (DESIGN.md §2), so one
+    bit-serial read of the group per sample serves every hidden layer: each takes its prefix.
+    """
+
+    def __init__(
+        self, chip: ChipSpec, n_classes: int, widths: dict[int, int], *, seed: int, group: int
+    ) -> None:
         self.widths = widths
+        self.width = max(widths.values())
+        self.scale = 1.0 / np.sqrt(self.width)
+        self.blocks = feedback_blocks(chip, group, n_classes, self.width)
+        self.arrays = [
+            FormedCrossbar(chip, b.n_in, b.n_out, seed=seed, xbar_id=b.id) for b in self.blocks
+        ]
+        self._last: tuple[tuple[int, ...], np.ndarray, np.ndarray] | None = None
 
     def project(self, e: np.ndarray, layer: int, event: tuple[int, ...]) -> np.ndarray:
-        """g_l = e · B_l / √M, read bit-serially from layer ``layer``'s formed arrays."""
-        out = np.zeros((e.shape[0], self.widths[layer]))
-        for block, array in zip(self.blocks[layer], self.arrays[layer], strict=True):
+        """g_l for hidden layer ``layer``: the prefix of the group's one read for this event."""
+        if self._last is None or self._last[0] != event or not np.array_equal(self._last[1], e):
+            self._last = (event, e.copy(), self._read(e, event))
+        return self._last[2][:, : self.widths[layer]]
+
+    def _read(self, e: np.ndarray, event: tuple[int, ...]) -> np.ndarray:
+        out = np.zeros((e.shape[0], self.width))
+        for block, array in zip(self.blocks, self.arrays, strict=True):
             out[:, block.out_start : block.out_stop] += array.read_bitserial(
                 e[:, block.in_start : block.in_stop], event
             )
         return out * self.scale
 
-    def matrix(self, layer: int) -> np.ndarray:
-        """The feedback matrix B_l (C × n_l) the formed arrays hold."""
-        rows = max(b.in_stop for b in self.blocks[layer])
-        full = np.zeros((rows, self.widths[layer]))
-        for block, array in zip(self.blocks[layer], self.arrays[layer], strict=True):
+    def matrix(self) -> np.ndarray:
+        """The matrix B (C × M) the formed arrays hold."""
+        rows = max(b.in_stop for b in self.blocks)
+        full = np.zeros((rows, self.width))
+        for block, array in zip(self.blocks, self.arrays, strict=True):
             full[block.in_start : block.in_stop, block.out_start : block.out_stop] = array.matrix
         return full
 
     def counters(self) -> Counters:
-        """Summed counters of every feedback array."""
-        return _sum_counters([a for arrays in self.arrays.values() for a in arrays])
+        """Summed counters of the feedback arrays."""
+        return _sum_counters(self.arrays)
 
 
 def _part(matrix: np.ndarray, block: Block) -> np.ndarray:
