@@ -101,7 +101,7 @@ class Crossbar:
         shape = (n_in, n_out, 2, self.slices)
         d = dev.d2d_factors(chip.device, shape, stream(seed, xbar_id, "d2d"))
         self.span_us = dev.delta_g_us(chip.device) * d
-        self.conductances = np.full(shape, chip.device.g_min_us)
+        self.conductances = dev.snap(np.full(shape, chip.device.g_min_us))
         self.levels = np.zeros(shape, dtype=np.int64)
         self.codes = np.zeros((n_in, n_out), dtype=np.int64)
         self.counters = Counters()
@@ -140,18 +140,23 @@ class Crossbar:
         self.levels = new_levels
         self.codes = codes.astype(np.int64)
 
-    def read(self, spikes: np.ndarray, event: tuple[int, ...]) -> np.ndarray:
+    def read(
+        self, spikes: np.ndarray, event: tuple[int, ...], *, window: Window | None = None
+    ) -> np.ndarray:
         """Apply binary spike vectors (B, n_in); return (B, n_out) float64 in code units.
 
         One analog read per vector: column currents plus read noise, minus a Gmin reference
         column per active row, quantised per slice by the readout, then shift-added. Without
         noise or saturation the result is ``spikes @ codes`` (up to the pulse grid).
+        ``window`` = (first, total) says these are vectors first.. of an event of ``total``
+        vectors: each gets the noise it would get in one read of the whole event.
         """
         x = _as_spikes(spikes, self.n_in)
         b = x.shape[0]
         current = x @ self.conductances.reshape(self.n_in, -1)
         rng = stream(self.seed, self.xbar_id, "read", *event)
-        current += dev.read_noise(self.chip.device, current.shape, rng)
+        shape, rows = _noise_shape(current.shape, window)
+        current += dev.read_noise(self.chip.device, shape, rng, rows)
         active = x.sum(axis=1)
         signal = (current - self.chip.device.g_min_us * active[:, None]) / self.delta_g_level_us
         signal = signal.reshape(b, self.n_out, 2, self.slices)
@@ -221,7 +226,9 @@ class FormedCrossbar:
         self.matrix = diff / self.scale_us
         self.counters = Counters()
 
-    def read_bitserial(self, values: np.ndarray, event: tuple[int, ...]) -> np.ndarray:
+    def read_bitserial(
+        self, values: np.ndarray, event: tuple[int, ...], *, window: Window | None = None
+    ) -> np.ndarray:
         """Multiply real vectors (B, n_in) by :attr:`matrix`, bit-serially; (B, n_out) float64.
 
         Each vector is quantised sign-magnitude to ``error_bits`` bits with scale max|v|; its
@@ -229,12 +236,17 @@ class FormedCrossbar:
         (2·(error_bits − 1) binary reads), each read with read noise and a readout whose step
         is ``formed_g_us`` (I&F counters subtract a reference column of pristine cells);
         the planes are shift-added and scaled back by m/(2**(error_bits−1) − 1) and 1/s.
+        ``window`` as for :meth:`Crossbar.read`.
         """
         v = _as_values(values, self.n_in)
         x, scale = bit_planes(v, self.chip.crossbar.error_bits)  # (planes, sign, B, n_in)
         current = x @ self.conductances.reshape(self.n_in, -1)
         rng = stream(self.seed, self.xbar_id, "read", *event)
-        current += dev.read_noise(self.chip.device, current.shape, rng)
+        # (planes, sign, B, cols): the batch axis is third, so draw with it first and move it.
+        shape, rows = _noise_shape(
+            current.shape[2:3] + current.shape[:2] + current.shape[3:], window
+        )
+        current += np.moveaxis(dev.read_noise(self.chip.device, shape, rng, rows), 0, 2)
         active = x.sum(axis=-1)
         forming = self.chip.device.forming
         signal = (current - forming.pristine_g_us * active[..., None]) / forming.formed_g_us
@@ -247,6 +259,20 @@ class FormedCrossbar:
         self.counters.cell_reads += int(active.sum()) * 2 * self.n_out
         self.counters.conversions += conversions
         return acc * (forming.formed_g_us / self.scale_us) * scale[:, None]
+
+
+Window = tuple[int, int]
+"""(first vector, vectors in the whole event) of a read that applies part of an event."""
+
+
+def _noise_shape(shape: tuple[int, ...], window: Window | None) -> tuple[tuple[int, ...], slice]:
+    """The whole event's noise shape (batch axis first) and the rows this read takes."""
+    if window is None:
+        return shape, slice(None)
+    first, total = window
+    if first < 0 or first + shape[0] > total:
+        raise ValueError(f"window: vectors {first}..{first + shape[0]} exceed the event's {total}")
+    return (total, *shape[1:]), slice(first, first + shape[0])
 
 
 def bit_planes(values: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:

@@ -16,6 +16,19 @@ from emulator.topology import DeviceSpec, FormingSpec
 MIN_D2D_FACTOR = 0.05
 """Smallest device-to-device range factor: a cell keeps at least 5 % of the nominal range."""
 
+GRID_US = 2.0**-24
+"""Conductances are stored on this grid (6e-8 µS, far below any device's precision).
+
+A column current is a sum of conductances of the active rows; on this dyadic grid every such
+sum is exact in float64 (each term < 2**31 grid steps, a column < 2**20 rows), so a read gives
+the same bits whatever the BLAS blocking, batch size or frame window (DESIGN.md §4).
+"""
+
+
+def snap(g_us: np.ndarray) -> np.ndarray:
+    """Conductances rounded to :data:`GRID_US`."""
+    return np.round(np.asarray(g_us, dtype=np.float64) / GRID_US) * GRID_US
+
 
 def delta_g_us(device: DeviceSpec) -> float:
     """Nominal conductance range ΔG = Gmax − Gmin, µS."""
@@ -96,15 +109,24 @@ def apply_pulses(
     if device.c2c_sigma > 0:
         sigma = device.c2c_sigma * delta_g_us(device) * np.sqrt(np.abs(n))
         new = new + sigma * rng.standard_normal(g.shape)
-    new = np.clip(new, g_min, g_top)
+    new = snap(np.clip(new, g_min, g_top))
     return np.where(n != 0, new, g)
 
 
-def read_noise(device: DeviceSpec, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
-    """Additive column-current noise N(0, read_noise_sigma·ΔG), µS, one draw per entry."""
+def read_noise(
+    device: DeviceSpec,
+    shape: tuple[int, ...],
+    rng: np.random.Generator,
+    rows: slice = slice(None),
+) -> np.ndarray:
+    """Additive column-current noise N(0, read_noise_sigma·ΔG), µS, one draw per entry.
+
+    ``shape`` is the whole event's (its batch axis first); ``rows`` picks the vectors this
+    read applies, so a window of a batch gets the same noise as the whole batch read at once.
+    """
     if device.read_noise_sigma == 0:
-        return np.zeros(shape)
-    return device.read_noise_sigma * delta_g_us(device) * rng.standard_normal(shape)
+        return np.zeros(shape)[rows]
+    return device.read_noise_sigma * delta_g_us(device) * rng.standard_normal(shape)[rows]
 
 
 def formed_conductances(
@@ -117,4 +139,4 @@ def formed_conductances(
     """
     formed = rng.random(shape) < forming.formed_fraction
     g = forming.formed_g_us * np.exp(forming.formed_sigma_log * rng.standard_normal(shape))
-    return np.where(formed, g, forming.pristine_g_us)
+    return snap(np.where(formed, g, forming.pristine_g_us))
