@@ -26,6 +26,24 @@ def stochastic_round(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (low + (rng.random(x.shape) < x - low)).astype(np.int64)
 
 
+def initial_codes(w: np.ndarray, weight_bits: int) -> tuple[np.ndarray, float]:
+    """Initial weights (n_out, n_in) as codes (n_in, n_out) and the layer's LSB.
+
+    The layer's range is :data:`RANGE_OVER_INIT` times its largest initial weight.
+    """
+    code_max = 2**weight_bits - 1
+    bound = float(np.max(np.abs(w))) or 1.0
+    lsb = RANGE_OVER_INIT * bound / code_max
+    return np.clip(np.rint(w.T / lsb), -code_max, code_max).astype(np.int64), lsb
+
+
+def program_block(chip: ChipSpec, block: Block, codes: np.ndarray, seed: int) -> Crossbar:
+    """A crossbar for ``block`` programmed with its part of the layer's ``codes``."""
+    xbar = Crossbar(chip, block.n_in, block.n_out, seed=seed, xbar_id=block.id)
+    xbar.program(_part(codes, block))
+    return xbar
+
+
 class ChipLayer:
     """A weighted layer stored as weight codes in crossbar blocks."""
 
@@ -33,14 +51,9 @@ class ChipLayer:
         n_out, n_in = w.shape
         self.layer = layer
         self.seed = seed
-        self.code_max = 2**chip.crossbar.weight_bits - 1
-        bound = float(np.max(np.abs(w))) or 1.0
-        self.lsb = RANGE_OVER_INIT * bound / self.code_max
+        codes, self.lsb = initial_codes(w, chip.crossbar.weight_bits)
         self.blocks = weight_blocks(chip, layer, n_in, n_out)
-        self.xbars = [Crossbar(chip, b.n_in, b.n_out, seed=seed, xbar_id=b.id) for b in self.blocks]
-        codes = np.clip(np.rint(w.T / self.lsb), -self.code_max, self.code_max).astype(np.int64)
-        for block, xbar in zip(self.blocks, self.xbars, strict=True):
-            xbar.program(_part(codes, block))
+        self.xbars = [program_block(chip, b, codes, seed) for b in self.blocks]
         self.shape = (n_out, n_in)
 
     def matmul(self, x: np.ndarray, event: tuple[int, ...]) -> np.ndarray:

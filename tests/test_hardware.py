@@ -28,7 +28,8 @@ def test_chip_layer_reads_are_the_quantised_product() -> None:
     w = rng.uniform(-0.5, 0.5, (40, 150))  # 3 row blocks × 3 column blocks on 64 × 64 arrays
     layer = ChipLayer(chip, w, layer=0, seed=3)
     assert len(layer.blocks) == len(weight_blocks(chip, 0, 150, 40)) == 9
-    codes = np.clip(np.rint(w / layer.lsb), -layer.code_max, layer.code_max)
+    code_max = 2**chip.crossbar.weight_bits - 1
+    codes = np.clip(np.rint(w / layer.lsb), -code_max, code_max)
     np.testing.assert_allclose(layer.weights(), codes * layer.lsb, rtol=0, atol=1e-5 * layer.lsb)
     x = (rng.random((5, 150)) < 0.1).astype(np.uint8)
     # Sparse inputs keep every slice sum inside the 8-bit ADC range: the read is exact.
