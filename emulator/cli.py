@@ -12,6 +12,7 @@ from typing import Any
 from emulator import topology
 from emulator.datasets import DatasetError
 from emulator.progress import Progress
+from emulator.report import si, table
 
 EXIT_USAGE = 2
 
@@ -57,6 +58,7 @@ def _train(args: argparse.Namespace) -> int:
         lr=args.lr,
         optimizer=args.optimizer,
         progress=progress.update,
+        activity_out=args.activity_out,
     )
     progress.close()
     if args.json:
@@ -71,6 +73,203 @@ def _train(args: argparse.Namespace) -> int:
             f"  weights sha256 {result['weights_sha256']}"
         )
     return 0
+
+
+def _map(args: argparse.Namespace) -> int:
+    from emulator import mapping
+
+    if args.conv:
+        h, w, k, ic, oc = _ints(args.conv, 5, "--conv H,W,K,IC,OC")
+        rows, cols = _ints(args.array.replace("x", ","), 2, "--array RxC")
+        cm = mapping.conv_cycles(h, w, k, ic, oc, rows, cols)
+        result = {"im2col": cm.im2col, "sdk": cm.sdk, "vw_sdk": cm.vw_sdk}
+        result |= {"window": list(cm.window), "scheme": cm.scheme, "tiles": cm.tiles}
+        if args.json:
+            print(json.dumps(result))
+        else:
+            print(
+                f"{h}x{w} input, {k}x{k}x{ic}x{oc} kernel on a {rows}x{cols} array: "
+                f"im2col {cm.im2col}, SDK {cm.sdk}, VW-SDK {cm.vw_sdk} cycles "
+                f"({cm.scheme}, window {cm.window[0]}x{cm.window[1]})"
+            )
+        return 0
+    if not args.chip or not args.network:
+        raise UserError("give --chip and --network, or --conv H,W,K,IC,OC --array RxC")
+    chip, net = topology.load_chip(args.chip), topology.load_network(args.network)
+    try:
+        m = mapping.map_network(chip, net)
+    except mapping.MappingError as err:
+        raise UserError(str(err)) from None
+    rows = m.as_rows()
+    if args.json:
+        summary = {
+            "chip": chip.name,
+            "network": net.name,
+            "arrays_used": m.arrays_used,
+            "arrays_total": m.arrays_total,
+            "pe_cores_used": m.pes_used,
+            "tiles_used": m.tiles_used,
+            "layers": rows,
+        }
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(
+        f"{net.name} on {chip.name}: {m.arrays_used} of {m.arrays_total} crossbars, "
+        f"{m.pes_used} PE cores, {m.tiles_used} tiles"
+    )
+    table_rows = [
+        [
+            r["index"] if r["kind"] != "feedback" else "B",
+            r["kind"],
+            r["scheme"],
+            "x".join(map(str, r["window"])) if r["window"] else None,
+            f"{r['n_in']}x{r['n_out']}",
+            r["weight_arrays"] + r["feedback_arrays"],
+            len(r["pes"]),
+            ",".join(map(str, r["tiles"])),
+            r["reads_per_step"],
+            r["utilisation"],
+        ]
+        for r in rows
+    ]
+    header = [
+        "layer",
+        "kind",
+        "scheme",
+        "window",
+        "matrix",
+        "crossbars",
+        "PEs",
+        "tiles",
+        "reads/step",
+        "utilisation",
+    ]
+    print(table(table_rows, header))
+    return 0
+
+
+def _ints(text: str, count: int, form: str) -> list[int]:
+    parts = text.split(",")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) != count or min(values) < 1:
+        raise UserError(f"{form}: expected {count} positive integers, got {text!r}")
+    return values
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from emulator import compare
+    from emulator.mapping import MappingError
+    from emulator.schedule import Activity
+
+    if args.paper:
+        result = compare.paper_comparison(chip=args.chip, baseline=args.baseline)
+        if args.json:
+            print(json.dumps(result, indent=2))
+            return 0
+        print(_paper_table(result))
+        return 0
+    if not args.network:
+        raise UserError("give --network FILE (or --paper)")
+    net = topology.load_network(args.network)
+    chip, baseline = topology.load_chip(args.chip), topology.load_chip(args.baseline)
+    if args.activity:
+        activity = _load_activity(args.activity, net)
+    else:
+        activity = Activity.uniform(net, args.spike_rate)
+    batch = args.batch or net.training.batch
+    try:
+        chip, baseline = compare.fit_chips(net, chip, baseline) if args.grow else (chip, baseline)
+        result = compare.compare(net, chip, baseline, activity, batch=batch)
+    except MappingError as err:
+        raise UserError(f"{err} (--grow places it on the smallest square mesh that fits)") from None
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(_compare_table(result))
+    return 0
+
+
+def _load_activity(path: str, net: topology.NetworkSpec):
+    from pydantic import ValidationError
+
+    from emulator.schedule import Activity
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise UserError(f"{path}: cannot read: {err.strerror or err}") from None
+    try:
+        activity = Activity.model_validate_json(text)
+        activity.check(net)
+    except ValidationError as err:
+        first = err.errors(include_url=False)[0]
+        loc = ".".join(str(p) for p in first["loc"]) or "(file)"
+        raise UserError(f"{path}: {loc}: {first['msg']}") from None
+    except ValueError as err:
+        raise UserError(f"{path}: {err}") from None
+    return activity
+
+
+def _compare_table(r: dict[str, Any]) -> str:
+    ps, pl = r["pipesdfa"], r["pipelayer"]
+    lines = [
+        f"{r['network']}, batch {r['batch']}: PipeSDFA on {ps['mapping']['chip']} vs "
+        f"PipeLayer on {pl['mapping']['chip']}",
+        "",
+    ]
+    rows = [
+        ["time per batch", si(ps["time_ns_per_batch"], "ns"), si(pl["time_ns_per_batch"], "ns")],
+        ["time per sample", si(ps["time_ns_per_sample"], "ns"), si(pl["time_ns_per_sample"], "ns")],
+        [
+            "energy per sample",
+            si(ps["energy_pj_per_sample"], "pJ"),
+            si(pl["energy_pj_per_sample"], "pJ"),
+        ],
+    ]
+    for part, value in ps["energy_breakdown_pj"].items():
+        other = pl["energy_breakdown_pj"][part]
+        if value or other:
+            rows.append([f"  {part}", si(value, "pJ"), si(other, "pJ")])
+    lines.append(table(rows, ["", "PipeSDFA", "PipeLayer"]))
+    lines.append("")
+    lines.append(f"speedup {r['speedup']:.3g}x   energy ratio {r['energy_ratio']:.3g}x")
+    ablation = ", ".join(
+        f"{level} off {a['slowdown']:.3g}x slower" for level, a in r["ablation"].items()
+    )
+    lines.append(f"ablation (PipeSDFA): {ablation}")
+    lines.extend(f"  - {term}" for term in r["dominant_terms"])
+    return "\n".join(lines)
+
+
+def _paper_table(result: dict[str, Any]) -> str:
+    lo_s, hi_s = result["paper"]["speedup"]
+    lo_e, hi_e = result["paper"]["energy_ratio"]
+    rows = [
+        [
+            r["network"],
+            r["batch"],
+            r["pipesdfa"]["mapping"]["mesh"],
+            r["speedup"],
+            r["energy_ratio"],
+        ]
+        for r in result["networks"]
+    ]
+    lines = [
+        f"PipeSDFA ({result['chips']['pipesdfa']}) vs PipeLayer "
+        f"({result['chips']['pipelayer']}), spike rate {result['spike_rate']}; "
+        f"paper: speedup {lo_s}–{hi_s}x, energy ratio {lo_e}–{hi_e}x",
+        "",
+        table(rows, ["network", "batch", "mesh", "speedup", "energy ratio"]),
+        "",
+    ]
+    lines.extend(f"- {r['line']}" for r in result["networks"])
+    lines.append(f"({result['wall_s']:.2f} s)")
+    return "\n".join(lines)
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -88,8 +287,19 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=_positive(float), help="default: the network file's")
     p.add_argument("--optimizer", choices=("adam", "sgd"), help="default: the network file's")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--activity-out", metavar="FILE", help="write the measured activity here")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_train)
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
 
 
 def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -119,6 +329,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("kind", choices=("chip", "network"))
     p.set_defaults(func=_schema)
     _add_train(sub)
+    p = sub.add_parser("map", help="map a network on a chip, or one conv layer (VW-SDK)")
+    p.add_argument("--chip", help="chip file or shipped name")
+    p.add_argument("--network", help="network file or shipped name")
+    p.add_argument("--conv", metavar="H,W,K,IC,OC", help="one conv layer's shape")
+    p.add_argument("--array", metavar="RxC", default="128x128", help="array size for --conv")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_map)
+    p = sub.add_parser("compare", help="PipeSDFA vs PipeLayer: time, energy, ablation")
+    p.add_argument("--network", help="network file or shipped name")
+    p.add_argument("--chip", default="pipesdfa-edge", help="the PipeSDFA chip")
+    p.add_argument("--baseline", default="pipelayer", help="the PipeLayer chip")
+    p.add_argument("--batch", type=_positive(int), help="default: the network file's")
+    rate = p.add_mutually_exclusive_group()
+    rate.add_argument("--spike-rate", type=_rate, default=0.1, help="uniform activity")
+    rate.add_argument("--activity", help="activity file from `pipesdfa train --activity-out`")
+    p.add_argument("--grow", action="store_true", help="grow both chips alike until it fits")
+    p.add_argument("--paper", action="store_true", help="every paper network vs the paper")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_compare)
     return parser
 
 
@@ -133,6 +362,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"pipesdfa {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `pipesdfa compare --paper | head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -55,6 +55,7 @@ class ChipLayer:
         self.blocks = weight_blocks(chip, layer, n_in, n_out)
         self.xbars = [program_block(chip, b, codes, seed) for b in self.blocks]
         self.shape = (n_out, n_in)
+        self.updates = 0
 
     def matmul(self, x: np.ndarray, event: tuple[int, ...]) -> np.ndarray:
         """Crossbar reads of binary ``x`` (N, n_in), partial sums added in block order."""
@@ -76,6 +77,7 @@ class ChipLayer:
 
     def apply_update(self, delta: np.ndarray, event: tuple[int, ...]) -> None:
         """Program ``delta`` (n_out, n_in): stochastically rounded to codes, then pulses."""
+        self.updates += 1
         rng = stream(self.seed, "update", self.layer, *event)
         steps = stochastic_round(delta.T / self.lsb, rng)
         for block, xbar in zip(self.blocks, self.xbars, strict=True):

@@ -3,8 +3,8 @@
 A weighted layer's matrix (n_out × n_in; for conv the im2col matrix OC × IC·K·K) is cut into
 blocks of at most ``rows`` inputs × ``weights_per_row`` outputs, one crossbar each. Partial sums
 of a column of blocks are accumulated in ascending row-block order, everywhere (DESIGN.md §4).
-The random feedback matrix of a hidden layer (C × n_l) is cut the same way onto formed arrays
-holding one differential pair per entry.
+The random feedback matrix (C × M, shared by every hidden layer) is cut the same way onto
+formed arrays holding one differential pair per entry.
 
 Conv layers (:func:`conv_cycles`, the one place the cycle formulas live; FIGURES.md, VW-SDK,
 Rhe et al., DATE 2022) on an AR × AC array, AR = ``crossbar.rows`` inputs, AC =
@@ -24,14 +24,21 @@ Rhe et al., DATE 2022) on an AR × AC array, AR = ``crossbar.rows`` inputs, AC =
 A chip layer is mapped on its zero-padded input (H+2P, W+2P). VW-SDK assumes stride 1, so a
 layer with stride > 1 uses im2col only, over its (H+2P−K)//S+1 × (W+2P−K)//S+1 positions.
 
-Placement (:func:`map_network`): weighted layers in network order; each layer starts on a
-fresh PE core (a PE core serves one layer); its weight arrays come first, then its feedback
-arrays, filling each PE core's ``pe.crossbars`` arrays before the next; PE cores are taken in
-order within a tile, tiles in order. Tile t sits at the mesh node of a serpentine
-(boustrophedon) walk over the mesh rows: row 0 left to right, row 1 right to left, …, so
-consecutive tiles are neighbours. Pool layers take no arrays. Hidden layers get feedback arrays
-for their C × n_l random matrix (C = ``num_classes``, n_l = the layer's output neurons); the
-output layer and every layer of a ``pipelayer`` chip (BPTT has no random feedback) get none.
+Placement (:func:`map_network`): weighted layers in network order, then the feedback group;
+each starts on a fresh PE core (a PE core serves one layer), filling each PE core's
+``pe.crossbars`` arrays before the next; PE cores are taken in order within a tile, tiles in
+order. Tile t sits at the mesh node of a serpentine (boustrophedon) walk over the mesh rows:
+row 0 left to right, row 1 right to left, …, so consecutive tiles are neighbours. Pool layers
+take no arrays.
+
+The feedback group: SDFA has ONE random matrix B (C × M, C = ``num_classes``, M = the widest
+hidden layer's neurons) and hidden layer l uses its first n_l columns (DESIGN.md §2), so
+g_l = e·B[:, :n_l]/√M is the first n_l entries of g = e·B/√M. The chip therefore forms ONE
+array group holding C × M (one differential pair per entry, :func:`feedback_blocks`), reads it
+once per sample, and sends each hidden layer its prefix over the NoC. The group's blocks carry
+the layer number :func:`feedback_layer` (the number of weighted layers, one past the last
+weighted layer), so their ids read ``B{L}.r…c…``. Only a ``pipesdfa`` chip with at least one
+hidden layer has the group (BPTT on a ``pipelayer`` chip has no random feedback).
 """
 
 from __future__ import annotations
@@ -102,7 +109,8 @@ def weight_blocks(chip: ChipSpec, layer: int, n_in: int, n_out: int) -> list[Blo
 
 
 def feedback_blocks(chip: ChipSpec, layer: int, n_classes: int, n_neurons: int) -> list[Block]:
-    """Blocks of a hidden layer's random feedback matrix: one differential pair per entry."""
+    """Blocks of the random feedback matrix (n_classes × n_neurons): a differential pair per
+    entry; ``layer`` names the group (:func:`feedback_layer`)."""
     xb = chip.crossbar
     return tile_matrix("feedback", layer, n_classes, n_neurons, xb.rows, xb.cols // 2)
 
@@ -225,22 +233,29 @@ def _conv_mapping(best: _Window, im2col: _Window, sdk: int, k: int) -> ConvMappi
 
 
 # ------------------------------------------------------------------------------ placement
-
-
 class MappingError(ValueError):
     """The network does not fit the chip; the message names both sides' numbers."""
 
 
 @dataclass(frozen=True)
 class LayerMapping:
-    """One weighted layer on the chip.
+    """One weighted layer (or the feedback group) on the chip.
 
-    ``n_in`` × ``n_out`` is the weight matrix (conv: K·K·IC × OC). ``reads_per_step`` is the
-    array read cycles per time step per sample with all of the layer's arrays read in
-    parallel: 1 for fc, the window positions for conv. ``utilisation`` is used cells over the
-    cells of the arrays the layer occupies: each stored logical weight (conv: K²·IC·OC, times
-    i·j duplicated kernels under VW-SDK; the zero padding of a shifted kernel is not counted)
-    takes 2·slices cells, each feedback entry 2.
+    ``n_in`` × ``n_out`` is the weight matrix (conv: K·K·IC × OC; the feedback group: C × M).
+    ``reads_per_step`` is the array read cycles per time step per sample with all of the
+    layer's arrays read in parallel: 1 for fc, the window positions for conv.
+
+    The arrays form a ``row_blocks`` × (arrays / row_blocks) grid. ``rows`` is the rows used
+    summed down one column of blocks and ``columns`` the logical columns used summed along one
+    row of blocks (fc: n_in and n_out; im2col: K²·IC and OC; VW-SDK: window area · IC and
+    i·j · OC, the duplicated kernels; the group: C and M), so rows × columns × cells per
+    logical column is every cell of the used rectangles. ``array_rows``/``array_columns`` are
+    those of the fullest array. ``cells`` counts the cells holding weights (VW-SDK: each
+    duplicated kernel; the group: 2 per entry), ``utilisation`` is cells over the cells of the
+    arrays the layer occupies. ``neurons`` is the layer's output neurons (conv: OC·H·W before
+    any pool; the group: M). ``tile_arrays[k]`` is the arrays held on tile ``tiles[k]`` and
+    ``tile_weights[k]`` the distinct matrix entries they hold (arrays in block order, row block
+    then column block; a duplicated VW-SDK kernel counted once), summing to n_in · n_out.
     """
 
     index: int
@@ -256,45 +271,76 @@ class LayerMapping:
     pes: tuple[tuple[int, int], ...]
     tiles: tuple[int, ...]
     utilisation: float
+    rows: int
+    columns: int
+    row_blocks: int
+    array_rows: int
+    array_columns: int
+    cells: int
+    neurons: int
+    tile_arrays: tuple[int, ...]
+    tile_weights: tuple[int, ...]
 
     @property
     def arrays(self) -> int:
         """Weight and feedback arrays together."""
         return self.weight_arrays + self.feedback_arrays
 
+    def as_row(self) -> dict[str, Any]:
+        """A JSON-able dict of the fields shown in tables and ``--json``."""
+        return {
+            "index": self.index,
+            "weighted": self.weighted,
+            "kind": self.kind,
+            "scheme": self.scheme,
+            "window": list(self.window) if self.window else None,
+            "n_in": self.n_in,
+            "n_out": self.n_out,
+            "weight_arrays": self.weight_arrays,
+            "feedback_arrays": self.feedback_arrays,
+            "reads_per_step": self.reads_per_step,
+            "pes": [list(pe) for pe in self.pes],
+            "tiles": list(self.tiles),
+            "utilisation": self.utilisation,
+        }
+
 
 @dataclass(frozen=True)
 class ChipMapping:
-    """A network placed on a chip: its weighted layers, totals and the tiles' mesh nodes."""
+    """A network placed on a chip: its weighted layers, the feedback group, totals, mesh nodes.
+
+    ``layers`` holds the weighted layers only; ``feedback`` the shared feedback group, or None
+    (a ``pipelayer`` chip, or a network without hidden layers).
+    """
 
     chip: ChipSpec
     layers: tuple[LayerMapping, ...]
+    feedback: LayerMapping | None
     arrays_used: int
     arrays_total: int
     pes_used: int
     tiles_used: int
     positions: tuple[tuple[int, int], ...]
 
+    @property
+    def feedback_arrays(self) -> int:
+        """Formed arrays of the feedback group (0 without one)."""
+        return self.feedback.feedback_arrays if self.feedback else 0
+
+    @property
+    def feedback_pes(self) -> tuple[tuple[int, int], ...]:
+        """(tile, PE core) of the feedback group's PE cores."""
+        return self.feedback.pes if self.feedback else ()
+
+    @property
+    def feedback_tiles(self) -> tuple[int, ...]:
+        """Tiles of the feedback group."""
+        return self.feedback.tiles if self.feedback else ()
+
     def as_rows(self) -> list[dict[str, Any]]:
-        """One JSON-able dict per weighted layer, for tables and ``--json``."""
-        return [
-            {
-                "index": lm.index,
-                "weighted": lm.weighted,
-                "kind": lm.kind,
-                "scheme": lm.scheme,
-                "window": list(lm.window) if lm.window else None,
-                "n_in": lm.n_in,
-                "n_out": lm.n_out,
-                "weight_arrays": lm.weight_arrays,
-                "feedback_arrays": lm.feedback_arrays,
-                "reads_per_step": lm.reads_per_step,
-                "pes": [list(pe) for pe in lm.pes],
-                "tiles": list(lm.tiles),
-                "utilisation": lm.utilisation,
-            }
-            for lm in self.layers
-        ]
+        """One JSON-able dict per weighted layer, then one of kind "feedback" for the group."""
+        units = self.layers + ((self.feedback,) if self.feedback else ())
+        return [unit.as_row() for unit in units]
 
 
 def serpentine(rows: int, cols: int, tiles: int) -> tuple[tuple[int, int], ...]:
@@ -306,23 +352,93 @@ def serpentine(rows: int, cols: int, tiles: int) -> tuple[tuple[int, int], ...]:
     return tuple(walk)
 
 
+def feedback_layer(net: NetworkSpec) -> int:
+    """Layer number of the feedback group's blocks: the number of weighted layers."""
+    return sum(isinstance(layer, FcLayer | ConvLayer) for layer in net.layers)
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """A matrix on a grid of arrays (see :class:`LayerMapping` for the fields)."""
+
+    rows: int
+    columns: int
+    row_blocks: int
+    col_blocks: int
+    array_rows: int
+    array_columns: int
+    entries: tuple[tuple[int, ...], tuple[int, ...]]  # distinct matrix rows, columns per block
+
+    @property
+    def arrays(self) -> int:
+        """Arrays of the grid."""
+        return self.row_blocks * self.col_blocks
+
+    def block_weights(self) -> list[int]:
+        """Distinct matrix entries of each array, in block order."""
+        rows, cols = self.entries
+        return [r * c for r in rows for c in cols]
+
+
+def _sizes(total: int, per_block: int) -> tuple[int, ...]:
+    """Sizes of the blocks that cut ``total`` into pieces of at most ``per_block``."""
+    return tuple(min(per_block, total - start) for start in range(0, total, per_block))
+
+
+def _cut(rows: int, columns: int, ar: int, ac: int) -> _Grid:
+    """A rows × columns matrix cut into blocks of at most ar rows × ac columns."""
+    entries = (_sizes(rows, ar), _sizes(columns, ac))
+    return _Grid(
+        rows,
+        columns,
+        _ceil_div(rows, ar),
+        _ceil_div(columns, ac),
+        min(rows, ar),
+        min(columns, ac),
+        entries,
+    )
+
+
 @dataclass(frozen=True)
 class _Need:
-    """What one weighted layer needs, before placement."""
+    """What one weighted layer (or the feedback group) needs, before placement."""
 
     index: int
+    weighted: int
     kind: str
     scheme: str
     window: tuple[int, int] | None
     n_in: int
     n_out: int
-    weight_arrays: int
-    feedback_arrays: int
+    grid: _Grid
     reads_per_step: int
-    used_cells: int
+    cells: int
+    neurons: int
+
+
+def _conv_need(chip: ChipSpec, layer: ConvLayer, shape_in: tuple[int, ...]) -> tuple:
+    """(scheme, window, n_in, grid, reads per step, cells) of a conv layer."""
+    xb = chip.crossbar
+    c, h, wd = shape_in
+    k, p, oc = layer.kernel, layer.padding, layer.out_channels
+    ar, ac = xb.rows, xb.weights_per_row
+    cm = conv_cycles(h + 2 * p, wd + 2 * p, k, c, oc, ar, ac, stride=layer.stride)
+    copies = (cm.window[0] - k + 1) * (cm.window[1] - k + 1)
+    if cm.scheme == "im2col":
+        grid = _cut(k * k * c, oc, ar, ac)
+    else:
+        area = cm.window[0] * cm.window[1]
+        blocks = (_ceil_div(c, cm.ict), _ceil_div(oc, cm.oct))
+        # a block holds ICt channels of K² rows each and OCt kernels (copies hold no new entry)
+        entries = (tuple(k * k * n for n in _sizes(c, cm.ict)), _sizes(oc, cm.oct))
+        grid = _Grid(area * c, copies * oc, *blocks, area * cm.ict, copies * cm.oct, entries)
+    assert grid.arrays == cm.tiles
+    cells = copies * k * k * c * oc * xb.columns_per_weight
+    return cm.scheme, cm.window, k * k * c, grid, cm.positions, cells
 
 
 def _needs(chip: ChipSpec, net: NetworkSpec) -> list[_Need]:
+    """The weighted layers' needs, then the feedback group's (pipesdfa, ≥ 1 hidden layer)."""
     xb = chip.crossbar
     shapes = layer_shapes(net)
     weighted = [i for i, layer in enumerate(net.layers) if isinstance(layer, FcLayer | ConvLayer)]
@@ -331,76 +447,99 @@ def _needs(chip: ChipSpec, net: NetworkSpec) -> list[_Need]:
         layer, shape_in = net.layers[index], shapes[index]
         neurons = math.prod(shapes[index + 1])
         if isinstance(layer, ConvLayer):
-            c, h, wd = shape_in
-            k, p = layer.kernel, layer.padding
-            ar, ac = xb.rows, xb.weights_per_row
-            cm = conv_cycles(
-                h + 2 * p, wd + 2 * p, k, c, layer.out_channels, ar, ac, stride=layer.stride
-            )
-            n_in, n_out = k * k * c, layer.out_channels
-            copies = (cm.window[0] - k + 1) * (cm.window[1] - k + 1)
-            kind, scheme, window = "conv", cm.scheme, cm.window
-            weight_arrays, reads = cm.tiles, cm.positions
+            scheme, window, n_in, grid, reads, cells = _conv_need(chip, layer, shape_in)
+            kind, n_out = "conv", layer.out_channels
         else:
             assert isinstance(layer, FcLayer)
             n_in, n_out = math.prod(shape_in), layer.out
-            copies = 1
-            kind, scheme, window = "fc", "fc", None
-            weight_arrays, reads = len(weight_blocks(chip, w, n_in, n_out)), 1
-        # BPTT (pipelayer) has no random feedback; the output layer needs none.
-        has_feedback = w < len(weighted) - 1 and chip.dataflow != "pipelayer"
-        feedback = len(feedback_blocks(chip, w, net.num_classes, neurons)) if has_feedback else 0
-        used = copies * n_in * n_out * xb.columns_per_weight
-        used += 2 * net.num_classes * neurons if has_feedback else 0
+            kind, scheme, window, reads = "fc", "fc", None, 1
+            grid = _cut(n_in, n_out, xb.rows, xb.weights_per_row)
+            cells = n_in * n_out * xb.columns_per_weight
         needs.append(
-            _Need(index, kind, scheme, window, n_in, n_out, weight_arrays, feedback, reads, used)
+            _Need(index, w, kind, scheme, window, n_in, n_out, grid, reads, cells, neurons)
         )
+    # BPTT (pipelayer) has no random feedback; a network without hidden layers needs none.
+    widths = [n.neurons for n in needs[:-1]]
+    if widths and chip.dataflow != "pipelayer":
+        c, m = net.num_classes, max(widths)
+        grid = _cut(c, m, xb.rows, xb.cols // 2)
+        assert grid.arrays == len(feedback_blocks(chip, len(needs), c, m))
+        group = _Need(-1, len(needs), "feedback", "feedback", None, c, m, grid, 1, 2 * c * m, m)
+        needs.append(group)
     return needs
 
 
+def pe_cores_needed(chip: ChipSpec, net: NetworkSpec) -> int:
+    """PE cores ``net`` takes on a chip like ``chip`` of any size (each unit on fresh cores)."""
+    return sum(_ceil_div(n.grid.arrays, chip.pe.crossbars) for n in _needs(chip, net))
+
+
 def map_network(chip: ChipSpec, net: NetworkSpec) -> ChipMapping:
-    """Place ``net``'s weighted layers on ``chip`` (module docstring: the placement rule)."""
+    """Place ``net``'s weighted layers and feedback group on ``chip`` (module docstring)."""
     needs = _needs(chip, net)
     per_pe, pes_per_tile = chip.pe.crossbars, chip.tile.pes
-    pe_counts = [_ceil_div(n.weight_arrays + n.feedback_arrays, per_pe) for n in needs]
+    pe_counts = [_ceil_div(n.grid.arrays, per_pe) for n in needs]
     pes_total = chip.tiles * pes_per_tile
     if sum(pe_counts) > pes_total:
-        weights = sum(n.weight_arrays for n in needs)
-        feedback = sum(n.feedback_arrays for n in needs)
+        weights = sum(n.grid.arrays for n in needs if n.kind != "feedback")
+        feedback = sum(n.grid.arrays for n in needs if n.kind == "feedback")
         raise MappingError(
             f"network {net.name} needs {weights + feedback} crossbars (weights {weights} + "
             f"feedback {feedback}) on {sum(pe_counts)} PE cores but chip {chip.name} has "
             f"{chip.crossbars_total} crossbars on {pes_total} PE cores"
         )
-    cells = chip.crossbar.rows * chip.crossbar.cols
-    layers, next_pe = [], 0
-    for w, (need, count) in enumerate(zip(needs, pe_counts, strict=True)):
-        pes = tuple(divmod(g, pes_per_tile) for g in range(next_pe, next_pe + count))
+    units, next_pe = [], 0
+    for need, count in zip(needs, pe_counts, strict=True):
+        units.append(_place(chip, need, next_pe, count))
         next_pe += count
-        arrays = need.weight_arrays + need.feedback_arrays
-        layers.append(
-            LayerMapping(
-                index=need.index,
-                weighted=w,
-                kind=need.kind,
-                scheme=need.scheme,
-                window=need.window,
-                n_in=need.n_in,
-                n_out=need.n_out,
-                weight_arrays=need.weight_arrays,
-                feedback_arrays=need.feedback_arrays,
-                reads_per_step=need.reads_per_step,
-                pes=pes,
-                tiles=tuple(sorted({t for t, _ in pes})),
-                utilisation=need.used_cells / (arrays * cells),
-            )
-        )
+    has_group = bool(units) and units[-1].kind == "feedback"
     return ChipMapping(
         chip=chip,
-        layers=tuple(layers),
-        arrays_used=sum(lm.arrays for lm in layers),
+        layers=tuple(units[:-1] if has_group else units),
+        feedback=units[-1] if has_group else None,
+        arrays_used=sum(u.arrays for u in units),
         arrays_total=chip.crossbars_total,
         pes_used=next_pe,
-        tiles_used=len({t for lm in layers for t in lm.tiles}),
+        tiles_used=len({t for u in units for t in u.tiles}),
         positions=serpentine(chip.noc.rows, chip.noc.cols, chip.tiles),
+    )
+
+
+def _place(chip: ChipSpec, need: _Need, first_pe: int, count: int) -> LayerMapping:
+    """``need`` on PE cores first_pe.. first_pe+count−1 (global numbers), arrays in order."""
+    per_pe, pes_per_tile = chip.pe.crossbars, chip.tile.pes
+    arrays = need.grid.arrays
+    pes = tuple(divmod(g, pes_per_tile) for g in range(first_pe, first_pe + count))
+    on_tile: dict[int, int] = {}
+    weights: dict[int, int] = {}
+    block_weights = need.grid.block_weights()
+    for k, (tile, _) in enumerate(pes):
+        on_tile[tile] = on_tile.get(tile, 0) + min(per_pe, arrays - k * per_pe)
+        held = sum(block_weights[k * per_pe : (k + 1) * per_pe])
+        weights[tile] = weights.get(tile, 0) + held
+    feedback = need.kind == "feedback"
+    g = need.grid
+    return LayerMapping(
+        index=need.index,
+        weighted=need.weighted,
+        kind=need.kind,
+        scheme=need.scheme,
+        window=need.window,
+        n_in=need.n_in,
+        n_out=need.n_out,
+        weight_arrays=0 if feedback else arrays,
+        feedback_arrays=arrays if feedback else 0,
+        reads_per_step=need.reads_per_step,
+        pes=pes,
+        tiles=tuple(on_tile),
+        utilisation=need.cells / (arrays * chip.crossbar.rows * chip.crossbar.cols),
+        rows=g.rows,
+        columns=g.columns,
+        row_blocks=g.row_blocks,
+        array_rows=g.array_rows,
+        array_columns=g.array_columns,
+        cells=need.cells,
+        neurons=need.neurons,
+        tile_arrays=tuple(on_tile.values()),
+        tile_weights=tuple(weights.values()),
     )

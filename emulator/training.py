@@ -8,20 +8,27 @@ trainer itself (:func:`emulator.learning.train`) is the same code in both forms.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from emulator.crossbar import Counters
 from emulator.datasets import Dataset, DatasetError, load_dataset
 from emulator.hardware import ChipFeedback, ChipLayer
 from emulator.learning import (
+    EVAL_BATCH,
     ReferenceModel,
     feedback_widths,
     init_weights,
+    network_inputs,
     train,
     weighted_layers,
 )
+from emulator.schedule import Activity
 from emulator.topology import ChipSpec, NetworkSpec, layer_shapes
 
 
@@ -66,6 +73,17 @@ def _outputs(net: NetworkSpec) -> int:
     return math.prod(layer_shapes(net)[-1])
 
 
+def _write_text(path: str, text: str) -> None:
+    """Write-then-rename, so a reader never sees half a file."""
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError as err:
+        raise DatasetError(f"{path}: cannot write: {err.strerror or err}") from None
+
+
 def chip_counters(model: ReferenceModel) -> dict[str, Counters]:
     """Counters of the weight crossbars and of the feedback arrays."""
     weights = Counters()
@@ -73,6 +91,67 @@ def chip_counters(model: ReferenceModel) -> dict[str, Counters]:
         weights.add(backend.counters())
     feedback = model.feedback.counters() if hasattr(model.feedback, "counters") else Counters()
     return {"weights": weights, "feedback": feedback}
+
+
+ACTIVITY_EVENT = 1_000_002
+"""First element of the events of the activity-measuring pass (after the accuracy passes)."""
+
+
+def measure_activity(
+    model: ReferenceModel, data_set: Dataset, seed: int, counters: dict[str, Counters] | None
+) -> Activity:
+    """Spike rates of the trained model over the training set; write activity from counters.
+
+    Input and output rates are the mean of every weighted layer's input spikes and of its
+    neurons' spikes over all steps and samples. On a chip, ``write_fraction`` is the cells
+    written per update over the layers' cells and ``pulses_per_cell`` the mean pulses per
+    written cell, from the crossbar counters of the whole run.
+    """
+    weighted = weighted_layers(model.net)
+    ones_in = np.zeros(len(weighted))
+    ones_out = np.zeros(len(weighted))
+    seen_in = np.zeros(len(weighted))
+    seen_out = np.zeros(len(weighted))
+    x, n = data_set.x_train, len(data_set.x_train)
+    for j, start in enumerate(range(0, n, EVAL_BATCH)):
+        ids = np.arange(start, min(start + EVAL_BATCH, n))
+        spikes = network_inputs(
+            model.net,
+            x[ids],
+            temporal=data_set.temporal,
+            seed=seed,
+            key=("activity",),
+            sample_ids=ids,
+        )
+        trace = model.forward(spikes, (ACTIVITY_EVENT, j))
+        for k, i in enumerate(weighted):
+            ones_in[k] += trace.x[i].sum()
+            seen_in[k] += trace.x[i].size
+            ones_out[k] += trace.s[i].sum()
+            seen_out[k] += trace.s[i].size
+    fraction = pulses = None
+    if counters is not None:
+        fraction, pulses = _write_activity(model, counters)
+    return Activity(
+        network=model.net.name,
+        input_rates=list(ones_in / seen_in),
+        output_rates=list(ones_out / seen_out),
+        write_fraction=fraction,
+        pulses_per_cell=pulses,
+    )
+
+
+def _write_activity(
+    model: ReferenceModel, counters: dict[str, Counters]
+) -> tuple[list[float], list[float]]:
+    fractions, pulses = [], []
+    for backend in model.backends:
+        c = backend.counters()
+        cells = sum(x.levels.size for x in backend.xbars)
+        updates = max(backend.updates, 1)
+        fractions.append(min(1.0, c.cells_written / (cells * updates)))
+        pulses.append(c.pulses / c.cells_written if c.cells_written else 0.0)
+    return fractions, pulses
 
 
 def run_training(
@@ -88,12 +167,18 @@ def run_training(
     lr: float | None = None,
     optimizer: str | None = None,
     progress: Callable[[int, int, float], None] | None = None,
+    activity_out: str | None = None,
 ) -> dict[str, Any]:
-    """Train the reference model; the JSON-able summary ``pipesdfa train --json`` prints."""
+    """Train the reference model; the JSON-able summary ``pipesdfa train --json`` prints.
+
+    ``activity_out`` names a file for the measured :class:`~emulator.schedule.Activity`
+    (``pipesdfa compare --activity``).
+    """
     start = time.perf_counter()
     data_set = load_for(net, dataset, data, seed)
-    model = None
-    if chip is not None:
+    if chip is None:
+        model = ReferenceModel(net, algorithm=algorithm, seed=seed, lr=lr, optimizer=optimizer)
+    else:
         model = chip_model(net, chip, algorithm=algorithm, seed=seed, lr=lr, optimizer=optimizer)
     result = train(
         net,
@@ -108,9 +193,14 @@ def run_training(
         progress=progress,
     )
     result.update(network=net.name, dataset=dataset, chip=chip.name if chip else None)
-    if model is not None and chip is not None:
+    counters = None
+    if chip is not None:
         counters = chip_counters(model)
         result["counters"] = {k: c.as_dict() for k, c in counters.items()}
         result["energy_pj"] = {k: c.energy_pj(chip) for k, c in counters.items()}
+    if activity_out is not None:
+        activity = measure_activity(model, data_set, seed, counters)
+        _write_text(activity_out, activity.model_dump_json(indent=2))
+        result["activity"] = activity.model_dump()
     result["wall_s"] = time.perf_counter() - start
     return result

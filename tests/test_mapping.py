@@ -14,7 +14,14 @@ import math
 import numpy as np
 import pytest
 
-from emulator.mapping import ConvMapping, MappingError, conv_cycles, map_network
+from emulator.mapping import (
+    ConvMapping,
+    MappingError,
+    conv_cycles,
+    feedback_blocks,
+    feedback_layer,
+    map_network,
+)
 from emulator.topology import ChipSpec, NetworkSpec, load_chip, load_network
 
 # ------------------------------------------------------------------------- conv cycles
@@ -175,10 +182,21 @@ def _logical_columns(chip: ChipSpec) -> int:
     return xb.cols // (2 * (xb.weight_bits // xb.cell_bits))
 
 
-def _expected_pes(chip: ChipSpec, arrays_per_layer: list[int]) -> list[list[tuple[int, int]]]:
-    """Each layer on fresh PE cores, pe.crossbars arrays per core, cores in tile order."""
+def _cells_per_weight(chip: ChipSpec) -> int:
+    xb = chip.crossbar
+    return 2 * (xb.weight_bits // xb.cell_bits)
+
+
+def _feedback_arrays(chip: ChipSpec, classes: int, width: int) -> int:
+    """C × M entries, one differential pair (2 cells) each, rows × cols/2 per array."""
+    xb = chip.crossbar
+    return math.ceil(classes / xb.rows) * math.ceil(width / (xb.cols // 2))
+
+
+def _expected_pes(chip: ChipSpec, arrays_per_unit: list[int]) -> list[list[tuple[int, int]]]:
+    """Each unit (layer or feedback group) on fresh PE cores, pe.crossbars arrays per core."""
     out, next_core = [], 0
-    for arrays in arrays_per_layer:
+    for arrays in arrays_per_unit:
         count = math.ceil(arrays / chip.pe.crossbars)
         out.append([divmod(g, chip.tile.pes) for g in range(next_core, next_core + count)])
         next_core += count
@@ -188,31 +206,117 @@ def _expected_pes(chip: ChipSpec, arrays_per_layer: list[int]) -> list[list[tupl
 def test_digits_mlp_on_the_edge_chip() -> None:
     chip, net = load_chip("pipesdfa-edge"), load_network("digits-mlp")
     m = map_network(chip, net)
-    xb, cpw = chip.crossbar, 2 * (chip.crossbar.weight_bits // chip.crossbar.cell_bits)
+    xb, cpw = chip.crossbar, _cells_per_weight(chip)
     wpr, classes = _logical_columns(chip), net.num_classes
     weights = [math.ceil(64 / xb.rows) * math.ceil(128 / wpr), math.ceil(128 / xb.rows)]
     weights[1] *= math.ceil(10 / wpr)
-    feedback = [math.ceil(classes / xb.rows) * math.ceil(128 / (xb.cols // 2)), 0]
+    group = _feedback_arrays(chip, classes, 128)  # M = the one hidden layer's 128 neurons
     assert [lm.weight_arrays for lm in m.layers] == weights == [8, 1]
-    assert [lm.feedback_arrays for lm in m.layers] == feedback == [2, 0]
+    assert [lm.feedback_arrays for lm in m.layers] == [0, 0]
+    assert m.feedback_arrays == m.feedback.feedback_arrays == group == 2
     assert [(lm.index, lm.weighted, lm.kind, lm.scheme) for lm in m.layers] == [
         (0, 0, "fc", "fc"),
         (1, 1, "fc", "fc"),
     ]
+    assert (m.feedback.weighted, m.feedback.kind, m.feedback.n_in, m.feedback.n_out) == (
+        2,
+        "feedback",
+        classes,
+        128,
+    )
     assert [(lm.n_in, lm.n_out, lm.reads_per_step, lm.window) for lm in m.layers] == [
         (64, 128, 1, None),
         (128, 10, 1, None),
     ]
-    arrays = [w + f for w, f in zip(weights, feedback, strict=True)]
-    pes = _expected_pes(chip, arrays)
-    assert [list(lm.pes) for lm in m.layers] == pes == [[(0, 0), (0, 1)], [(0, 2)]]
+    pes = _expected_pes(chip, [*weights, group])
+    assert [list(lm.pes) for lm in m.layers] == pes[:2] == [[(0, 0)], [(0, 1)]]
+    assert list(m.feedback_pes) == pes[2] == [(0, 2)]
     assert [lm.tiles for lm in m.layers] == [(0,), (0,)]
+    assert m.feedback_tiles == (0,)
     cells = xb.rows * xb.cols
-    used = [64 * 128 * cpw + 2 * classes * 128, 128 * 10 * cpw]
-    for lm, u, a in zip(m.layers, used, arrays, strict=True):
+    used = [64 * 128 * cpw, 128 * 10 * cpw]
+    for lm, u, a in zip(m.layers, used, weights, strict=True):
+        assert lm.cells == u
         assert lm.utilisation == pytest.approx(u / (a * cells))
-    assert (m.arrays_used, m.pes_used, m.tiles_used) == (sum(arrays), 3, 1)
+    assert m.feedback.cells == 2 * classes * 128
+    assert m.feedback.utilisation == pytest.approx(2 * classes * 128 / (group * cells))
+    assert (m.arrays_used, m.pes_used, m.tiles_used) == (sum(weights) + group, 3, 1)
     assert m.arrays_total == chip.tiles * chip.tile.pes * chip.pe.crossbars
+
+
+def test_fc_grids_count_rows_columns_and_the_fullest_array() -> None:
+    chip, net = load_chip("pipesdfa-edge"), load_network("digits-mlp")
+    xb, wpr = chip.crossbar, _logical_columns(chip)
+    m = map_network(chip, net)
+    first, second, group = (*m.layers, m.feedback)
+    # 64 × 128 on 128-row arrays of 16 logical columns: one row block, 8 column blocks.
+    assert (first.rows, first.columns, first.row_blocks) == (64, 128, 1)
+    assert (first.array_rows, first.array_columns) == (64, min(128, wpr))
+    assert (second.rows, second.columns, second.row_blocks) == (128, 10, 1)
+    assert (second.array_rows, second.array_columns) == (min(128, xb.rows), 10)
+    # the group: C rows × M pairs, cols/2 = 64 pairs per array
+    assert (group.rows, group.columns, group.row_blocks) == (10, 128, 1)
+    assert (group.array_rows, group.array_columns) == (10, xb.cols // 2)
+    assert [lm.neurons for lm in m.layers] == [128, 10]
+    assert [lm.tile_arrays for lm in (*m.layers, group)] == [(8,), (1,), (2,)]
+
+
+def test_the_feedback_group_blocks_carry_the_layer_after_the_last() -> None:
+    chip, net = load_chip("pipesdfa-edge"), load_network("digits-mlp")
+    group = feedback_layer(net)
+    assert group == 2  # two weighted layers: 0 and 1
+    blocks = feedback_blocks(chip, group, net.num_classes, 128)
+    assert [b.id for b in blocks] == ["B2.r0.c0", "B2.r0.c1"]
+    assert len(blocks) == map_network(chip, net).feedback_arrays
+    pooled = NetworkSpec.model_validate(
+        {
+            "name": "pooled",
+            "input_shape": [1, 4, 4],
+            "time_steps": 2,
+            "num_classes": 2,
+            "layers": [
+                {"type": "conv", "out_channels": 2, "kernel": 3, "padding": 1},
+                {"type": "pool", "kernel": 2},
+                {"type": "fc", "out": 2},
+            ],
+        }
+    )
+    assert feedback_layer(pooled) == 2  # pool layers are not counted
+
+
+def test_the_group_is_as_wide_as_the_widest_hidden_layer() -> None:
+    chip, net = load_chip("pipesdfa-edge"), _mlp([64, 30, 200, 50, 10])
+    m = map_network(chip, net)
+    assert (m.feedback.n_in, m.feedback.n_out) == (10, 200)
+    assert m.feedback_arrays == _feedback_arrays(chip, 10, 200) == 4
+    assert all(lm.feedback_arrays == 0 for lm in m.layers)
+    arrays = [lm.weight_arrays for lm in m.layers] + [m.feedback_arrays]
+    pes = _expected_pes(chip, arrays)
+    assert [list(lm.pes) for lm in m.layers] == pes[:-1]
+    assert list(m.feedback_pes) == pes[-1]  # after the last layer, on fresh PE cores
+
+
+def test_a_network_without_hidden_layers_has_no_group() -> None:
+    m = map_network(load_chip("pipesdfa-edge"), _mlp([64, 10]))
+    assert m.feedback is None
+    assert (m.feedback_arrays, m.feedback_pes, m.feedback_tiles) == (0, (), ())
+    assert [r["kind"] for r in m.as_rows()] == ["fc"]
+
+
+def test_a_layer_across_tiles_counts_its_arrays_per_tile() -> None:
+    # 128 × 400 on the edge chip: one row block × ⌈400/16⌉ = 25 arrays on 4 PE cores of 8
+    # arrays, after layer 0's 8 arrays on core 0: cores 1, 2, 3 (tile 0, 24 arrays) and
+    # core 4 (tile 1, the last array).
+    chip = load_chip("pipesdfa-edge")
+    m = map_network(chip, _mlp([64, 128, 400, 10]))
+    second = m.layers[1]
+    arrays = math.ceil(128 / chip.crossbar.rows) * math.ceil(400 / _logical_columns(chip))
+    assert second.weight_arrays == arrays == 25
+    per_pe = [min(chip.pe.crossbars, arrays - k * chip.pe.crossbars) for k in range(4)]
+    pes = [divmod(g, chip.tile.pes) for g in range(1, 5)]
+    assert list(second.pes) == pes
+    assert second.tiles == (0, 1)
+    assert second.tile_arrays == (sum(per_pe[:3]), per_pe[3]) == (24, 1)
 
 
 def test_tiles_sit_on_a_serpentine_walk_of_the_mesh() -> None:
@@ -237,8 +341,8 @@ def test_a_network_too_big_for_the_chip_names_the_numbers() -> None:
         math.ceil(n_in / xb.rows) * math.ceil(hidden / wpr),
         math.ceil(hidden / xb.rows) * math.ceil(classes / wpr),
     ]
-    f = math.ceil(classes / xb.rows) * math.ceil(hidden / (xb.cols // 2))
-    cores = math.ceil((w[0] + f) / chip.pe.crossbars) + math.ceil(w[1] / chip.pe.crossbars)
+    f = _feedback_arrays(chip, classes, hidden)
+    cores = sum(math.ceil(a / chip.pe.crossbars) for a in [*w, f])
     message = (
         f"network nmnist-mlp2 needs {sum(w) + f} crossbars (weights {sum(w)} + feedback {f}) "
         f"on {cores} PE cores but chip tiny has 16 crossbars on 4 PE cores"
@@ -262,14 +366,16 @@ def _mlp(widths: list[int], classes: int = 10) -> NetworkSpec:
 
 
 def test_each_layer_starts_on_a_fresh_pe_core() -> None:
-    # Five layers of 1-2 arrays: 9 of tiny's 16 crossbars, but 5 of its 4 PE cores.
-    chip, net = load_chip("tiny"), _mlp([16, 16, 16, 16, 16, 10])
-    with pytest.raises(MappingError, match=r"needs 9 crossbars .* on 5 PE cores .* on 4 PE"):
+    # Four layers of one array each and the group's one array: 5 of tiny's 16 crossbars,
+    # but 5 of its 4 PE cores.
+    chip, net = load_chip("tiny"), _mlp([16, 16, 16, 16, 10])
+    with pytest.raises(MappingError, match=r"needs 5 crossbars .* on 5 PE cores .* on 4 PE"):
         map_network(chip, net)
-    m = map_network(chip, _mlp([16, 16, 16, 16, 10]))
-    assert [lm.pes for lm in m.layers] == [((0, 0),), ((0, 1),), ((1, 0),), ((1, 1),)]
-    assert [lm.tiles for lm in m.layers] == [(0,), (0,), (1,), (1,)]
-    assert (m.pes_used, m.tiles_used, m.arrays_used) == (4, 2, 7)
+    m = map_network(chip, _mlp([16, 16, 16, 10]))
+    assert [lm.pes for lm in m.layers] == [((0, 0),), ((0, 1),), ((1, 0),)]
+    assert m.feedback_pes == ((1, 1),)
+    assert [lm.tiles for lm in m.layers] == [(0,), (0,), (1,)]
+    assert (m.pes_used, m.tiles_used, m.arrays_used) == (4, 2, 4)
 
 
 def test_conv_layers_use_the_conv_cycles_figures() -> None:
@@ -290,20 +396,22 @@ def test_conv_layers_use_the_conv_cycles_figures() -> None:
     )
     m = map_network(chip, net)
     xb, wpr = chip.crossbar, _logical_columns(chip)
-    cpw, cells = 2 * (xb.weight_bits // xb.cell_bits), xb.rows * xb.cols
+    cpw, cells = _cells_per_weight(chip), xb.rows * xb.cols
     # (padded H, K, IC, OC, stride, output neurons) of the two conv layers
     convs = [(8 + 2, 3, 2, 4, 1, 4 * 8 * 8), (4, 3, 4, 8, 2, 8 * 1 * 1)]
     assert [lm.index for lm in m.layers] == [0, 2, 3]
     for lm, (h, k, ic, oc, s, neurons) in zip(m.layers, convs, strict=False):
         cm = conv_cycles(h, h, k, ic, oc, xb.rows, wpr, stride=s)
         assert (lm.kind, lm.scheme, lm.window) == ("conv", cm.scheme, cm.window)
-        assert (lm.n_in, lm.n_out) == (k * k * ic, oc)
+        assert (lm.n_in, lm.n_out, lm.neurons) == (k * k * ic, oc, neurons)
         assert (lm.weight_arrays, lm.reads_per_step) == (cm.tiles, cm.positions)
-        feedback = math.ceil(10 / xb.rows) * math.ceil(neurons / (xb.cols // 2))
-        assert lm.feedback_arrays == feedback
+        assert lm.feedback_arrays == 0
         copies = (cm.window[0] - k + 1) * (cm.window[1] - k + 1)
-        used = copies * k * k * ic * oc * cpw + 2 * 10 * neurons
-        assert lm.utilisation == pytest.approx(used / ((cm.tiles + feedback) * cells))
+        used = copies * k * k * ic * oc * cpw
+        assert lm.cells == used
+        assert lm.utilisation == pytest.approx(used / (cm.tiles * cells))
+    # one group for both hidden conv layers: M = the wider one's 4·8·8 = 256 neurons
+    assert m.feedback_arrays == _feedback_arrays(chip, 10, 256) == 4
     first, second = m.layers[0], m.layers[1]
     assert first.scheme == "vw-sdk" and first.window != (3, 3)
     assert first.reads_per_step < (10 - 3 + 1) ** 2  # fewer reads than im2col's positions
@@ -311,13 +419,55 @@ def test_conv_layers_use_the_conv_cycles_figures() -> None:
     assert json.loads(json.dumps(m.as_rows()))[0]["window"] == list(first.window)
 
 
+def test_vw_sdk_grids_hold_windows_of_channels_and_duplicated_kernels() -> None:
+    chip = load_chip("pipesdfa-edge")
+    net = NetworkSpec.model_validate(
+        {
+            "name": "vw",
+            "input_shape": [20, 10, 10],
+            "time_steps": 2,
+            "num_classes": 10,
+            "layers": [{"type": "conv", "out_channels": 20, "kernel": 3}],
+        }
+    )
+    xb, wpr = chip.crossbar, _logical_columns(chip)
+    cm = conv_cycles(10, 10, 3, 20, 20, xb.rows, wpr)
+    lm = map_network(chip, net).layers[0]
+    assert cm.scheme == "vw-sdk"
+    area, copies = cm.window[0] * cm.window[1], (cm.window[0] - 2) * (cm.window[1] - 2)
+    assert (lm.rows, lm.array_rows) == (area * 20, area * cm.ict)
+    assert (lm.columns, lm.array_columns) == (copies * 20, copies * cm.oct)
+    assert lm.row_blocks == math.ceil(20 / cm.ict)
+    assert lm.weight_arrays == lm.row_blocks * math.ceil(20 / cm.oct)
+    assert lm.array_rows <= xb.rows and lm.array_columns <= wpr
+
+
+def test_im2col_grids_cut_the_unrolled_kernel_rows() -> None:
+    chip = load_chip("pipesdfa-edge")
+    xb, wpr = chip.crossbar, _logical_columns(chip)
+    net = NetworkSpec.model_validate(
+        {
+            "name": "strided",
+            "input_shape": [40, 9, 9],
+            "time_steps": 2,
+            "num_classes": 4,
+            "layers": [{"type": "conv", "out_channels": 20, "kernel": 3, "stride": 2}],
+        }
+    )
+    lm = map_network(chip, net).layers[0]
+    assert (lm.scheme, lm.rows, lm.columns) == ("im2col", 9 * 40, 20)
+    assert (lm.row_blocks, lm.array_rows, lm.array_columns) == (3, xb.rows, wpr)
+    assert lm.weight_arrays == 3 * math.ceil(20 / wpr)
+
+
 def test_pipelayer_has_no_feedback_arrays() -> None:
     chip, net = load_chip("pipelayer"), load_network("digits-mlp")
     assert chip.dataflow == "pipelayer"
     m = map_network(chip, net)
     xb, wpr = chip.crossbar, _logical_columns(chip)
-    cpw = 2 * (xb.weight_bits // xb.cell_bits)
+    cpw = _cells_per_weight(chip)
     assert [lm.feedback_arrays for lm in m.layers] == [0, 0]
+    assert m.feedback is None and m.feedback_arrays == 0
     first = m.layers[0]
     assert first.weight_arrays == math.ceil(64 / xb.rows) * math.ceil(128 / wpr)
     assert first.utilisation == pytest.approx(
@@ -326,9 +476,10 @@ def test_pipelayer_has_no_feedback_arrays() -> None:
     assert m.arrays_used == sum(lm.weight_arrays for lm in m.layers)
 
 
-def test_as_rows_is_json_with_one_row_per_weighted_layer() -> None:
+def test_as_rows_is_json_with_one_row_per_weighted_layer_and_the_group() -> None:
     m = map_network(load_chip("pipesdfa-edge"), load_network("digits-mlp"))
     rows = json.loads(json.dumps(m.as_rows()))
-    assert [r["weighted"] for r in rows] == [0, 1]
-    assert rows[0]["pes"] == [[0, 0], [0, 1]]
+    assert [(r["weighted"], r["kind"]) for r in rows] == [(0, "fc"), (1, "fc"), (2, "feedback")]
+    assert rows[0]["pes"] == [[0, 0]]
     assert rows[0]["weight_arrays"] == m.layers[0].weight_arrays
+    assert (rows[2]["feedback_arrays"], rows[2]["pes"]) == (2, [[0, 2]])

@@ -1,0 +1,132 @@
+"""``pipesdfa map`` and ``pipesdfa compare`` from the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from emulator.cli import main
+from emulator.schedule import Activity
+
+# FIGURES.md, VW-SDK (Rhe et al., DATE 2022): published cycles on a 512 × 512 array.
+VW_SDK_TABLE = [
+    ("224,224,3,3,64", 49_284, 12_321, 6_216),
+    ("112,112,3,128,128", 36_300, 36_300, 12_100),
+    ("112,112,7,3,64", 11_236, 2_809, 1_431),
+    ("14,14,3,256,256", 720, 720, 504),
+]
+
+
+def _json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:
+    assert main(list(argv)) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize(("conv", "im2col", "sdk", "vw_sdk"), VW_SDK_TABLE)
+def test_map_conv_reproduces_the_vw_sdk_table(
+    capsys: pytest.CaptureFixture[str], conv: str, im2col: int, sdk: int, vw_sdk: int
+) -> None:
+    out = _json(capsys, "map", "--conv", conv, "--array", "512x512", "--json")
+    assert (out["im2col"], out["sdk"], out["vw_sdk"]) == (im2col, sdk, vw_sdk)
+    assert len(out["window"]) == 2
+
+
+def test_map_network_json_adds_up(capsys: pytest.CaptureFixture[str]) -> None:
+    out = _json(capsys, "map", "--chip", "pipesdfa-edge", "--network", "digits-mlp", "--json")
+    layers = out["layers"]
+    assert [r["kind"] for r in layers] == ["fc", "fc", "feedback"]
+    assert sum(r["weight_arrays"] + r["feedback_arrays"] for r in layers) == out["arrays_used"]
+    # 64 × 128 on 128-row arrays holding 128 / (2 · 8/2) = 16 weights per row: 8 arrays.
+    assert layers[0]["weight_arrays"] == 8
+    assert out["arrays_total"] == 16 * 4 * 8
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        # tiny: 64 × 64 arrays, 16 weights per row (8-bit on 4-bit cells, differential);
+        # 2312-1000: 37 × 63 arrays, 1000-10: 16 × 1, feedback 10 × 1000 in pairs: 1 × 32.
+        (
+            ["map", "--chip", "tiny", "--network", "nmnist-mlp2"],
+            f"needs {37 * 63 + 16 + 32} crossbars (weights {37 * 63 + 16} + feedback 32)",
+        ),
+        (["map", "--conv", "1,2,3"], "--conv H,W,K,IC,OC: expected 5 positive integers"),
+        (["map", "--chip", "tiny"], "give --chip and --network"),
+        (["compare", "--network", "nmnist-mlp2"], "--grow places it"),
+        (["compare", "--network", "digits-mlp", "--chip", "pipelayer"], "needs a pipesdfa chip"),
+    ],
+)
+def test_bad_requests_are_one_line(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_compare_json_is_consistent(capsys: pytest.CaptureFixture[str]) -> None:
+    out = _json(capsys, "compare", "--network", "digits-mlp", "--json")
+    ps, pl = out["pipesdfa"], out["pipelayer"]
+    assert out["speedup"] == pytest.approx(pl["time_ns_per_batch"] / ps["time_ns_per_batch"])
+    assert out["energy_ratio"] == pytest.approx(
+        pl["energy_pj_per_sample"] / ps["energy_pj_per_sample"]
+    )
+    assert ps["energy_pj_per_sample"] == pytest.approx(sum(ps["energy_breakdown_pj"].values()))
+    assert ps["time_ns_per_sample"] == pytest.approx(ps["time_ns_per_batch"] / out["batch"])
+    assert set(out["ablation"]) == {"time_steps", "data", "batch"}
+    assert all(a["slowdown"] >= 1 for a in out["ablation"].values())
+
+
+def test_compare_grows_both_chips_alike(capsys: pytest.CaptureFixture[str]) -> None:
+    out = _json(capsys, "compare", "--network", "nmnist-mlp2", "--grow", "--json")
+    assert out["pipesdfa"]["mapping"]["mesh"] == out["pipelayer"]["mapping"]["mesh"] != "4x4"
+
+
+def test_measured_activity_feeds_compare(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "activity.json"
+    _json(
+        capsys,
+        "train",
+        "--network",
+        "tiny-mlp",
+        "--chip",
+        "tiny",
+        "--epochs",
+        "1",
+        "--activity-out",
+        str(path),
+        "--json",
+    )
+    activity = Activity.model_validate_json(path.read_text())
+    # An MLP layer's input spikes are the previous layer's output spikes.
+    assert activity.input_rates[1] == pytest.approx(activity.output_rates[0])
+    assert 0 < activity.input_rates[0] < 1 and activity.write_fraction is not None
+    measured = _json(
+        capsys,
+        "compare",
+        "--network",
+        "tiny-mlp",
+        "--chip",
+        "tiny",
+        "--activity",
+        str(path),
+        "--json",
+    )
+    uniform = _json(capsys, "compare", "--network", "tiny-mlp", "--chip", "tiny", "--json")
+    assert (
+        measured["pipesdfa"]["energy_pj_per_sample"] != uniform["pipesdfa"]["energy_pj_per_sample"]
+    )
+    assert main(["compare", "--network", "digits-mlp", "--activity", str(path)]) == 2
+    assert "measured on 'tiny-mlp'" in capsys.readouterr().err
+
+
+def test_compare_paper_lists_every_network(capsys: pytest.CaptureFixture[str]) -> None:
+    out = _json(capsys, "compare", "--paper", "--json")
+    assert len(out["networks"]) == 8
+    for row in out["networks"]:
+        assert row["speedup"] > 1 and row["energy_ratio"] > 1
+        assert row["line"].startswith(row["network"])

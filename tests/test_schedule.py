@@ -1,0 +1,452 @@
+"""The list schedule and cost model: closed forms derived here from the chip file's fields,
+dependency and resource checks over the op list, and the Activity file format.
+
+Durations follow the documented rule of :mod:`emulator.schedule`: each op's formula in ns is
+rounded once to integer picoseconds (``_ps`` below), then times only add.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import defaultdict
+
+import pytest
+from pydantic import ValidationError
+
+from emulator.compare import fit_chips
+from emulator.noc import VALUE_BITS
+from emulator.schedule import COMPONENTS, Activity, Op, Schedule, simulate
+from emulator.topology import ChipSpec, NetworkSpec, load_chip, load_network
+
+
+def _ps(ns: float) -> int:
+    return round(ns * 1000)
+
+
+def _net(widths: list[int], steps: int, classes: int | None = None) -> NetworkSpec:
+    return NetworkSpec.model_validate(
+        {
+            "name": "t",
+            "input_shape": [widths[0]],
+            "time_steps": steps,
+            "num_classes": classes or widths[-1],
+            "layers": [{"type": "fc", "out": n} for n in widths[1:]],
+        }
+    )
+
+
+def _with(chip: ChipSpec, **pipeline: bool) -> ChipSpec:
+    return chip.model_copy(update={"pipeline": chip.pipeline.model_copy(update=pipeline)})
+
+
+def _pipelayer(chip: ChipSpec) -> ChipSpec:
+    return chip.model_copy(update={"dataflow": "pipelayer"})
+
+
+def _by_key(s: Schedule) -> dict[tuple, list[Op]]:
+    ops: dict[tuple, list[Op]] = defaultdict(list)
+    for op in s.ops:
+        ops[op.kind, op.layer, op.sample, op.step].append(op)
+    return ops
+
+
+def _energy_by_component(parts: list[tuple[float, dict[str, float]]]) -> dict[str, float]:
+    out = dict.fromkeys(COMPONENTS, 0.0)
+    for count, energy in parts:
+        for k, v in energy.items():
+            out[k] += count * v
+    return out
+
+
+def _assert_energy(s: Schedule, expected: dict[str, float]) -> None:
+    for c in COMPONENTS:
+        assert s.energy_pj_per_sample[c] == pytest.approx(expected[c], rel=1e-12, abs=1e-12), c
+    assert s.total_pj_per_sample == pytest.approx(sum(expected.values()), rel=1e-12)
+
+
+# --------------------------------------------------------------- one layer, by hand
+
+T, B, RATE = 3, 2, 0.25
+
+
+@pytest.fixture
+def one_layer() -> tuple[ChipSpec, NetworkSpec, Activity]:
+    chip, net = load_chip("tiny"), _net([16, 4], T)
+    return chip, net, Activity.uniform(net, RATE)
+
+
+def _forward_costs(chip: ChipSpec) -> dict:
+    """fc 16→4 on one tiny array: its read cycle, neuron step and per-step energies."""
+    xb, dev, tile = chip.crossbar, chip.device, chip.tile
+    slices = xb.weight_bits // xb.cell_bits  # 2 cells of 4 bits per 8-bit magnitude
+    pair_cells = 2 * slices  # a differential pair per slice
+    cpc = slices if xb.readout == "adc" else pair_cells  # readouts per logical column
+    cycle = dev.read_latency_ns + 4 * cpc * xb.adc_latency_ns  # 4 logical columns, one ADC
+    xbar = {
+        "read": RATE * 16 * 4 * pair_cells * dev.read_energy_pj,
+        "readout": 4 * cpc * xb.adc_energy_pj,
+        "shift_add": 4 * (cpc - 1) * tile.shift_add_energy_pj,  # one row block
+        "buffer": (16 + 16) * tile.buffer_energy_pj_per_bit,  # frame written + read
+    }
+    neuron = {
+        "neuron": 4 * tile.neuron_energy_pj,
+        "buffer": 4 * 16 * tile.buffer_energy_pj_per_bit,  # membrane saved
+    }
+    return {
+        "cycle": cycle,
+        "cpc": cpc,
+        "cells": 16 * 4 * pair_cells,
+        "xbar": xbar,
+        "neuron": neuron,
+    }
+
+
+def test_one_layer_pipesdfa_by_hand(one_layer: tuple) -> None:
+    chip, net, act = one_layer
+    dev, tile, xb = chip.device, chip.tile, chip.crossbar
+    f = _forward_costs(chip)
+    x, nu = _ps(f["cycle"]), _ps(tile.neuron_latency_ns)
+    macs = T * 4 * RATE * 16  # T · n_l · rate · fan_in
+    g = _ps(macs / tile.grad_macs_per_ns)
+    pulses = (dev.pulse_levels - 1) / (2**xb.cell_bits - 1)  # one level step
+    w = _ps(16 * math.ceil(pulses) * dev.write_latency_ns)  # 16 rows in sequence
+    assert x > nu
+    # Sample 0's reads run back to back (x > nu): its last neuron step ends at T·x + nu, then
+    # its local gradient. Sample 1 follows on the arrays at T·x (data level); its local
+    # gradient ends at 2T·x + nu + g; then the write.
+    end = 2 * T * x + nu + g + w
+    s = simulate(chip, net, act, batch=B, batches=1)
+    assert [op.kind for op in s.ops if op.sample == 0] == ["XBAR_READ", "NEURON"] * T + [
+        "LOCAL_GRAD"
+    ]
+    grads = [op for op in s.ops if op.kind == "LOCAL_GRAD"]
+    assert [(op.start_ps, op.end_ps) for op in grads] == [
+        (T * x + nu, T * x + nu + g),
+        (2 * T * x + nu, 2 * T * x + nu + g),
+    ]
+    assert s.batch_end_ns == [end / 1000]
+    assert s.time_ns_per_batch == end / 1000
+    assert s.time_ns_per_sample == end / 1000 / B
+    assert s.cycles == round(end / 1000 * chip.clock_mhz / 1000)
+    buffered = T * 16 + T * 4 * 16 + 2 * 4 * VALUE_BITS["feedback"]  # frames, membranes, e
+    grad = {
+        "local_grad": macs * tile.grad_energy_pj_per_mac,
+        "buffer": buffered * tile.buffer_energy_pj_per_bit,
+    }
+    write = {"write": 0.5 * f["cells"] * pulses * dev.write_energy_pj}
+    expected = _energy_by_component([(T, f["xbar"]), (T, f["neuron"]), (1, grad), (1 / B, write)])
+    _assert_energy(s, expected)
+    assert s.counters["macs"] == pytest.approx(B * macs)
+    assert s.counters["reuse_saved_bits"] == B * T * 16
+    assert s.counters["reuse_saved_pj"] == 0  # layer 0's input enters on its own tile
+
+
+def test_one_layer_pipelayer_by_hand(one_layer: tuple) -> None:
+    chip, net, act = one_layer
+    chip = _pipelayer(chip)
+    dev, tile, xb = chip.device, chip.tile, chip.crossbar
+    f = _forward_costs(chip)
+    x, nu = _ps(f["cycle"]), _ps(tile.neuron_latency_ns)
+    r = 2 * (xb.error_bits - 1)  # bit-serial reads of a multi-bit error
+    grad_ps = _ps(T * r * f["cycle"])  # T·R reads on the gradient arrays
+    pulses = (dev.pulse_levels - 1) / (2**xb.cell_bits - 1)
+    w = _ps(16 * (f["cycle"] + math.ceil(pulses) * dev.write_latency_ns))  # read out, write
+    assert grad_ps > T * x
+    # One layer: no error to propagate (no ERR). GRAD of sample 0 starts after its forward;
+    # sample 1's GRAD queues behind it on the gradient arrays; the write waits for both.
+    end = T * x + nu + 2 * grad_ps + w
+    s = simulate(chip, net, act, batch=B, batches=1)
+    grads = [op for op in s.ops if op.kind == "GRAD"]
+    assert [(op.start_ps, op.end_ps) for op in grads] == [
+        (T * x + nu, T * x + nu + grad_ps),
+        (T * x + nu + grad_ps, T * x + nu + 2 * grad_ps),
+    ]
+    assert not [op for op in s.ops if op.kind in ("ERR", "LOCAL_GRAD", "FEEDBACK")]
+    assert s.time_ns_per_batch == end / 1000
+    ebr = act.error_bit_rate
+    per_read = {
+        "read": ebr * f["cells"] * dev.read_energy_pj,
+        "readout": 4 * f["cpc"] * xb.adc_energy_pj,
+    }
+    shift_adds = 4 * (r * 1 * f["cpc"] - 1)  # R planes × 1 row block × cpc values per column
+    grad_pj = T * (r * sum(per_read.values()) + shift_adds * tile.shift_add_energy_pj)
+    buffered = T * 16 + T * 4 * 16 + 2 * T * 4 * VALUE_BITS["error"]  # δ_l[t] of every step
+    grad = {"grad": grad_pj, "buffer": buffered * tile.buffer_energy_pj_per_bit}
+    readout = f["cells"] * dev.read_energy_pj + 16 * 4 * f["cpc"] * xb.adc_energy_pj
+    write = {"write": 2 * 0.5 * f["cells"] * pulses * dev.write_energy_pj + readout}
+    expected = _energy_by_component([(T, f["xbar"]), (T, f["neuron"]), (1, grad), (1 / B, write)])
+    _assert_energy(s, expected)
+
+
+# ---------------------------------------------------------------- two layers: the fill
+
+
+def test_two_layer_fill_with_time_steps_on_and_off() -> None:
+    chip, net = load_chip("tiny"), _net([16, 8, 4], 4)
+    xb, tile = chip.crossbar, chip.tile
+    slices, steps = xb.weight_bits // xb.cell_bits, net.time_steps
+    x0 = _ps(chip.device.read_latency_ns + 8 * slices * xb.adc_latency_ns)  # 8 columns
+    x1 = _ps(chip.device.read_latency_ns + 4 * slices * xb.adc_latency_ns)  # 4 columns
+    nu = _ps(tile.neuron_latency_ns)
+    assert x0 >= x1 >= nu
+    act = Activity.uniform(net, 0.1)
+    on = simulate(chip, net, act, batch=1, batches=1)
+    off = simulate(_with(chip, time_steps=False), net, act, batch=1, batches=1)
+    # Both layers sit on tile 0 (0 hops): layer 1's step t starts as layer 0's neuron step t
+    # ends, (t+1)·x0 + nu, and never waits for itself (x1 ≤ x0). Off: after layer 0's T steps.
+    fill_on = steps * x0 + nu + x1 + nu
+    fill_off = steps * x0 + nu + steps * x1 + nu
+    last = ("NEURON", 1, 0, steps - 1)
+    assert _by_key(on)[last][0].end_ps == fill_on
+    assert _by_key(off)[last][0].end_ps == fill_off
+    # Everything after the forward is the same, shifted by the fill difference.
+    assert round(1000 * (off.time_ns_per_batch - on.time_ns_per_batch)) == (steps - 1) * x1
+
+
+# ---------------------------------------------------------------------- NoC, reuse
+
+
+def test_noc_hops_serialisation_and_the_reuse_counter() -> None:
+    # 64 → 128 → 10 on tiny: layer 0's 8 arrays fill tile 0, layer 1 and the group on tile 1.
+    chip, net = load_chip("tiny"), _net([64, 128, 10], 2)
+    s = simulate(chip, net, Activity.uniform(net, 0.2), batch=3, batches=2)
+    assert [lm.tiles for lm in s.mapping.layers] == [(0,), (1,)]
+    assert s.mapping.feedback_tiles == (1,)
+    noc = chip.noc
+    hops = 1  # the 1x2 mesh's two nodes are neighbours
+    spikes = [op for op in s.ops if op.kind == "NOC_SPIKES"]
+    bits = 128  # layer 0's spikes, bit-packed
+    period = 1000 / chip.clock_mhz
+    assert {op.end_ps - op.start_ps for op in spikes} == {
+        _ps(hops * noc.hop_latency_ns + math.ceil(bits / noc.flit_bits) * period)
+    }
+    assert spikes[0].energy_pj == {"noc": bits * hops * noc.energy_pj_per_bit_hop}
+    # g's prefix for layer 0 crosses back to tile 0; e stays on tile 1 (0 ns, no energy)
+    g = [op for op in s.ops if op.kind == "NOC_FEEDBACK"]
+    assert {op.layer for op in g} == {0}
+    bits = 128 * VALUE_BITS["feedback"]  # g's 128-value prefix as on-chip fixed point
+    assert g[0].energy_pj == {"noc": bits * hops * noc.energy_pj_per_bit_hop}
+    errors = [op for op in s.ops if op.kind == "NOC_ERROR"]
+    assert {op.end_ps - op.start_ps for op in errors} == {0}
+    samples, steps = 6, net.time_steps
+    assert s.counters["reuse_saved_bits"] == samples * steps * (64 + 128)
+    assert s.counters["reuse_saved_pj"] == pytest.approx(
+        samples * steps * 128 * hops * noc.energy_pj_per_bit_hop
+    )
+
+
+# ----------------------------------------------------------- dependencies, resources
+
+
+def _check_resources(s: Schedule) -> None:
+    by_resource: dict[str, list[Op]] = defaultdict(list)
+    for op in s.ops:
+        assert op.end_ps >= op.start_ps >= 0
+        if op.exclusive:
+            by_resource[op.resource].append(op)
+    for ops in by_resource.values():
+        ops.sort(key=lambda op: (op.start_ps, op.end_ps))
+        for a, b in itertools.pairwise(ops):
+            assert b.start_ps >= a.end_ps, (a, b)
+
+
+def _after(later: Op, earlier: Op) -> None:
+    assert later.start_ps >= earlier.end_ps, (earlier, later)
+
+
+def _check_forward(s: Schedule, net: NetworkSpec, steps_pipelined: bool) -> None:
+    ops, steps, layers = _by_key(s), net.time_steps, len(s.mapping.layers)
+    for (kind, i, n, t), found in ops.items():
+        if kind == "NEURON":
+            _after(found[0], ops["XBAR_READ", i, n, t][0])
+        if kind == "XBAR_READ" and i > 0:
+            _after(found[0], ops["NOC_SPIKES", i, n, t][0])
+            _after(found[0], ops["NEURON", i - 1, n, t if steps_pipelined else steps - 1][0])
+    assert len([op for op in s.ops if op.kind == "NEURON"]) == layers * steps * s.batch * 2
+
+
+def _check_pipesdfa(s: Schedule, net: NetworkSpec, chip: ChipSpec) -> None:
+    ops, steps, last = _by_key(s), net.time_steps, len(s.mapping.layers) - 1
+    group = last + 1
+    for n in range(2 * s.batch):
+        out = ops["NEURON", last, n, steps - 1][0]
+        _after(ops["NOC_ERROR", group, n, -1][0], out)
+        _after(ops["FEEDBACK", group, n, -1][0], ops["NOC_ERROR", group, n, -1][0])
+        for i in range(last + 1):
+            for grad in ops["LOCAL_GRAD", i, n, -1]:
+                _after(grad, ops["NEURON", i, n, steps - 1][0])
+                if i < last:
+                    _after(ops["NOC_FEEDBACK", i, n, -1][0], ops["FEEDBACK", group, n, -1][0])
+                    _after(grad, ops["NOC_FEEDBACK", i, n, -1][0])
+        if not chip.pipeline.data and n + 1 < 2 * s.batch:
+            for i in range(last + 1):
+                for grad in ops["LOCAL_GRAD", i, n, -1]:
+                    _after(ops["XBAR_READ", 0, n + 1, 0][0], grad)
+    writes = [op for op in s.ops if op.kind == "WRITE"]
+    for write in writes:
+        batch = range(write.batch * s.batch, (write.batch + 1) * s.batch)
+        layers = range(last + 1) if not chip.pipeline.batch else [write.layer]
+        for n in batch:
+            for i in layers:
+                for grad in ops["LOCAL_GRAD", i, n, -1]:
+                    _after(write, grad)
+        if write.batch == 0:
+            waiting = range(last + 1) if not chip.pipeline.batch else [write.layer]
+            for i in waiting:
+                _after(ops["XBAR_READ", i, s.batch, 0][0], write)
+
+
+def _check_pipelayer(s: Schedule, net: NetworkSpec) -> None:
+    ops, steps, last = _by_key(s), net.time_steps, len(s.mapping.layers) - 1
+    for n in range(2 * s.batch):
+        out = ops["NEURON", last, n, steps - 1][0]
+        for i in range(last, 0, -1):
+            for t in range(steps):
+                err = ops["ERR", i, n, t][0]
+                _after(err, out)
+                if t + 1 < steps:
+                    _after(err, ops["ERR", i, n, t + 1][0])  # back in time
+                if i < last:
+                    _after(err, ops["NOC_BACKPROP", i, n, t][0])
+                    _after(ops["NOC_BACKPROP", i, n, t][0], ops["ERR", i + 1, n, t][0])
+        _after(ops["GRAD", last, n, -1][0], out)
+        for i in range(last):
+            _after(ops["GRAD", i, n, -1][0], ops["NOC_BACKPROP", i, n, 0][0])
+    grads = [op for op in s.ops if op.kind == "GRAD"]
+    for write in (op for op in s.ops if op.kind == "WRITE"):
+        for grad in grads:
+            if grad.batch == write.batch:
+                _after(write, grad)
+            if grad.batch > write.batch:  # the pipeline drains: batch b+1 after every write
+                _after(grad, write)
+        for i in range(last + 1):
+            if write.batch == 0:
+                _after(ops["XBAR_READ", i, s.batch, 0][0], write)
+
+
+CASES = [
+    ("digits-mlp", "pipesdfa-edge", {}),
+    ("digits-mlp", "pipesdfa-edge", {"time_steps": False}),
+    ("digits-mlp", "pipesdfa-edge", {"data": False}),
+    ("digits-mlp", "pipesdfa-edge", {"batch": False}),
+    ("tiny-mlp", "tiny", {"time_steps": False, "data": False, "batch": False}),
+    ("digits-mlp", "pipelayer", {}),
+    ("digits-mlp", "pipelayer", {"data": False}),
+    ("braille-3fc", "pipelayer", {}),
+    ("braille-3fc", "pipesdfa-edge", {}),
+]
+
+
+@pytest.mark.parametrize(("network", "chip_name", "off"), CASES, ids=str)
+def test_the_schedule_respects_dependencies_and_resources(
+    network: str, chip_name: str, off: dict
+) -> None:
+    net, chip = load_network(network), _with(load_chip(chip_name), **off)
+    s = simulate(chip, net, Activity.uniform(net, 0.1), batch=3)
+    _check_resources(s)
+    pipelayer = chip.dataflow == "pipelayer"
+    _check_forward(s, net, chip.pipeline.time_steps or pipelayer)
+    if pipelayer:
+        _check_pipelayer(s, net)
+    else:
+        _check_pipesdfa(s, net, chip)
+
+
+def test_energy_totals_equal_the_sum_over_ops() -> None:
+    net = load_network("digits-mlp")
+    for chip in (load_chip("pipesdfa-edge"), load_chip("pipelayer")):
+        s = simulate(chip, net, Activity.uniform(net, 0.1), batch=4)
+        total = dict.fromkeys(COMPONENTS, 0.0)
+        for op in s.ops:
+            for k, v in op.energy_pj.items():
+                total[k] += v
+        for c in COMPONENTS:
+            assert s.energy_pj_per_sample[c] == pytest.approx(total[c] / 8, rel=1e-9)
+        assert s.counters["ops"] == len(s.ops)
+
+
+def test_pipelayer_ignores_the_time_step_and_batch_switches() -> None:
+    net, chip = load_network("digits-mlp"), load_chip("pipelayer")
+    act = Activity.uniform(net, 0.1)
+    base = simulate(chip, net, act, batch=4)
+    other = simulate(_with(chip, time_steps=False, batch=False), net, act, batch=4)
+    assert [(op.start_ps, op.end_ps) for op in other.ops] == [
+        (op.start_ps, op.end_ps) for op in base.ops
+    ]
+    slower = simulate(_with(chip, data=False), net, act, batch=4)
+    assert slower.time_ns_per_batch > base.time_ns_per_batch
+
+
+@pytest.mark.parametrize("network", ["digits-mlp", "braille-3fc", "nmnist-mlp3"])
+def test_two_batches_give_the_steady_state_period(network: str) -> None:
+    net = load_network(network)
+    for chip in fit_chips(net, load_chip("pipesdfa-edge"), load_chip("pipelayer")):
+        act, batch = Activity.uniform(net, 0.1), net.training.batch
+        two = simulate(chip, net, act, batch=batch, batches=2)
+        four = simulate(chip, net, act, batch=batch, batches=4)
+        assert two.time_ns_per_batch == four.time_ns_per_batch
+
+
+def test_write_activity_sets_write_time_and_energy() -> None:
+    chip, net = load_chip("tiny"), _net([16, 4], 2)
+    act = Activity(
+        network="t",
+        input_rates=[0.1],
+        output_rates=[0.1],
+        write_fraction=[0.25],
+        pulses_per_cell=[2.5],
+    )
+    s = simulate(chip, net, act, batch=1, batches=1)
+    (write,) = [op for op in s.ops if op.kind == "WRITE"]
+    assert write.end_ps - write.start_ps == _ps(16 * 3 * chip.device.write_latency_ns)
+    cells = 16 * 4 * 2 * (chip.crossbar.weight_bits // chip.crossbar.cell_bits)
+    assert write.energy_pj == {"write": 0.25 * cells * 2.5 * chip.device.write_energy_pj}
+    idle = act.model_copy(update={"write_fraction": [0.0]})
+    (write,) = [
+        op for op in simulate(chip, net, idle, batch=1, batches=1).ops if op.kind == "WRITE"
+    ]
+    assert write.end_ps == write.start_ps and write.energy_pj == {}
+
+
+# ------------------------------------------------------------------------- activity
+
+
+def test_activity_round_trips_through_json() -> None:
+    act = Activity(
+        network="digits-mlp",
+        input_rates=[0.2, 0.05],
+        output_rates=[0.05, 0.1],
+        write_fraction=[0.4, 0.6],
+        pulses_per_cell=[3.0, 1.5],
+        error_bit_rate=0.3,
+    )
+    assert Activity.model_validate_json(act.model_dump_json()) == act
+
+
+def test_uniform_activity() -> None:
+    net = load_network("dvsgesture-convnet")  # 7 weighted layers among 12
+    act = Activity.uniform(net, 0.1)
+    assert act.network == net.name
+    assert act.input_rates == act.output_rates == [0.1] * 7
+    assert act.write_fraction is None and act.pulses_per_cell is None
+    act.check(net)
+
+
+def test_bad_activity_is_refused() -> None:
+    with pytest.raises(ValidationError, match="output_rates: 1 values"):
+        Activity(network="x", input_rates=[0.1, 0.1], output_rates=[0.1])
+    with pytest.raises(ValidationError):
+        Activity(network="x", input_rates=[1.5], output_rates=[0.1])
+    with pytest.raises(ValidationError):
+        Activity.model_validate({"network": "x", "input_rates": [], "output_rates": [], "y": 1})
+    net = load_network("digits-mlp")
+    with pytest.raises(ValueError, match="3 layers, but digits-mlp has 2"):
+        simulate(
+            load_chip("pipesdfa-edge"),
+            net,
+            Activity(network="digits-mlp", input_rates=[0.1] * 3, output_rates=[0.1] * 3),
+            batch=1,
+        )
+    with pytest.raises(ValueError, match="measured on 'other'"):
+        Activity.uniform(net, 0.1).model_copy(update={"network": "other"}).check(net)
