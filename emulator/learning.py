@@ -68,10 +68,13 @@ __all__ = [
     "feedback_matrix",
     "feedback_widths",
     "init_weights",
+    "local_gradient",
     "make_optimizer",
     "mse_loss",
     "network_inputs",
+    "output_error",
     "train",
+    "weight_gradient",
     "weight_shapes",
     "weighted_layers",
     "weights_sha256",
@@ -388,10 +391,7 @@ class ReferenceModel:
 
     def output_error(self, fr: np.ndarray, y: np.ndarray) -> np.ndarray:
         """``e = ∂loss/∂rates`` (B, C_out): each output gets its class's gradient / group size."""
-        batch, classes = fr.shape
-        e = 2.0 * (fr - _one_hot(y, classes)) / (batch * classes)
-        group = math.prod(self.shapes[-1]) // classes
-        return np.repeat(e / group, group, axis=1)
+        return output_error(fr, y, math.prod(self.shapes[-1]) // fr.shape[1])
 
     # -------------------------------------------------------------- gradients
 
@@ -405,19 +405,18 @@ class ReferenceModel:
         e = self.output_error(trace.fr, y)
         if self.algorithm == "bptt":
             return self._bptt(trace, e)
-        steps, batch = trace.x[0].shape[:2]
+        steps = trace.x[0].shape[0]
         last = self.weighted[-1]
         grads = []
         for index, i in enumerate(self.weighted):
             h = trace.h[i]
             assert h is not None
             g = e / steps if i == last else self.feedback.project(e, index, event)
-            grad_s = np.broadcast_to(g.reshape(1, batch, *self.shapes[i + 1]), h.shape)
-            if self.algorithm == "sdfa":
-                grad_x = grad_s * self.neuron.surrogate(h)
-            else:
-                grad_x = self.neuron.backward(h, trace.s[i], grad_s)
-            grads.append(self._weight_gradient(i, grad_x, trace.x[i]))
+            grads.append(
+                local_gradient(
+                    self.net.layers[i], self.neuron, self.algorithm, h, trace.s[i], trace.x[i], g
+                )
+            )
         return grads
 
     def _bptt(self, trace: Trace, e: np.ndarray) -> list[np.ndarray]:
@@ -434,22 +433,12 @@ class ReferenceModel:
                 h = trace.h[i]
                 assert h is not None
                 grad_x = self.neuron.backward(h, trace.s[i], grad_s)
-                grads[self._index[i]] = self._weight_gradient(i, grad_x, inputs)
+                grads[self._index[i]] = weight_gradient(layer, grad_x, inputs)
                 if i == 0:
                     break
                 grad_in = self._input_gradient(i, grad_x, flat)
             grad_s = grad_in.reshape(inputs.shape)
         return grads
-
-    def _weight_gradient(self, i: int, grad_x: np.ndarray, inputs: np.ndarray) -> np.ndarray:
-        """``Σ_{t,b} grad_x ⊗ input`` (for conv: over positions too, against im2col patches)."""
-        layer, rows = self.net.layers[i], grad_x.shape[0] * grad_x.shape[1]
-        if isinstance(layer, ConvLayer):
-            patches = im2col(
-                inputs.reshape(rows, *inputs.shape[2:]), layer.kernel, layer.stride, layer.padding
-            )
-            return _conv_rows(grad_x).T @ patches
-        return grad_x.reshape(rows, -1).T @ inputs.reshape(rows, -1)
 
     def _input_gradient(
         self, i: int, grad_x: np.ndarray, flat_shape: tuple[int, ...]
@@ -494,6 +483,46 @@ class ReferenceModel:
                 raise TypeError(f"{type(backend).__name__} cannot load weights (no set_weights)")
             backend.set_weights(w)
         self.optimizer.load_state_dict(state["optimizer"])
+
+
+def output_error(fr: np.ndarray, y: np.ndarray, group: int) -> np.ndarray:
+    """``e = ∂loss/∂rates`` (B, C·group) of the MSE loss on class rates ``fr`` (B, C): each
+    output neuron gets its class's gradient divided by the voting group size."""
+    batch, classes = fr.shape
+    e = 2.0 * (fr - _one_hot(y, classes)) / (batch * classes)
+    return np.repeat(e / group, group, axis=1)
+
+
+def local_gradient(
+    layer: FcLayer | ConvLayer,
+    neuron: Neuron,
+    algorithm: str,
+    h: np.ndarray,
+    s: np.ndarray,
+    inputs: np.ndarray,
+    g: np.ndarray,
+) -> np.ndarray:
+    """A layer's weight gradient from its own error ``g`` (B, *out shape), the same at every
+    step: ``sdfa`` through the surrogate only, ``sdfa-local-bptt`` through the layer's own
+    membrane recurrence. ``h``, ``s`` (T, B, *out shape) and ``inputs`` (T, B, *in shape)
+    are the forward's. This is the whole of SDFA's per-layer learning rule."""
+    grad_s = np.broadcast_to(g.reshape(1, *h.shape[1:]), h.shape)
+    if algorithm != "sdfa":
+        return weight_gradient(layer, neuron.backward(h, s, grad_s), inputs)
+    return weight_gradient(layer, grad_s * neuron.surrogate(h), inputs)
+
+
+def weight_gradient(
+    layer: FcLayer | ConvLayer, grad_x: np.ndarray, inputs: np.ndarray
+) -> np.ndarray:
+    """``Σ_{t,b} grad_x ⊗ input`` (for conv: over positions too, against im2col patches)."""
+    rows = grad_x.shape[0] * grad_x.shape[1]
+    if isinstance(layer, ConvLayer):
+        patches = im2col(
+            inputs.reshape(rows, *inputs.shape[2:]), layer.kernel, layer.stride, layer.padding
+        )
+        return _conv_rows(grad_x).T @ patches
+    return grad_x.reshape(rows, -1).T @ inputs.reshape(rows, -1)
 
 
 def _currents(
