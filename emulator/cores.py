@@ -1,0 +1,735 @@
+"""The chip's cores as plain message handlers (no Ray): PE cores, tiles and the controller.
+
+Every core has ``handle(frame) -> list[Frame]``: it consumes one frame and returns the frames
+it sends. A runtime (:mod:`emulator.runtime`) only moves frames. The cores compute exactly
+what the reference model computes with ``--chip`` (``emulator.hardware``), in the same order:
+
+- a **PE core** holds its crossbar blocks: it reads a window of input spikes (each read gets
+  the noise of its rows of the whole batch), applies weight-code updates, and reads the
+  formed feedback arrays bit-serially;
+- a **tile** is the home of its layers: it buffers their input frames (input data reuse),
+  forwards them to its PE cores, adds the partial sums in block order, runs the neurons,
+  pools, sends the spikes on, keeps H and S, and at the end of a batch turns the error into
+  the layer's update (:func:`emulator.learning.local_gradient`, the layer's own optimizer,
+  stochastic rounding to codes) and sends each PE core its blocks' share; the feedback
+  group's home tile assembles g = e·B/√M and sends each hidden layer its prefix;
+- the **controller** encodes inputs, sends them in windows of samples, computes the output
+  error, and measures accuracy.
+
+Order never depends on delivery: frames carry a window sequence number (``seq``) and the
+number of updates that must precede them (``version``); a core buffers what arrives early.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from emulator.crossbar import Crossbar, FormedCrossbar
+from emulator.hardware import initial_codes, program_block, stochastic_round
+from emulator.learning import (
+    EVAL_BATCH,
+    EVAL_EVENT_TEST,
+    EVAL_EVENT_TRAIN,
+    init_weights,
+    local_gradient,
+    make_optimizer,
+    mse_loss,
+    network_inputs,
+    output_error,
+    weights_sha256,
+)
+from emulator.noc import Frame
+from emulator.plan import LayerPlan, Plan
+from emulator.rng import stream
+from emulator.snn import Neuron, im2col, pool
+from emulator.topology import ConvLayer
+
+CONTROLLER = "controller"
+
+
+@dataclass(frozen=True)
+class Window:
+    """A window of samples of one batch: what one frame of each kind covers."""
+
+    seq: int  # global window number, in send order
+    mode: str  # "train" or "eval"
+    version: int  # updates that must be applied before its forward
+    event: tuple[int, int]  # (epoch, batch) or (EVAL_EVENT_*, eval batch)
+    first: int  # first row of the batch
+    size: int  # samples in the window
+    total: int  # samples in the batch
+
+    def meta(self, **extra: Any) -> dict[str, Any]:
+        """The window as frame metadata."""
+        return {
+            "seq": self.seq,
+            "mode": self.mode,
+            "version": self.version,
+            "event": list(self.event),
+            "first": self.first,
+            "total": self.total,
+        } | extra
+
+    @classmethod
+    def of(cls, frame: Frame, size: int) -> Window:
+        """The window a frame carries."""
+        m = frame.meta
+        event = m["event"]
+        assert isinstance(event, list)
+        return cls(
+            int(m["seq"]),
+            str(m["mode"]),
+            int(m["version"]),
+            (event[0], event[1]),
+            int(m["first"]),
+            size,
+            int(m["total"]),
+        )
+
+
+def _frame(
+    kind: str, src: str, dst: str, layer: int, w: Window, data: np.ndarray | None, **meta: Any
+) -> Frame:
+    """A frame of ``data`` (n_packets, …) for window ``w``: one packet per row."""
+    n = 1 if data is None else len(data)
+    return Frame.pack(
+        kind, src, dst, layer, w.version, [-1] * n, [-1] * n, [0.0] * n, data, w.meta(**meta)
+    )
+
+
+def _steps_major(x: np.ndarray) -> np.ndarray:
+    """(T, W, …) → (T·W, …) packets, step-major."""
+    return x.reshape(x.shape[0] * x.shape[1], *x.shape[2:])
+
+
+# ------------------------------------------------------------------------------ PE core
+
+
+class PECore:
+    """A PE core: its crossbar blocks of one layer, or of the feedback group."""
+
+    def __init__(self, plan: Plan, name: str) -> None:
+        self.plan, self.name = plan, name
+        self.layer: LayerPlan | None = None
+        self.block_ids: list[int] = []
+        self.xbars: list[Crossbar] = []
+        self.formed: list[FormedCrossbar] = []
+        self.applied = 0  # updates applied
+        self.waiting: list[Frame] = []
+        for layer in plan.layers:
+            if name in layer.pes:
+                self._hold_layer(layer)
+        fb = plan.feedback
+        if fb is not None and name in fb.pes:
+            self.block_ids = fb.blocks_of(name)
+            self.formed = [
+                FormedCrossbar(plan.chip, b.n_in, b.n_out, seed=plan.seed, xbar_id=b.id)
+                for b in (fb.blocks[j] for j in self.block_ids)
+            ]
+
+    def _hold_layer(self, layer: LayerPlan) -> None:
+        self.layer = layer
+        self.block_ids = layer.blocks_of(self.name)
+        w = init_weights(self.plan.net, self.plan.seed)[layer.index]
+        codes, _ = initial_codes(w, self.plan.chip.crossbar.weight_bits)
+        self.xbars = [
+            program_block(self.plan.chip, layer.blocks[j], codes, self.plan.seed)
+            for j in self.block_ids
+        ]
+
+    def handle(self, frame: Frame) -> list[Frame]:
+        """Reads, updates and feedback reads, each once its turn (``version``) has come."""
+        self.waiting.append(frame)
+        out: list[Frame] = []
+        progress = True
+        while progress:
+            progress = False
+            for f in sorted(self.waiting, key=lambda f: (f.batch, f.kind != "update")):
+                if self._ready(f):
+                    self.waiting.remove(f)
+                    out += self._run(f)
+                    progress = True
+                    break
+        return out
+
+    def _ready(self, frame: Frame) -> bool:
+        if frame.kind == "update":
+            return frame.batch == self.applied
+        if frame.kind == "spikes":
+            return frame.batch <= self.applied
+        return True
+
+    def _run(self, frame: Frame) -> list[Frame]:
+        if frame.kind == "spikes":
+            return [self._read(frame)]
+        if frame.kind == "update":
+            return [self._update(frame)]
+        if frame.kind == "error":
+            return [self._feedback(frame)]
+        raise ValueError(f"{self.name}: cannot handle a {frame.kind} frame")
+
+    def _read(self, frame: Frame) -> Frame:
+        layer = self.layer
+        assert layer is not None
+        steps = self.plan.net.time_steps
+        x = frame.array().reshape(steps, -1, *layer.in_shape)
+        w = Window.of(frame, x.shape[1])
+        spec = self.plan.net.layers[layer.net_index]
+        p = layer.positions
+        parts = []
+        for t in range(steps):
+            rows = x[t].reshape(w.size, -1)
+            if isinstance(spec, ConvLayer):
+                rows = im2col(x[t], spec.kernel, spec.stride, spec.padding)
+            event = (*w.event, t)
+            window = (w.first * p, w.total * p)
+            parts.append(
+                np.concatenate(
+                    [
+                        xbar.read(rows[:, b.in_start : b.in_stop], event, window=window)
+                        for b, xbar in zip(self._blocks(), self.xbars, strict=True)
+                    ],
+                    axis=1,
+                )
+            )
+        data = np.stack(parts)  # (T, W·P, columns of this PE's blocks)
+        return _frame(
+            "psum",
+            self.name,
+            layer.home,
+            layer.index,
+            w,
+            _steps_major(data),
+            blocks=self.block_ids,
+        )
+
+    def _blocks(self):
+        layer = self.layer
+        assert layer is not None
+        return [layer.blocks[j] for j in self.block_ids]
+
+    def _update(self, frame: Frame) -> Frame:
+        layer = self.layer
+        assert layer is not None
+        flat, before = frame.array()[0], self._written()
+        offset = 0
+        for block, xbar in zip(self._blocks(), self.xbars, strict=True):
+            size = block.n_in * block.n_out
+            part = flat[offset : offset + size].reshape(block.n_in, block.n_out)
+            offset += size
+            if part.any():
+                xbar.update(part)
+        self.applied += 1
+        cells, pulses = (a - b for a, b in zip(self._written(), before, strict=True))
+        meta = {"version": frame.batch, "cells_written": cells, "pulses": pulses}
+        return Frame.pack(
+            "control",
+            self.name,
+            layer.home,
+            layer.index,
+            frame.batch,
+            [-1],
+            [-1],
+            [0.0],
+            None,
+            meta | {"what": "written"},
+        )
+
+    def _written(self) -> tuple[int, int]:
+        return (
+            sum(x.counters.cells_written for x in self.xbars),
+            sum(x.counters.pulses for x in self.xbars),
+        )
+
+    def _feedback(self, frame: Frame) -> Frame:
+        fb = self.plan.feedback
+        assert fb is not None
+        e = frame.array()
+        w = Window.of(frame, len(e))
+        blocks = [fb.blocks[j] for j in self.block_ids]
+        parts = [
+            array.read_bitserial(e[:, b.in_start : b.in_stop], w.event, window=(w.first, w.total))
+            for b, array in zip(blocks, self.formed, strict=True)
+        ]
+        return _frame(
+            "psum",
+            self.name,
+            fb.home,
+            frame.layer,
+            w,
+            np.concatenate(parts, axis=1),
+            blocks=self.block_ids,
+        )
+
+    def report(self) -> dict[str, Any]:
+        """Effective codes of its weight blocks and the counters of all its arrays."""
+        arrays: list[Crossbar | FormedCrossbar] = [*self.xbars, *self.formed]
+        return {
+            "name": self.name,
+            "layer": -1 if self.layer is None else self.layer.index,
+            "blocks": self.block_ids,
+            "codes": [x.effective_codes() for x in self.xbars],
+            "counters": [a.counters.as_dict() for a in arrays],
+            "feedback": bool(self.formed),
+        }
+
+
+# --------------------------------------------------------------------------------- tile
+
+
+@dataclass
+class _Batch:
+    """A homed layer's record of one training batch."""
+
+    total: int
+    x: np.ndarray | None = None
+    h: np.ndarray | None = None
+    s: np.ndarray | None = None
+    g: np.ndarray | None = None
+    forward_rows: int = 0
+    error_rows: int = 0
+    event: tuple[int, int] = (0, 0)
+    version: int = 0
+
+
+@dataclass
+class _Homed:
+    """A layer whose home is this tile."""
+
+    plan: LayerPlan
+    optimizer: Any
+    next_seq: int = 0
+    applied: int = 0
+    acks: int = 0
+    inbox: dict[int, Frame] = field(default_factory=dict)  # input windows by seq
+    psums: dict[int, list[Frame]] = field(default_factory=dict)
+    windows: dict[int, Window] = field(default_factory=dict)
+    batches: dict[int, _Batch] = field(default_factory=dict)
+    early_errors: list[Frame] = field(default_factory=list)
+
+
+class TileCore:
+    """A tile: the home of some layers and perhaps of the feedback group."""
+
+    def __init__(self, plan: Plan, name: str) -> None:
+        self.plan, self.name = plan, name
+        self.neuron = Neuron.from_spec(plan.net.neuron)
+        self.homed = {
+            layer.index: _Homed(layer, make_optimizer(plan.optimizer, plan.lr))
+            for layer in plan.layers
+            if layer.home == name
+        }
+        fb = plan.feedback
+        self.feedback_home = fb is not None and fb.home == name
+        self.fb_parts: dict[int, list[Frame]] = {}
+
+    def handle(self, frame: Frame) -> list[Frame]:
+        """Dispatch by kind (and by layer for the feedback group's frames)."""
+        group = len(self.plan.layers)
+        if frame.kind == "spikes":
+            home = self.homed[frame.layer]
+            home.inbox[int(frame.meta["seq"])] = frame
+            return self._advance(home)
+        if frame.kind == "psum" and frame.layer == group:
+            return self._feedback_part(frame)
+        if frame.kind == "psum":
+            home = self.homed[frame.layer]
+            home.psums.setdefault(int(frame.meta["seq"]), []).append(frame)
+            return self._advance(home)
+        if frame.kind == "error" and frame.layer == group:
+            return self._scatter_error(frame)
+        if frame.kind in ("error", "feedback"):
+            return self._error(self.homed[frame.layer], frame)
+        if frame.kind == "control" and frame.meta.get("what") == "written":
+            home = self.homed[frame.layer]
+            home.acks += 1
+            if home.acks == len(home.plan.pes):
+                home.acks = 0
+                home.applied += 1
+            return self._advance(home)
+        raise ValueError(f"{self.name}: cannot handle a {frame.kind} frame for {frame.layer}")
+
+    # forward ----------------------------------------------------------------------------
+
+    def _advance(self, home: _Homed) -> list[Frame]:
+        """Forward the next input windows whose turn has come; finish those whose partial
+        sums are all in. Windows go strictly in ``seq`` order."""
+        out: list[Frame] = []
+        while True:
+            seq = home.next_seq
+            if seq in home.inbox and seq not in home.windows:
+                frame = home.inbox[seq]
+                if frame.batch > home.applied:
+                    break
+                out += self._start_window(home, frame)
+                continue
+            if seq in home.windows and len(home.psums.get(seq, [])) == len(home.plan.pes):
+                out += self._finish_window(home, seq)
+                home.next_seq += 1
+                continue
+            break
+        return out
+
+    def _start_window(self, home: _Homed, frame: Frame) -> list[Frame]:
+        layer, steps = home.plan, self.plan.net.time_steps
+        x = frame.array().reshape(steps, -1, *layer.in_shape)
+        w = Window.of(frame, x.shape[1])
+        home.windows[w.seq] = w
+        if w.mode == "train":  # input data reuse: kept for the local gradient
+            batch = self._batch(home, w)
+            assert batch.x is not None
+            batch.x[:, w.first : w.first + w.size] = x
+        return [
+            Frame.pack(
+                "spikes",
+                self.name,
+                pe,
+                layer.index,
+                frame.batch,
+                frame.samples,
+                frame.steps,
+                frame.times_ns,
+                frame.array(),
+                dict(frame.meta),
+            )
+            for pe in layer.pes
+        ]
+
+    def _batch(self, home: _Homed, w: Window) -> _Batch:
+        if w.version not in home.batches:
+            steps, layer = self.plan.net.time_steps, home.plan
+            batch = _Batch(w.total, event=w.event, version=w.version)
+            batch.x = np.zeros((steps, w.total, *layer.in_shape))
+            batch.h = np.zeros((steps, w.total, *layer.out_shape))
+            batch.s = np.zeros((steps, w.total, *layer.out_shape))
+            home.batches[w.version] = batch
+        return home.batches[w.version]
+
+    def _finish_window(self, home: _Homed, seq: int) -> list[Frame]:
+        layer, w = home.plan, home.windows.pop(seq)
+        frames = sorted(home.psums.pop(seq), key=lambda f: f.meta["blocks"])
+        del home.inbox[seq]
+        steps, p = self.plan.net.time_steps, layer.positions
+        parts: dict[int, np.ndarray] = {}
+        for f in frames:
+            data = f.array().reshape(steps, w.size * p, -1)
+            blocks = f.meta["blocks"]
+            assert isinstance(blocks, list)
+            offset = 0
+            for j in blocks:
+                width = layer.blocks[j].n_out
+                parts[j] = data[:, :, offset : offset + width]
+                offset += width
+        currents = []
+        for t in range(steps):
+            out = np.zeros((w.size * p, layer.out_shape[0]))
+            for j, block in enumerate(layer.blocks):  # block order, as ChipLayer.matmul
+                out[:, block.out_start : block.out_stop] += parts[j][t]
+            out = out * layer.lsb
+            if p > 1:
+                oc, ho, wo = layer.out_shape
+                out = out.reshape(w.size, ho, wo, oc).transpose(0, 3, 1, 2)
+            currents.append(out)
+        h, s = self.neuron.run(np.stack(currents))
+        sent = s
+        for i in layer.pool_after:
+            spec = self.plan.net.layers[i]
+            flat = pool(sent.reshape(steps * w.size, *sent.shape[2:]), spec.mode, spec.kernel)
+            sent = flat.reshape(steps, w.size, *flat.shape[1:])
+        out_frames = []
+        if w.mode == "train":
+            batch = home.batches[w.version]
+            assert batch.h is not None and batch.s is not None
+            batch.h[:, w.first : w.first + w.size] = h
+            batch.s[:, w.first : w.first + w.size] = s
+            batch.forward_rows += w.size
+            out_frames += self._try_update(home, w.version)
+        nxt = layer.index + 1
+        dst = self.plan.layers[nxt].home if nxt < len(self.plan.layers) else CONTROLLER
+        out_frames.append(_frame("spikes", self.name, dst, nxt, w, _steps_major(sent.astype(bool))))
+        return out_frames
+
+    # backward ---------------------------------------------------------------------------
+
+    def _error(self, home: _Homed, frame: Frame) -> list[Frame]:
+        e = frame.array()
+        w = Window.of(frame, len(e))
+        batch = self._batch(home, w)
+        if batch.g is None:
+            batch.g = np.zeros((w.total, *home.plan.out_shape))
+        if frame.kind == "error":  # the output layer's own error: ∂loss/∂s_L[t] = e/T
+            e = e / self.plan.net.time_steps
+        batch.g[w.first : w.first + w.size] = e.reshape(w.size, *home.plan.out_shape)
+        batch.error_rows += w.size
+        return self._try_update(home, w.version)
+
+    def _try_update(self, home: _Homed, version: int) -> list[Frame]:
+        batch = home.batches.get(version)
+        if batch is None or batch.forward_rows < batch.total or batch.error_rows < batch.total:
+            return []
+        del home.batches[version]
+        layer = home.plan
+        spec = self.plan.net.layers[layer.net_index]
+        grad = local_gradient(
+            spec, self.neuron, self.plan.algorithm, batch.h, batch.s, batch.x, batch.g
+        )
+        (delta,) = home.optimizer.step([grad])
+        rng = stream(self.plan.seed, "update", layer.index, *batch.event)
+        steps = stochastic_round(delta.T / layer.lsb, rng)
+        frames = []
+        for pe in layer.pes:
+            parts = [
+                steps[b.in_start : b.in_stop, b.out_start : b.out_stop].ravel()
+                for b in (layer.blocks[j] for j in layer.blocks_of(pe))
+            ]
+            frames.append(
+                Frame.pack(
+                    "update",
+                    self.name,
+                    pe,
+                    layer.index,
+                    version,
+                    [-1],
+                    [-1],
+                    [0.0],
+                    np.concatenate(parts)[None, :],
+                    {"event": list(batch.event)},
+                )
+            )
+        return frames
+
+    # feedback group ---------------------------------------------------------------------
+
+    def _scatter_error(self, frame: Frame) -> list[Frame]:
+        fb = self.plan.feedback
+        assert fb is not None
+        return [
+            Frame.pack(
+                "error",
+                self.name,
+                pe,
+                frame.layer,
+                frame.batch,
+                frame.samples,
+                frame.steps,
+                frame.times_ns,
+                frame.array(),
+                dict(frame.meta),
+            )
+            for pe in fb.pes
+        ]
+
+    def _feedback_part(self, frame: Frame) -> list[Frame]:
+        fb = self.plan.feedback
+        assert fb is not None
+        seq = int(frame.meta["seq"])
+        parts = self.fb_parts.setdefault(seq, [])
+        parts.append(frame)
+        if len(parts) < len(fb.pes):
+            return []
+        del self.fb_parts[seq]
+        w = Window.of(frame, frame.n_packets)
+        g = np.zeros((w.size, fb.width))
+        blocks: dict[int, np.ndarray] = {}
+        for f in parts:
+            data, offset = f.array(), 0
+            ids = f.meta["blocks"]
+            assert isinstance(ids, list)
+            for j in ids:
+                width = fb.blocks[j].n_out
+                blocks[j] = data[:, offset : offset + width]
+                offset += width
+        for j, block in enumerate(fb.blocks):  # block order, as ChipFeedback._read
+            g[:, block.out_start : block.out_stop] += blocks[j]
+        g = g * (1.0 / np.sqrt(fb.width))
+        return [
+            _frame(
+                "feedback",
+                self.name,
+                layer.home,
+                layer.index,
+                w,
+                g[:, : math.prod(layer.out_shape)],
+            )
+            for layer in self.plan.layers[:-1]
+        ]
+
+
+# --------------------------------------------------------------------------- controller
+
+
+@dataclass
+class _Pending:
+    """A batch in flight at the controller."""
+
+    window_size: int
+    ids: np.ndarray
+    labels: np.ndarray
+    event: tuple[int, int]
+    version: int
+    mode: str
+    first_seq: int
+    spikes: np.ndarray | None = None  # output spikes (T, B, C_out) as they arrive
+    rows: int = 0
+
+
+class Controller:
+    """Feeds the batches, turns outputs into errors, measures accuracy.
+
+    Training follows :func:`emulator.learning.train` exactly (sample order, encoding keys,
+    events); then the train and test sets are evaluated in :data:`EVAL_BATCH` batches.
+    ``in_flight`` batches may be in the chip at once.
+    """
+
+    def __init__(
+        self,
+        plan: Plan,
+        dataset: Any,
+        *,
+        epochs: int,
+        batch: int,
+        frame_samples: int,
+        in_flight: int = 2,
+        progress: Callable[[int, int, float], None] | None = None,
+    ) -> None:
+        self.plan, self.data = plan, dataset
+        self.epochs, self.batch, self.frame_samples = epochs, batch, frame_samples
+        self.in_flight, self.progress = in_flight, progress
+        self.group = math.prod(plan.layers[-1].send_shape) // plan.net.num_classes
+        self.batches = list(self._batches())
+        self.train_batches = sum(1 for b in self.batches if b[0] == "train")
+        self.next_batch = 0
+        self.seq = 0
+        self.pending: dict[int, _Pending] = {}  # by first seq
+        self.losses: list[float] = []
+        self.right = {"train": 0, "test": 0}
+        self.done_batches = 0
+
+    def _batches(self) -> Iterator[tuple[str, str, np.ndarray, tuple[int, int]]]:
+        n = len(self.data.x_train)
+        for epoch in range(self.epochs):
+            order = stream(self.plan.seed, "order", epoch).permutation(n)
+            for j, start in enumerate(range(0, n, self.batch)):
+                yield "train", "train", order[start : start + self.batch], (epoch, j)
+        for split, event in (("train", EVAL_EVENT_TRAIN), ("test", EVAL_EVENT_TEST)):
+            m = len(self.data.x_train if split == "train" else self.data.x_test)
+            for j, start in enumerate(range(0, m, EVAL_BATCH)):
+                yield "eval", split, np.arange(start, min(start + EVAL_BATCH, m)), (event, j)
+
+    @property
+    def done(self) -> bool:
+        """All batches fed and answered."""
+        return self.next_batch == len(self.batches) and not self.pending
+
+    def start(self) -> list[Frame]:
+        """The first batches' input frames."""
+        out: list[Frame] = []
+        while self.next_batch < len(self.batches) and len(self.pending) < self.in_flight:
+            out += self._feed()
+        return out
+
+    def _feed(self) -> list[Frame]:
+        mode, split, ids, event = self.batches[self.next_batch]
+        version = min(self.next_batch, self.train_batches)
+        self.next_batch += 1
+        data = self.data
+        x = data.x_train if split == "train" else data.x_test
+        y = data.y_train if split == "train" else data.y_test
+        key = {"train": ("train", event[0]), "eval": ("train-eval",)}[mode]
+        key = ("test",) if split == "test" else key
+        spikes = network_inputs(
+            self.plan.net,
+            x[ids],
+            temporal=bool(data.temporal),
+            seed=self.plan.seed,
+            key=key,
+            sample_ids=ids,
+        )
+        size = self.frame_samples
+        pending = _Pending(size, ids, y[ids], event, version, f"{mode}:{split}", self.seq)
+        self.pending[self.seq] = pending
+        layer0 = self.plan.layers[0]
+        frames = []
+        for first in range(0, len(ids), size):
+            part = spikes[:, first : first + size]
+            w = Window(self.seq, mode, version, event, first, part.shape[1], len(ids))
+            self.seq += 1
+            frames.append(_frame("spikes", CONTROLLER, layer0.home, 0, w, _steps_major(part)))
+        return frames
+
+    def handle(self, frame: Frame) -> list[Frame]:
+        """Output spikes of a window; when the batch is whole, its errors and the next batch."""
+        steps = self.plan.net.time_steps
+        s = frame.array().reshape(steps, -1, *self.plan.layers[-1].send_shape)
+        w = Window.of(frame, s.shape[1])
+        first_seq = w.seq - w.first // self.frame_samples
+        pending = self.pending[first_seq]
+        if pending.spikes is None:
+            pending.spikes = np.zeros((steps, w.total, *s.shape[2:]))
+        pending.spikes[:, w.first : w.first + w.size] = s
+        pending.rows += w.size
+        if pending.rows < w.total:
+            return []
+        del self.pending[first_seq]
+        out = self._answer(pending)
+        while self.next_batch < len(self.batches) and len(self.pending) < self.in_flight:
+            out += self._feed()
+        return out
+
+    def _answer(self, p: _Pending) -> list[Frame]:
+        assert p.spikes is not None
+        steps, total = p.spikes.shape[:2]
+        rates = p.spikes.reshape(steps, total, -1).mean(axis=0)
+        fr = rates.reshape(total, self.plan.net.num_classes, -1).mean(axis=2)
+        if p.mode != "train:train":
+            self.right[p.mode.split(":")[1]] += int(np.sum(fr.argmax(axis=1) == p.labels))
+            return []
+        e = output_error(fr, p.labels, self.group)
+        loss = mse_loss(fr, p.labels)
+        self.losses.append(loss)
+        self.done_batches += 1
+        if self.progress is not None:
+            self.progress(self.done_batches, self.train_batches, loss)
+        frames = []
+        last, fb = self.plan.layers[-1], self.plan.feedback
+        for k, first in enumerate(range(0, total, p.window_size)):
+            part = e[first : first + p.window_size]
+            w = Window(p.first_seq + k, "train", p.version, p.event, first, len(part), total)
+            frames.append(_frame("error", CONTROLLER, last.home, last.index, w, part))
+            if fb is not None:
+                group = len(self.plan.layers)
+                frames.append(_frame("error", CONTROLLER, fb.home, group, w, part))
+        return frames
+
+    def accuracy(self) -> dict[str, float]:
+        """Train and test accuracy of the evaluation passes."""
+        return {
+            "train_accuracy": self.right["train"] / len(self.data.x_train),
+            "test_accuracy": self.right["test"] / len(self.data.x_test),
+        }
+
+
+def assemble_weights(plan: Plan, reports: list[dict[str, Any]]) -> list[np.ndarray]:
+    """Every layer's effective weights from the PE cores' reports, as ``ChipLayer.weights``."""
+    shapes = [
+        (layer.blocks[-1].in_stop, max(b.out_stop for b in layer.blocks)) for layer in plan.layers
+    ]
+    codes = [np.zeros(shape) for shape in shapes]
+    for report in reports:
+        if report["layer"] < 0:
+            continue
+        layer = plan.layers[report["layer"]]
+        for j, eff in zip(report["blocks"], report["codes"], strict=True):
+            b = layer.blocks[j]
+            codes[layer.index][b.in_start : b.in_stop, b.out_start : b.out_stop] = eff
+    return [c.T * layer.lsb for c, layer in zip(codes, plan.layers, strict=True)]
+
+
+def run_sha(plan: Plan, reports: list[dict[str, Any]]) -> str:
+    """The run's ``weights_sha256`` (the canonical order of :func:`weights_sha256`)."""
+    return weights_sha256(assemble_weights(plan, reports))

@@ -1,0 +1,168 @@
+"""What every core of an emulated run knows in common: the chip, the network, the mapping,
+which crossbar block sits on which PE core, and which tile is each layer's home.
+
+Built deterministically from (chip, network, seed, training settings) on every process, so no
+core needs to be told anything but its own name. Core names are ``tile-T`` and ``pe-T-P``
+(T the tile index, P the PE index within the tile; :mod:`emulator.noc`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from emulator.hardware import initial_codes
+from emulator.learning import init_weights, weighted_layers
+from emulator.mapping import Block, ChipMapping, feedback_blocks, map_network, weight_blocks
+from emulator.noc import pe_name, tile_name
+from emulator.topology import ChipSpec, NetworkSpec, layer_shapes
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    """One weighted layer on the chip."""
+
+    index: int  # position among the weighted layers
+    net_index: int  # position in net.layers
+    home: str  # the tile core that accumulates, runs the neurons and computes the update
+    pes: tuple[str, ...]  # PE cores holding its weight blocks, in order
+    blocks: tuple[Block, ...]  # weight blocks, in accumulation order
+    block_pe: tuple[int, ...]  # index into ``pes`` of each block
+    lsb: float  # weight per code unit
+    pool_after: tuple[int, ...]  # net.layers indices of the pool layers that follow it
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]  # the neurons (before any pool)
+    send_shape: tuple[int, ...]  # what leaves the layer (after its pools)
+
+    def blocks_of(self, pe: str) -> list[int]:
+        """Indices of the blocks on ``pe``, in order."""
+        k = self.pes.index(pe)
+        return [j for j, owner in enumerate(self.block_pe) if owner == k]
+
+    @property
+    def positions(self) -> int:
+        """im2col rows per sample (1 for fc)."""
+        return math.prod(self.out_shape[1:]) if len(self.out_shape) == 3 else 1
+
+
+@dataclass(frozen=True)
+class FeedbackPlan:
+    """The shared formed feedback group (C × M)."""
+
+    home: str
+    pes: tuple[str, ...]
+    blocks: tuple[Block, ...]
+    block_pe: tuple[int, ...]
+    rows: int  # C: the output layer's neurons
+    width: int  # M: the widest hidden layer
+
+    def blocks_of(self, pe: str) -> list[int]:
+        """Indices of the blocks on ``pe``, in order."""
+        k = self.pes.index(pe)
+        return [j for j, owner in enumerate(self.block_pe) if owner == k]
+
+
+@dataclass
+class Plan:
+    """The run's shared facts (see the module docstring)."""
+
+    chip: ChipSpec
+    net: NetworkSpec
+    seed: int
+    algorithm: str
+    lr: float
+    optimizer: str
+    mapping: ChipMapping = field(init=False)
+    layers: list[LayerPlan] = field(init=False)
+    feedback: FeedbackPlan | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.chip.dataflow != "pipesdfa":
+            raise ValueError(
+                f"chip {self.chip.name}: the emulation runs the pipesdfa dataflow; "
+                f"{self.chip.dataflow} is evaluated by the cost model (pipesdfa compare)"
+            )
+        if self.algorithm == "bptt":
+            raise ValueError(
+                "algorithm: bptt needs layer-to-layer backward paths the PipeSDFA chip does "
+                "not have; the emulation runs sdfa or sdfa-local-bptt"
+            )
+        self.mapping = map_network(self.chip, self.net)
+        self.layers = self._layers()
+        self.feedback = self._feedback()
+
+    def _layers(self) -> list[LayerPlan]:
+        shapes, weights = layer_shapes(self.net), init_weights(self.net, self.seed)
+        weighted = weighted_layers(self.net)
+        plans = []
+        for k, (i, lm, w) in enumerate(zip(weighted, self.mapping.layers, weights, strict=True)):
+            n_out, n_in = w.shape
+            pes = tuple(pe_name(t, p) for t, p in lm.pes)
+            blocks = tuple(weight_blocks(self.chip, k, n_in, n_out))
+            pools, j = [], i + 1
+            while j < len(self.net.layers) and self.net.layers[j].type == "pool":
+                pools.append(j)
+                j += 1
+            plans.append(
+                LayerPlan(
+                    index=k,
+                    net_index=i,
+                    home=tile_name(lm.tiles[0]),
+                    pes=pes,
+                    blocks=blocks,
+                    block_pe=_spread(len(blocks), len(pes), self.chip.pe.crossbars),
+                    lsb=initial_codes(w, self.chip.crossbar.weight_bits)[1],
+                    pool_after=tuple(pools),
+                    in_shape=tuple(shapes[i]),
+                    out_shape=tuple(shapes[i + 1]),
+                    send_shape=tuple(shapes[j]),
+                )
+            )
+        return plans
+
+    def _feedback(self) -> FeedbackPlan | None:
+        fb = self.mapping.feedback
+        if fb is None:
+            return None
+        width = max(math.prod(layer.out_shape) for layer in self.layers[:-1])
+        rows = math.prod(self.layers[-1].out_shape)
+        blocks = tuple(feedback_blocks(self.chip, fb.weighted, rows, width))
+        pes = tuple(pe_name(t, p) for t, p in fb.pes)
+        return FeedbackPlan(
+            home=tile_name(fb.tiles[0]),
+            pes=pes,
+            blocks=blocks,
+            block_pe=_spread(len(blocks), len(pes), self.chip.pe.crossbars),
+            rows=rows,
+            width=width,
+        )
+
+    @cached_property
+    def tiles(self) -> list[str]:
+        """Every tile core the run uses (tiles holding any PE core in use), in order."""
+        used = {t for lm in self.mapping.layers for t in lm.tiles}
+        if self.mapping.feedback is not None:
+            used |= set(self.mapping.feedback.tiles)
+        return [tile_name(t) for t in sorted(used)]
+
+    @cached_property
+    def pe_cores(self) -> list[str]:
+        """Every PE core the run uses, in placement order."""
+        names = [pe for layer in self.layers for pe in layer.pes]
+        if self.feedback is not None:
+            names += list(self.feedback.pes)
+        return names
+
+    @property
+    def cores(self) -> list[str]:
+        """Every core: tiles, then PE cores."""
+        return self.tiles + self.pe_cores
+
+
+def _spread(blocks: int, pes: int, per_pe: int) -> tuple[int, ...]:
+    """PE of each block: filled ``per_pe`` at a time, as the mapping counts arrays; spread
+    evenly when the functional blocks outnumber the mapped arrays (conv under VW-SDK)."""
+    if blocks <= pes * per_pe:
+        return tuple(j // per_pe for j in range(blocks))
+    return tuple(j * pes // blocks for j in range(blocks))

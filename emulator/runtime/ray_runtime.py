@@ -1,0 +1,141 @@
+"""The Ray runtime: tiles and PE cores as Ray actors that send frames to each other directly.
+
+One actor per core by default (named ``tile-T`` / ``pe-T-P``, so Ray's dashboard and state
+API show which core is which); with ``cores_per_actor`` K > 1, K cores share one actor
+process (named ``cores-G``) and frames between them never leave it. Actors hold their
+cores' crossbar conductances. Frames travel as msgpack bytes through fire-and-forget actor
+calls (``deliver``); the driver is the controller: it sends the input windows and errors and
+collects what actors address to it with a blocking ``collect`` (threaded actors, so a
+waiting ``collect`` does not stop deliveries). The shell only moves frames: all the physics
+is in :mod:`emulator.cores`.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import ray
+
+from emulator.cores import CONTROLLER, Controller, PECore, TileCore
+from emulator.noc import decode, encode
+from emulator.plan import Plan
+
+
+class CoreGroup:
+    """The body of one actor: some cores, the handles of every other actor."""
+
+    def __init__(self, plan: Plan, names: list[str]) -> None:
+        self.cores: dict[str, TileCore | PECore] = {
+            name: TileCore(plan, name) if name.startswith("tile-") else PECore(plan, name)
+            for name in names
+        }
+        self.route: dict[str, Any] = {}
+        self.known: set[str] = set()
+        self.outbox: list[bytes] = []
+        self.lock = threading.Condition()
+        self.frames = 0
+
+    def connect(self, route: dict[str, Any]) -> None:
+        """Receive every core's actor handle (None for this actor's own cores)."""
+        self.route = route
+        self.known = {*route, CONTROLLER}
+
+    def deliver(self, data: bytes) -> None:
+        """Handle one frame and everything it causes inside this actor; send the rest."""
+        with self.lock:
+            pending = [data]
+            while pending:
+                frame = decode(pending.pop(0), known=self.known)
+                self.frames += 1
+                for out in self.cores[frame.dst].handle(frame):
+                    raw = encode(out)
+                    if out.dst == CONTROLLER:
+                        self.outbox.append(raw)
+                        self.lock.notify_all()
+                    elif out.dst in self.cores:
+                        pending.append(raw)
+                    else:
+                        self.route[out.dst].deliver.remote(raw)
+
+    def collect(self, timeout_s: float = 60.0) -> list[bytes]:
+        """Frames for the controller; waits until there is one (or the timeout)."""
+        with self.lock:
+            if not self.outbox:
+                self.lock.wait(timeout_s)
+            out, self.outbox = self.outbox, []
+            return out
+
+    def report(self) -> list[dict[str, Any]]:
+        """Reports of this actor's PE cores."""
+        with self.lock:
+            return [core.report() for core in self.cores.values() if isinstance(core, PECore)]
+
+    def placement(self) -> dict[str, Any]:
+        """Where this actor runs, and how many frames it handled."""
+        ctx = ray.get_runtime_context()
+        return {"node": ctx.get_node_id(), "pid": _pid(), "frames": self.frames}
+
+
+def _pid() -> int:
+    import os
+
+    return os.getpid()
+
+
+CoreActor = ray.remote(max_concurrency=2, num_cpus=0)(CoreGroup)
+"""Threaded (2): one thread may wait in ``collect`` while the other delivers. ``num_cpus=0``:
+cores are placed whatever the cluster's CPU count (an actor idles between frames)."""
+
+
+class RayRuntime:
+    """Runs a :class:`Controller` against cores in Ray actors."""
+
+    def __init__(self, plan: Plan, *, cores_per_actor: int = 1) -> None:
+        if cores_per_actor < 1:
+            raise ValueError(f"cores_per_actor: must be >= 1, got {cores_per_actor}")
+        self.plan = plan
+        names = plan.cores
+        groups = [names[i : i + cores_per_actor] for i in range(0, len(names), cores_per_actor)]
+        self.actors = []
+        route: dict[str, Any] = {}
+        for g, members in enumerate(groups):
+            label = members[0] if cores_per_actor == 1 else f"cores-{g}"
+            actor = CoreActor.options(name=label).remote(plan, members)
+            self.actors.append(actor)
+            route.update(dict.fromkeys(members, actor))
+        ray.get([actor.connect.remote(route) for actor in self.actors])
+        self.route = route
+        self.names = [a._actor_id.hex() for a in self.actors]
+        self.frames = 0
+
+    def run(self, controller: Controller) -> None:
+        """Send the controller's frames; collect what comes back until it is done."""
+        self._send(controller.start())
+        output_home = self.route[self.plan.layers[-1].home]
+        while not controller.done:
+            batch = ray.get(output_home.collect.remote())
+            if not batch:
+                raise RuntimeError("the run stalled: no output from the chip for 60 s")
+            for data in batch:
+                self._send(controller.handle(decode(data)))
+
+    def _send(self, frames: list) -> None:
+        for frame in frames:
+            self.frames += 1
+            self.route[frame.dst].deliver.remote(encode(frame))
+
+    def reports(self) -> list[dict]:
+        """Every PE core's report, in plan order."""
+        got = [r for batch in ray.get([a.report.remote() for a in self.actors]) for r in batch]
+        order = {name: i for i, name in enumerate(self.plan.pe_cores)}
+        return sorted(got, key=lambda r: order[r["name"]])
+
+    def placement(self) -> list[dict[str, Any]]:
+        """Each actor's node, process and frame count."""
+        return ray.get([a.placement.remote() for a in self.actors])
+
+    def shutdown(self) -> None:
+        """Kill the actors."""
+        for actor in self.actors:
+            ray.kill(actor)
