@@ -1,16 +1,26 @@
 """The three-level PipeSDFA pipeline and the PipeLayer schedule: operations, a deterministic
 list schedule and the analytic cost model (DESIGN.md §3).
 
-One training segment is ``batches`` batches of B samples, T steps each, on the weighted layers
-l = 0..L−1 of a network mapped by :func:`emulator.mapping.map_network` (pool layers fold into
-the next layer's input). Every operation has a resource, a duration and an energy per
-component. An op starts at max(its inputs' finish, its resource's free time); ops are issued in
-the fixed order below and each resource serves them first come, first served in that order (no
-back-filling), so the schedule is deterministic. Times are integer picoseconds: every op's
-duration is its formula in ns rounded once to the nearest ps (:func:`ps`), then only integers
-are added and compared, so any emulation that rounds each op the same way reproduces every
-time exactly. Energies are pJ per component; a total is Σ over op templates (kind, layer, tile)
-in a fixed order of count × the template's energy, so it does not depend on op order either.
+One training segment is ``batches`` batches of B samples (a replayed run: its samples in
+batches of B, the last possibly smaller), T steps each, on the weighted layers l = 0..L−1 of a
+network mapped by :func:`emulator.mapping.map_network` (pool layers fold into the next layer's
+input). Every operation has a resource, a duration and an energy per component. An op starts
+at max(its inputs' finish, its resource's free time); ops are issued in the fixed order below
+and each resource serves them first come, first served in that order (no back-filling), so the
+schedule is deterministic. Times are integer picoseconds: every op's duration is its formula in
+ns rounded once to the nearest ps (:func:`ps`), then only integers are added and compared, so
+any emulation that rounds each op the same way reproduces every time exactly.
+
+Per-op costs: :class:`CostModel` is the one place an op's duration, energy per component (pJ)
+and counters are computed (:class:`OpCost`), from the op (kind, layer, tile) and that op's
+own activity only: XBAR_READ(l, n, t) the fraction of layer l's inputs active at step t of
+sample n; LOCAL_GRAD(l, n) sample n's mean input rate of layer l over the T steps; FEEDBACK(n)
+(PipeLayer: ERR and GRAD of sample n) sample n's error bit rate; WRITE(l, b) batch b's
+(fraction of layer l's cells written, mean pulses per written cell); NEURON and the NoC ops
+none. :func:`simulate` (the fast path) evaluates every op at an :class:`Activity`'s average
+rates; :func:`simulate_run` at each op's own rates recorded in an :class:`OpActivity`. A
+distributed emulation that takes each op's OpCost from the same CostModel call and follows the
+issue order below reproduces simulate_run's times exactly.
 
 Resources: ``xbar:l`` layer l's weight arrays (forward reads and its WRITE), ``neuron:l``
 layer l's neuron-unit lanes (a tile hosting two layers' cores updates both in parallel),
@@ -49,8 +59,8 @@ Costs (one place; ``xb`` = ``chip.crossbar``, ``dev`` = ``chip.device``, ``tile`
   (input data reuse) and writes + reads its error input (PipeSDFA: n_l values once; PipeLayer:
   δ_l[t] for every step); PipeLayer's ERR reads δ_l[t]; the feedback group writes + reads e.
 - FEEDBACK(n): R = 2·(error_bits − 1) bit-serial reads (sign-magnitude planes) of the group,
-  a = ``Activity.error_bit_rate``; then g's prefix (n_l values) goes to every hidden layer's
-  first tile (one NOC op each).
+  a = the sample's error bit rate (``Activity.error_bit_rate`` on average); then g's prefix
+  (n_l values) goes to every hidden layer's first tile (one NOC op each).
 - LOCAL_GRAD(l, n): MACs = T·n_l·(input rate)·fan_in (fan_in: the matrix's input rows, conv
   K²·IC; binary spikes: additions only for active inputs). Each tile of layer l computes the
   gradient of the weights its arrays hold: MACs·(its entries / n_in·n_out) in that share /
@@ -72,37 +82,74 @@ Costs (one place; ``xb`` = ``chip.crossbar``, ``dev`` = ``chip.device``, ``tile`
   pulses of both copies and the read-out count as ``write`` energy. The gradient arrays' own
   writes of inputs/errors per sample are not costed (in PipeLayer's favour).
 
-Dependencies and op order (per batch b, samples n in order; per sample all forward ops layer by
-layer, steps in order, then the backward):
+Dependencies and op order. Batches b = 0, 1, … in order; within batch b its samples n in
+order (global ids 0..samples−1); per sample all forward ops layer by layer, then the backward.
+:attr:`Schedule.ops` lists every op in issue order. Every exclusive resource serves its ops in
+issue order, each starting at max(ready, the end of the previous op on that resource)
+(:func:`start_ps`); a NoC op starts when ready. ready = the latest end of the ops it waits for
+(0 if none) and of its sample's gate.
 
-- Forward: XBAR(l,n,t) ← NOC(l−1→l,n,t) (time_steps off: ← NOC(l−1→l,n,T−1), layer by layer);
-  NEURON(l,n,t) ← XBAR(l,n,t); NOC(l→l+1,n,t) ← NEURON(l,n,t). Layer 0's input is on its tile.
-- PipeSDFA: NOC(e) ← NEURON(L−1,n,T−1); FEEDBACK(n) ← NOC(e); NOC(g→l) ← FEEDBACK(n); then
-  LOCAL_GRAD ops, the output layer's first (its error is ready at NEURON(L−1,n,T−1)), then
-  hidden layers 0..L−2 (← NOC(g→l) and NEURON(l,n,T−1)), each layer's tiles in order. No
-  layer-to-layer backward dependency. data off: XBAR(0,n+1,0) ← every LOCAL_GRAD(·,n). batch
-  on: WRITE(l,b) ← layer l's last LOCAL_GRAD of batch b; layer l's batch b+1 waits for
-  WRITE(l,b) only (its resource ``xbar:l``). batch off: every WRITE(·,b) ← all of batch b's
-  LOCAL_GRADs and every layer's batch b+1 ← all WRITE(·,b).
-- PipeLayer (BPTT): ERR(l,n,t) for l = L−1..1, t = T−1..0, ← NEURON(L−1,n,T−1) (l = L−1) or
-  NOC(l+1→l,n,t) (the error from above) and, through ``xbarT:l``, ERR(l,n,t+1); NOC(l→l−1)
-  ← ERR(l,n,t). GRAD(l,n), l = L−1..0, ← the last error of layer l (NOC(l+1→l,n,0); the
-  output layer: NEURON(L−1,n,T−1)). Updates only at batch end: every WRITE(·,b) ← all of
-  batch b's GRADs, and batch b+1 starts after every WRITE (the pipeline drains). data off:
-  XBAR(0,n+1,0) ← every GRAD(·,n). PipeLayer
-  ignores ``chip.pipeline`` except ``data`` (its forward is time-step pipelined, as PipeSDFA's).
+PipeSDFA, all three pipeline levels on (issue order; "←" = waits for):
+
+1. Forward, l = 0..L−1: for t = 0..T−1, XBAR_READ(l,n,t) on ``xbar:l`` ← (l ≥ 1)
+   NOC_SPIKES(l,n,t), then NEURON(l,n,t) on ``neuron:l`` ← XBAR_READ(l,n,t); then (l < L−1)
+   NOC_SPIKES(l+1,n,t) for t = 0..T−1 on ``noc:tA>tB`` (A, B: layer l's and l+1's first
+   tiles) ← NEURON(l,n,t). Layer 0's input is on its tile: XBAR_READ(0,n,t) waits for nothing
+   (but ``xbar:0``). With time_steps off the only change: XBAR_READ(l,n,t), l ≥ 1, ←
+   NOC_SPIKES(l,n,T−1) for every t (layer by layer; :func:`xbar_ready_ps`).
+2. (With a feedback group, i.e. ≥ 1 hidden layer) NOC_ERROR(n) (output layer's first tile →
+   the group's first tile) ← NEURON(L−1,n,T−1); FEEDBACK(n) on ``feedback`` ← NOC_ERROR(n);
+   NOC_FEEDBACK(l,n) for l = 0..L−2 (the group's first tile → layer l's first tile) ←
+   FEEDBACK(n).
+3. LOCAL_GRAD(l,n,k) for l = L−1, 0, 1, …, L−2 (the output layer's error is ready first) and
+   in each layer k = 0..len(tiles)−1, on ``grad:t{tiles[k]}``: the output layer's ←
+   NEURON(L−1,n,T−1); a hidden layer's ← NEURON(l,n,T−1) and NOC_FEEDBACK(l,n). No
+   layer-to-layer backward dependency.
+4. After the batch's last sample n_B: WRITE(l,b) for l = 0..L−1 on ``xbar:l`` ← every
+   LOCAL_GRAD(l,n_B,·). Batch b+1's ops of layer l wait for WRITE(l,b) only through
+   ``xbar:l`` (issued before them).
+
+So ``xbar:l`` serves XBAR_READ(l,n,t) for the batch's samples and steps in order, then
+WRITE(l,b), then batch b+1's; ``neuron:l`` NEURON(l,n,t) in (n, t) order; ``feedback``
+FEEDBACK(n) in sample order; ``grad:tK`` the LOCAL_GRADs on tile K in step 3's order, sample
+by sample (a tile may serve several layers). With a level off (sample n's gate applies to
+every XBAR_READ(·,n,·)): data off, the gate of a sample that is not its batch's first is the
+end of every LOCAL_GRAD(·,n−1,·); batch off, the gate of batch b+1's samples (data on: all
+of them; data off: its first) is the end of every WRITE(·,b), and every WRITE(·,b) ← every
+LOCAL_GRAD(·,n_B,·).
+
+PipeLayer (BPTT): per sample the forward (time steps pipelined), then GRAD(L−1,n) on
+``gradxbar:L−1`` ← NEURON(L−1,n,T−1); then for l = L−1..1, for t = T−1..0: ERR(l,n,t) on
+``xbarT:l`` ← NEURON(L−1,n,T−1) (l = L−1) or NOC_BACKPROP(l,n,t) (the error from above),
+then NOC_BACKPROP(l−1,n,t) ← ERR(l,n,t) (ERR(l,n,t+1) precedes it on ``xbarT:l``), then
+GRAD(l−1,n) ← NOC_BACKPROP(l−1,n,0). Updates only at batch end: every WRITE(·,b) ← all of
+batch b's GRADs, and the gate of batch b+1's samples (data on: all of them; data off: its
+first) is every WRITE's end (the pipeline drains). data off: the gate of a sample that is not
+its batch's first is the end of every GRAD(·,n−1). PipeLayer ignores
+``chip.pipeline`` except ``data`` (its forward is time-step pipelined, as PipeSDFA's).
+
+Totals: the segment ends at the latest op end (:attr:`Schedule.time_ps_total`). Energy per
+component and counters are Σ, over the distinct OpCosts in order of first issue (one per
+CostModel method and arguments, so one per op template under :func:`simulate`), of the
+number of ops issued × the OpCost's value. Every energy is ≥ 0, so any order of summing the
+same N op energies (e.g. per op, per core, then over cores) lies within about N·2⁻⁵³ relative
+of the exact sum, and two orders within twice that: below 1e-9 for N up to 4·10⁶ ops per
+component (typically √N·2⁻⁵³, ~1e-13). Times need no tolerance.
 
 Reported: the batch period = end of the last batch's WRITEs − end of the previous batch's
-(the first batch's: from 0), per sample = period / B; energy per sample = segment energy /
-(batches·B); cycles = round(period / clock period).
+(the first batch's: from 0), per sample = period / the last batch's samples (B unless a
+replayed run's last batch is smaller); energy per sample = segment energy / samples; cycles =
+round(period / clock period); and the segment totals above.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from types import MappingProxyType
+from typing import Annotated, Any, Protocol, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -205,6 +252,96 @@ class Activity(BaseModel):
             )
 
 
+NonNegFloat = Annotated[float, Field(ge=0.0)]
+
+
+def write_activity(chip: ChipSpec, act: Activity, layer: int) -> tuple[float, float]:
+    """(fraction of cells written per batch, mean pulses per written cell) of ``layer`` under
+    ``act``: its measured values, else the defaults."""
+    fraction = act.write_fraction[layer] if act.write_fraction else DEFAULT_WRITE_FRACTION
+    pulses = act.pulses_per_cell[layer] if act.pulses_per_cell else default_pulses_per_cell(chip)
+    return fraction, pulses
+
+
+class OpActivity(BaseModel):
+    """The activity of every op of one emulated run (JSON-able), replayed by
+    :func:`simulate_run`: samples 0..samples−1 in batches of ``batch`` (the last may be
+    smaller); layers are weighted layers, in order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    network: str = Field(description="Name of the network the run trained.")
+    batch: int = Field(ge=1, description="Samples per batch (the last batch may hold fewer).")
+    samples: int = Field(ge=1, description="Samples in the run.")
+    input_rates: list[list[list[Rate]]] = Field(
+        description="[sample][layer][step]: fraction of the layer's inputs active (XBAR_READ)."
+    )
+    grad_rates: list[list[Rate]] = Field(
+        description="[sample][layer]: the sample's mean input rate over the steps (LOCAL_GRAD)."
+    )
+    error_bit_rates: list[Rate] = Field(
+        description="[sample]: fraction of rows active per bit-plane read of the error "
+        "(FEEDBACK; PipeLayer: ERR and GRAD)."
+    )
+    writes: list[list[tuple[Rate, NonNegFloat]]] = Field(
+        description="[batch][layer]: (fraction of the layer's cells written, mean pulses per "
+        "written cell) of the batch's WRITE."
+    )
+
+    @model_validator(mode="after")
+    def _lengths(self) -> OpActivity:
+        for name in ("input_rates", "grad_rates", "error_bit_rates"):
+            if len(getattr(self, name)) != self.samples:
+                raise ValueError(f"{name}: {len(getattr(self, name))} samples, not {self.samples}")
+        batches = -(-self.samples // self.batch)
+        if len(self.writes) != batches:
+            raise ValueError(f"writes: {len(self.writes)} batches, not {batches}")
+        layers = len(self.input_rates[0])
+        for name in ("input_rates", "grad_rates", "writes"):
+            for i, row in enumerate(getattr(self, name)):
+                if len(row) != layers:
+                    raise ValueError(f"{name}[{i}]: {len(row)} layers, not {layers}")
+        return self
+
+    def check(self, net: NetworkSpec) -> None:
+        """Raise ValueError unless this record fits ``net`` (name, layers, time steps)."""
+        if self.network != net.name:
+            raise ValueError(f"record: of {self.network!r}, not of {net.name!r}")
+        layers = len(_weighted(net))
+        if len(self.input_rates[0]) != layers:
+            raise ValueError(
+                f"record: {len(self.input_rates[0])} layers, but {net.name} has {layers} "
+                f"weighted layers"
+            )
+        for n, sample in enumerate(self.input_rates):
+            for i, steps in enumerate(sample):
+                if len(steps) != net.time_steps:
+                    raise ValueError(
+                        f"record: input_rates[{n}][{i}] has {len(steps)} steps, not "
+                        f"{net.time_steps}"
+                    )
+
+    @classmethod
+    def from_activity(
+        cls, chip: ChipSpec, net: NetworkSpec, activity: Activity, *, batch: int, samples: int
+    ) -> OpActivity:
+        """A run whose every op has ``activity``'s average rates (its default writes on
+        ``chip``): :func:`simulate_run` on it reproduces :func:`simulate`."""
+        activity.check(net)
+        layers = range(len(activity.input_rates))
+        steps = [[rate] * net.time_steps for rate in activity.input_rates]
+        writes = [write_activity(chip, activity, i) for i in layers]
+        return cls(
+            network=net.name,
+            batch=batch,
+            samples=samples,
+            input_rates=[[list(s) for s in steps] for _ in range(samples)],
+            grad_rates=[list(activity.input_rates) for _ in range(samples)],
+            error_bit_rates=[activity.error_bit_rate] * samples,
+            writes=[list(writes) for _ in range(-(-samples // batch))],
+        )
+
+
 def _weighted(net: NetworkSpec) -> list[int]:
     return [i for i, layer in enumerate(net.layers) if layer.type != "pool"]
 
@@ -289,7 +426,7 @@ class Op:
 
     ``layer`` is the layer served (FEEDBACK and NOC_ERROR: the feedback group's number L; NoC
     ops: the receiving layer); ``step`` is -1 for per-sample ops, ``sample`` -1 for WRITE.
-    ``energy_pj`` is shared by every op of the same template: do not modify it.
+    ``energy_pj`` is its :class:`OpCost`'s (read-only, shared by every op of that cost).
     """
 
     kind: str
@@ -300,7 +437,7 @@ class Op:
     resource: str
     start_ps: int
     end_ps: int
-    energy_pj: dict[str, float]
+    energy_pj: Mapping[str, float]
 
     @property
     def start_ns(self) -> float:
@@ -323,94 +460,56 @@ def is_exclusive(resource: str) -> bool:
     return not resource.startswith("noc:")
 
 
-@dataclass
-class _Cost:
-    """An op template: everything but the times. ``count`` counts the ops issued."""
+def start_ps(ready_ps: int, free_ps: int, resource: str) -> int:
+    """When an op starts: at ``ready_ps`` (its inputs' latest end) on the NoC, else also not
+    before ``free_ps``, the end of the previous op (in issue order) on its resource."""
+    if not is_exclusive(resource):
+        return ready_ps
+    return ready_ps if ready_ps > free_ps else free_ps
+
+
+def xbar_ready_ps(
+    spikes_in_ps: Sequence[int] | None, step: int, *, time_steps: bool, gate_ps: int = 0
+) -> int:
+    """When XBAR_READ(l, n, ``step``) may start, resources aside (module doc, issue order).
+
+    ``spikes_in_ps`` are the ends of NOC_SPIKES(l, n, t) for t = 0..T−1 (None for layer 0,
+    whose input is on its tile). Time steps pipelined: step t waits for its own spikes; off:
+    every step waits for step T−1's (layer by layer). ``gate_ps`` is the sample's gate (0 with
+    the data and batch levels on).
+    """
+    if spikes_in_ps is None:
+        return gate_ps
+    arrival = spikes_in_ps[step] if time_steps else spikes_in_ps[-1]
+    return arrival if arrival > gate_ps else gate_ps
+
+
+@dataclass(frozen=True)
+class OpCost:
+    """Everything of one op but its times: duration, energy per component, counters.
+
+    Built only by :class:`CostModel`; ``energy_pj`` and ``counters`` are read-only mappings.
+    """
 
     kind: str
     layer: int
     resource: str
-    dur: int
-    energy: dict[str, float]
-    counters: dict[str, float] = field(default_factory=dict)
-    count: int = 0
-    exclusive: bool = field(init=False)
+    dur_ps: int
+    energy_pj: Mapping[str, float]
+    counters: Mapping[str, float]
+    exclusive: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        self.exclusive = is_exclusive(self.resource)
-
-
-class _Timeline:
-    """The list scheduler: each op starts at max(ready, its resource's free time)."""
-
-    def __init__(self) -> None:
-        self.free: dict[str, int] = {}
-        self.ops: list[Op] = []
-        self.costs: list[_Cost] = []
-        self._known: set[int] = set()
-
-    def run(self, cost: _Cost, batch: int, sample: int, step: int, ready: int) -> int:
-        """Issue one op of template ``cost``; returns its end time."""
-        start = ready
-        if cost.exclusive:
-            free = self.free.get(cost.resource, 0)
-            start = ready if ready > free else free
-            self.free[cost.resource] = start + cost.dur
-        if id(cost) not in self._known:  # first use fixes the template's place in the sums
-            self._known.add(id(cost))
-            self.costs.append(cost)
-        cost.count += 1
-        self.ops.append(
-            Op(
-                cost.kind,
-                cost.layer,
-                batch,
-                sample,
-                step,
-                cost.resource,
-                start,
-                start + cost.dur,
-                cost.energy,
-            )
-        )
-        return start + cost.dur
-
-
-# -------------------------------------------------------------------------- templates
-
-
-@dataclass
-class _Layer:
-    """The op templates of one weighted layer."""
-
-    xbar: _Cost
-    neuron: _Cost
-    spikes_in: _Cost | None  # NOC of the spikes from layer l−1 (None for layer 0)
-    write: _Cost
-    grads: list[_Cost] = field(default_factory=list)  # PipeSDFA: one per tile
-    g_in: _Cost | None = None  # PipeSDFA: NOC of g's prefix (hidden layers)
-    err: _Cost | None = None  # PipeLayer: transposed read (l ≥ 1)
-    err_out: _Cost | None = None  # PipeLayer: NOC of the error to layer l−1 (l ≥ 1)
-    grad: _Cost | None = None  # PipeLayer: gradient arrays
-
-
-@dataclass
-class _Model:
-    """Everything one dataflow's batch loop needs."""
-
-    chip: ChipSpec
-    net: NetworkSpec
-    mapping: ChipMapping
-    layers: list[_Layer]
-    error_out: _Cost | None = None  # PipeSDFA: NOC of e to the feedback group
-    feedback: _Cost | None = None
+        object.__setattr__(self, "energy_pj", MappingProxyType(dict(self.energy_pj)))
+        object.__setattr__(self, "counters", MappingProxyType(dict(self.counters)))
+        object.__setattr__(self, "exclusive", is_exclusive(self.resource))
 
 
 def _energy(**parts: float) -> dict[str, float]:
     return {k: v for k, v in parts.items() if v}
 
 
-def _merge(*dicts: dict[str, float]) -> dict[str, float]:
+def _merge(*dicts: Mapping[str, float]) -> dict[str, float]:
     out: dict[str, float] = {}
     for d in dicts:
         for k, v in d.items():
@@ -418,18 +517,9 @@ def _merge(*dicts: dict[str, float]) -> dict[str, float]:
     return out
 
 
-def _scaled(energy: dict[str, float], into: str, factor: float = 1.0) -> dict[str, float]:
+def _scaled(energy: Mapping[str, float], into: str, factor: float = 1.0) -> dict[str, float]:
     """All of ``energy`` summed into one component, times ``factor``."""
     return {into: factor * sum(energy.values())}
-
-
-def _noc(chip: ChipSpec, m: ChipMapping, kind: str, layer: int, bits: int, a: int, b: int) -> _Cost:
-    h = hops(m, a, b)
-    energy = _energy(noc=noc.transfer_energy_pj(chip, bits, h))
-    counters = {"noc_bits": float(bits * h)}
-    return _Cost(
-        kind, layer, f"noc:t{a}>t{b}", ps(noc.transfer_ns(chip, bits, h)), energy, counters
-    )
 
 
 def _inputs(net: NetworkSpec) -> list[int]:
@@ -438,18 +528,69 @@ def _inputs(net: NetworkSpec) -> list[int]:
     return [math.prod(shapes[i]) for i in _weighted(net)]
 
 
-def _forward(chip: ChipSpec, net: NetworkSpec, m: ChipMapping, act: Activity) -> list[_Layer]:
-    """XBAR_READ, NEURON, spike NOC and WRITE templates of every layer (both dataflows)."""
-    buf = chip.tile.buffer_energy_pj_per_bit
-    inputs, layers = _inputs(net), []
-    for lm, bits_in, rate in zip(m.layers, inputs, act.input_rates, strict=True):
-        i, reads = lm.weighted, lm.reads_per_step
-        read = {k: reads * v for k, v in read_energy_pj(chip, lm, rate).items()}
-        frame = bits_in + reads * lm.rows  # written once, read by the arrays
-        xbar = _Cost(
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _cached(method: _F) -> _F:
+    """Memoise a CostModel method per instance on its positional arguments."""
+    name = method.__name__
+
+    @functools.wraps(method)
+    def wrapper(self: CostModel, *args: Any) -> Any:
+        key = (name, *args)
+        try:
+            return self._memo[key]
+        except KeyError:
+            value = self._memo[key] = method(self, *args)
+            return value
+
+    return cast(_F, wrapper)
+
+
+class CostModel:
+    """The cost of every op of ``net`` on ``chip``: the one place durations, energies and
+    counters are computed (formulas in the module doc).
+
+    Maps the network once (:attr:`mapping`). Each method returns the :class:`OpCost` of one op
+    given that op's own activity; results are cached per argument tuple (pass arguments
+    positionally: the same object for the same arguments, so calling per op is cheap). Layers
+    are weighted-layer numbers (``mapping.layers[layer]``). Methods of the other dataflow's
+    ops still answer (their formulas do not depend on the dataflow) but its schedule never
+    issues them; ``write`` is the WRITE of ``chip.dataflow``.
+    """
+
+    def __init__(self, chip: ChipSpec, net: NetworkSpec) -> None:
+        self.chip, self.net = chip, net
+        self.mapping: ChipMapping = map_network(chip, net)
+        self._bits_in = _inputs(net)
+        self._memo: dict[tuple[Any, ...], OpCost | None] = {}
+
+    @property
+    def layers(self) -> int:
+        """Number of weighted layers L."""
+        return len(self.mapping.layers)
+
+    def _noc(self, kind: str, layer: int, bits: int, a: int, b: int) -> OpCost:
+        h = hops(self.mapping, a, b)
+        energy = _energy(noc=noc.transfer_energy_pj(self.chip, bits, h))
+        counters = {"noc_bits": float(bits * h)}
+        dur = ps(noc.transfer_ns(self.chip, bits, h))
+        return OpCost(kind, layer, f"noc:t{a}>t{b}", dur, energy, counters)
+
+    # -- forward (both dataflows)
+
+    @_cached
+    def xbar(self, layer: int, input_rate: float) -> OpCost:
+        """XBAR_READ of ``layer`` at one step with a fraction ``input_rate`` of its inputs
+        active: the buffered frame written once and read by the arrays."""
+        chip, lm = self.chip, self.mapping.layers[layer]
+        reads, buf = lm.reads_per_step, chip.tile.buffer_energy_pj_per_bit
+        read = {k: reads * v for k, v in read_energy_pj(chip, lm, float(input_rate)).items()}
+        frame = self._bits_in[layer] + reads * lm.rows
+        return OpCost(
             "XBAR_READ",
-            i,
-            f"xbar:{i}",
+            layer,
+            f"xbar:{layer}",
             ps(reads * read_cycle_ns(chip, lm)),
             _merge(read, _energy(buffer=frame * buf)),
             {
@@ -461,61 +602,79 @@ def _forward(chip: ChipSpec, net: NetworkSpec, m: ChipMapping, act: Activity) ->
                 * conversions_per_column(chip, lm),
             },
         )
+
+    @_cached
+    def neuron(self, layer: int) -> OpCost:
+        """NEURON of ``layer`` at one step: the update and the saved membrane potentials."""
+        tile, lm = self.chip.tile, self.mapping.layers[layer]
         saved = lm.neurons * MEMBRANE_BITS
-        neuron = _Cost(
+        return OpCost(
             "NEURON",
-            i,
-            f"neuron:{i}",
-            ps(chip.tile.neuron_latency_ns),
-            _energy(neuron=lm.neurons * chip.tile.neuron_energy_pj, buffer=saved * buf),
+            layer,
+            f"neuron:{layer}",
+            ps(tile.neuron_latency_ns),
+            _energy(
+                neuron=lm.neurons * tile.neuron_energy_pj,
+                buffer=saved * tile.buffer_energy_pj_per_bit,
+            ),
             {"buffer_bits": saved},
         )
-        spikes_in = None
-        if i > 0:
-            src, dst = m.layers[i - 1].tiles[0], lm.tiles[0]
-            spikes_in = _noc(chip, m, "NOC_SPIKES", i, bits_in, src, dst)
-        layers.append(_Layer(xbar, neuron, spikes_in, _write(chip, lm, act, i)))
-    return layers
 
+    @_cached
+    def noc_spikes(self, layer: int) -> OpCost | None:
+        """NOC_SPIKES of one step INTO ``layer`` from layer−1's first tile (None for layer 0)."""
+        if layer == 0:
+            return None
+        src, dst = self.mapping.layers[layer - 1].tiles[0], self.mapping.layers[layer].tiles[0]
+        return self._noc("NOC_SPIKES", layer, self._bits_in[layer], src, dst)
 
-def _write_activity(chip: ChipSpec, act: Activity, i: int) -> tuple[float, float]:
-    """(fraction of cells written per batch, mean pulses per written cell) of layer l."""
-    fraction = act.write_fraction[i] if act.write_fraction else DEFAULT_WRITE_FRACTION
-    pulses = act.pulses_per_cell[i] if act.pulses_per_cell else default_pulses_per_cell(chip)
-    return fraction, pulses
+    @_cached
+    def write(self, layer: int, fraction: float, pulses: float) -> OpCost:
+        """WRITE of ``layer`` (``chip.dataflow``'s), a ``fraction`` of its cells written with
+        ``pulses`` mean pulses per written cell."""
+        fraction, pulses = float(fraction), float(pulses)
+        if self.chip.dataflow == "pipelayer":
+            return self._pipelayer_write(layer, fraction, pulses)
+        chip, lm = self.chip, self.mapping.layers[layer]
+        written = fraction * lm.cells
+        return OpCost(
+            "WRITE",
+            layer,
+            f"xbar:{layer}",
+            ps(write_ns(chip, lm, fraction, pulses)),
+            _energy(write=written * pulses * chip.device.write_energy_pj),
+            {"cells_written": written, "pulses": written * pulses},
+        )
 
+    # -- PipeSDFA
 
-def _write(chip: ChipSpec, lm: LayerMapping, act: Activity, i: int) -> _Cost:
-    fraction, pulses = _write_activity(chip, act, i)
-    written = fraction * lm.cells
-    return _Cost(
-        "WRITE",
-        i,
-        f"xbar:{i}",
-        ps(write_ns(chip, lm, fraction, pulses)),
-        _energy(write=written * pulses * chip.device.write_energy_pj),
-        {"cells_written": written, "pulses": written * pulses},
-    )
+    @_cached
+    def noc_error(self) -> OpCost | None:
+        """NOC_ERROR: e from the output layer's first tile to the feedback group's (None
+        without a group)."""
+        fb = self.mapping.feedback
+        if fb is None:
+            return None
+        bits = noc.packet_bits("error", self.net.num_classes)
+        out = self.mapping.layers[-1].tiles[0]
+        return self._noc("NOC_ERROR", fb.weighted, bits, out, fb.tiles[0])
 
-
-def _pipesdfa_model(chip: ChipSpec, net: NetworkSpec, act: Activity) -> _Model:
-    """Forward templates plus the feedback group, g multicast and per-tile local gradients."""
-    m = map_network(chip, net)
-    layers = _forward(chip, net, m, act)
-    model = _Model(chip, net, m, layers)
-    buf, out = chip.tile.buffer_energy_pj_per_bit, m.layers[-1]
-    if m.feedback is not None:
-        fb, group = m.feedback, m.feedback.weighted
-        e_bits = noc.packet_bits("error", net.num_classes)
-        model.error_out = _noc(chip, m, "NOC_ERROR", group, e_bits, out.tiles[0], fb.tiles[0])
-        r = bit_serial_reads(chip)
-        model.feedback = _Cost(
+    @_cached
+    def feedback(self, error_bit_rate: float) -> OpCost | None:
+        """FEEDBACK: the group's bit-serial reads of e, a fraction ``error_bit_rate`` of its
+        rows active per plane (None without a group)."""
+        chip, fb = self.chip, self.mapping.feedback
+        if fb is None:
+            return None
+        e_bits = noc.packet_bits("error", self.net.num_classes)
+        r, buf = bit_serial_reads(chip), chip.tile.buffer_energy_pj_per_bit
+        return OpCost(
             "FEEDBACK",
-            group,
+            fb.weighted,
             "feedback",
             ps(r * read_cycle_ns(chip, fb)),
             _merge(
-                _scaled(read_energy_pj(chip, fb, act.error_bit_rate, r), "feedback"),
+                _scaled(read_energy_pj(chip, fb, float(error_bit_rate), r), "feedback"),
                 _energy(buffer=2 * e_bits * buf),
             ),
             {
@@ -524,34 +683,34 @@ def _pipesdfa_model(chip: ChipSpec, net: NetworkSpec, act: Activity) -> _Model:
                 "conversions": r * fb.row_blocks * fb.columns * conversions_per_column(chip, fb),
             },
         )
-        for lm in m.layers[:-1]:
-            bits = noc.packet_bits("feedback", lm.neurons)
-            layers[lm.weighted].g_in = _noc(
-                chip, m, "NOC_FEEDBACK", lm.weighted, bits, fb.tiles[0], lm.tiles[0]
-            )
-    for lm, layer, bits_in, rate in zip(
-        m.layers, layers, _inputs(net), act.input_rates, strict=True
-    ):
-        layer.grads = _local_grads(chip, net, m, lm, bits_in, rate)
-    return model
 
+    @_cached
+    def noc_feedback(self, layer: int) -> OpCost | None:
+        """NOC_FEEDBACK: g's prefix to hidden ``layer``'s first tile (None for the output layer
+        or without a group)."""
+        fb = self.mapping.feedback
+        if fb is None or layer == self.layers - 1:
+            return None
+        lm = self.mapping.layers[layer]
+        bits = noc.packet_bits("feedback", lm.neurons)
+        return self._noc("NOC_FEEDBACK", layer, bits, fb.tiles[0], lm.tiles[0])
 
-def _local_grads(
-    chip: ChipSpec, net: NetworkSpec, m: ChipMapping, lm: LayerMapping, bits_in: int, rate: float
-) -> list[_Cost]:
-    """One LOCAL_GRAD template per tile of the layer; the buffer traffic on its first tile."""
-    t, error_in = net.time_steps, noc.packet_bits("feedback", lm.neurons)
-    macs = local_grad_macs(net, lm, rate)
-    reuse = t * bits_in  # the buffered input frames, instead of a second NoC fetch
-    buffered = reuse + t * lm.neurons * MEMBRANE_BITS + 2 * error_in
-    src_hops = hops(m, m.layers[lm.weighted - 1].tiles[0], lm.tiles[0]) if lm.weighted else 0
-    saved_pj = reuse * src_hops * chip.noc.energy_pj_per_bit_hop
-    grads = []
-    for k, (tile, weights) in enumerate(zip(lm.tiles, lm.tile_weights, strict=True)):
-        share = macs * weights / (lm.n_in * lm.n_out)
+    @_cached
+    def local_grad(self, layer: int, k: int, input_rate: float) -> OpCost:
+        """LOCAL_GRAD on tile ``mapping.layers[layer].tiles[k]``: its share of the MACs at the
+        sample's mean input rate; the buffer traffic and reuse counters on the first tile."""
+        chip, net, m = self.chip, self.net, self.mapping
+        lm, bits_in = m.layers[layer], self._bits_in[layer]
+        t, error_in = net.time_steps, noc.packet_bits("feedback", lm.neurons)
+        macs = local_grad_macs(net, lm, float(input_rate))
+        share = macs * lm.tile_weights[k] / (lm.n_in * lm.n_out)
         energy = _energy(local_grad=share * chip.tile.grad_energy_pj_per_mac)
         counters = {"macs": share}
         if k == 0:
+            reuse = t * bits_in  # the buffered input frames, instead of a second NoC fetch
+            buffered = reuse + t * lm.neurons * MEMBRANE_BITS + 2 * error_in
+            src_hops = hops(m, m.layers[layer - 1].tiles[0], lm.tiles[0]) if layer else 0
+            saved_pj = reuse * src_hops * chip.noc.energy_pj_per_bit_hop
             energy = _merge(energy, _energy(buffer=buffered * chip.tile.buffer_energy_pj_per_bit))
             counters |= {
                 "buffer_bits": buffered,
@@ -559,44 +718,69 @@ def _local_grads(
                 "reuse_saved_pj": saved_pj,
             }
         dur = ps(share / chip.tile.grad_macs_per_ns)
-        grads.append(_Cost("LOCAL_GRAD", lm.weighted, f"grad:t{tile}", dur, energy, counters))
-    return grads
+        return OpCost("LOCAL_GRAD", layer, f"grad:t{lm.tiles[k]}", dur, energy, counters)
 
+    # -- PipeLayer
 
-def _pipelayer_model(chip: ChipSpec, net: NetworkSpec, act: Activity) -> _Model:
-    """Forward templates plus BPTT's transposed reads, error NoC, crossbar gradients."""
-    m = map_network(chip, net)
-    layers = _forward(chip, net, m, act)
-    r, t = bit_serial_reads(chip), net.time_steps
-    buf = chip.tile.buffer_energy_pj_per_bit
-    for lm, layer, bits_in in zip(m.layers, layers, _inputs(net), strict=True):
-        i, reads, cycle = lm.weighted, lm.reads_per_step, read_cycle_ns(chip, lm)
-        per_read = read_energy_pj(chip, lm, act.error_bit_rate, r)
-        conversions = r * reads * lm.row_blocks * lm.columns * conversions_per_column(chip, lm)
-        if i > 0:
-            delta = noc.packet_bits("error", lm.neurons)  # δ_l[t] read into the copy
-            layer.err = _Cost(
-                "ERR",
-                i,
-                f"xbarT:{i}",
-                ps(r * reads * cycle),
-                _merge(_scaled(per_read, "error_backprop", reads), _energy(buffer=delta * buf)),
-                {
-                    "array_reads": r * reads * lm.weight_arrays,
-                    "conversions": conversions,
-                    "buffer_bits": delta,
-                },
-            )
-            src, dst = lm.tiles[0], m.layers[i - 1].tiles[0]
-            bits = noc.packet_bits("error", bits_in)
-            layer.err_out = _noc(chip, m, "NOC_BACKPROP", i - 1, bits, src, dst)
+    def _error_reads(self, layer: int, error_bit_rate: float) -> tuple[dict[str, float], int]:
+        """(energy of one position's R bit-serial reads, their conversions) of ``layer``."""
+        chip, lm = self.chip, self.mapping.layers[layer]
+        r = bit_serial_reads(chip)
+        per_read = read_energy_pj(chip, lm, float(error_bit_rate), r)
+        conversions = (
+            r * lm.reads_per_step * lm.row_blocks * lm.columns * conversions_per_column(chip, lm)
+        )
+        return per_read, conversions
+
+    @_cached
+    def err(self, layer: int, error_bit_rate: float) -> OpCost | None:
+        """PipeLayer ERR of one step: R·reads_per_step reads of ``layer``'s transposed copy
+        (None for layer 0: no error is needed for the network input)."""
+        if layer == 0:
+            return None
+        chip, lm = self.chip, self.mapping.layers[layer]
+        r, reads = bit_serial_reads(chip), lm.reads_per_step
+        per_read, conversions = self._error_reads(layer, error_bit_rate)
+        delta = noc.packet_bits("error", lm.neurons)  # δ_l[t] read into the copy
+        buf = chip.tile.buffer_energy_pj_per_bit
+        return OpCost(
+            "ERR",
+            layer,
+            f"xbarT:{layer}",
+            ps(r * reads * read_cycle_ns(chip, lm)),
+            _merge(_scaled(per_read, "error_backprop", reads), _energy(buffer=delta * buf)),
+            {
+                "array_reads": r * reads * lm.weight_arrays,
+                "conversions": conversions,
+                "buffer_bits": delta,
+            },
+        )
+
+    @_cached
+    def noc_backprop(self, layer: int) -> OpCost | None:
+        """PipeLayer NOC_BACKPROP of one step: the error of ``layer``'s spikes INTO ``layer``
+        from layer+1's first tile (None for the output layer)."""
+        if layer == self.layers - 1:
+            return None
+        src, dst = self.mapping.layers[layer + 1].tiles[0], self.mapping.layers[layer].tiles[0]
+        bits = noc.packet_bits("error", self._bits_in[layer + 1])
+        return self._noc("NOC_BACKPROP", layer, bits, src, dst)
+
+    @_cached
+    def grad(self, layer: int, error_bit_rate: float) -> OpCost:
+        """PipeLayer GRAD of one sample: T·R·reads_per_step reads of ``layer``'s gradient
+        arrays and the buffered frames, membranes and δ_l[t]."""
+        chip, lm, t = self.chip, self.mapping.layers[layer], self.net.time_steps
+        r, reads = bit_serial_reads(chip), lm.reads_per_step
+        per_read, conversions = self._error_reads(layer, error_bit_rate)
         deltas = noc.packet_bits("error", t * lm.neurons)  # δ_l[t] of every step
-        buffered = t * bits_in + t * lm.neurons * MEMBRANE_BITS + 2 * deltas
-        layer.grad = _Cost(
+        buffered = t * self._bits_in[layer] + t * lm.neurons * MEMBRANE_BITS + 2 * deltas
+        buf = chip.tile.buffer_energy_pj_per_bit
+        return OpCost(
             "GRAD",
-            i,
-            f"gradxbar:{i}",
-            ps(t * r * reads * cycle),
+            layer,
+            f"gradxbar:{layer}",
+            ps(t * r * reads * read_cycle_ns(chip, lm)),
             _merge(_scaled(per_read, "grad", t * reads), _energy(buffer=buffered * buf)),
             {
                 "array_reads": t * r * reads * lm.weight_arrays,
@@ -604,117 +788,231 @@ def _pipelayer_model(chip: ChipSpec, net: NetworkSpec, act: Activity) -> _Model:
                 "buffer_bits": buffered,
             },
         )
-        layer.write = _pipelayer_write(chip, lm, act)
-    return _Model(chip, net, m, layers)
+
+    def _pipelayer_write(self, layer: int, fraction: float, pulses: float) -> OpCost:
+        """Read every row out, merge, write back; both copies of W get the pulses in
+        parallel."""
+        chip, lm = self.chip, self.mapping.layers[layer]
+        written = 2 * fraction * lm.cells
+        dur, conversions, readout = 0, 0, 0.0
+        if fraction > 0 and pulses > 0:  # a row is read out (one read cycle) before its pulses
+            cycles = lm.array_rows * read_cycle_ns(chip, lm)
+            dur = ps(cycles + write_ns(chip, lm, fraction, pulses))
+            conversions = lm.rows * lm.columns * conversions_per_column(chip, lm)
+            cells = lm.rows * lm.columns * cells_per_column(chip, lm)
+            readout = cells * chip.device.read_energy_pj + conversions * chip.crossbar.adc_energy_pj
+        energy = _energy(write=written * pulses * chip.device.write_energy_pj + readout)
+        counters = {
+            "cells_written": written,
+            "pulses": written * pulses,
+            "conversions": conversions,
+        }
+        return OpCost("WRITE", layer, f"xbar:{layer}", dur, energy, counters)
 
 
-def _pipelayer_write(chip: ChipSpec, lm: LayerMapping, act: Activity) -> _Cost:
-    """Read every row out, merge, write back; both copies of W get the pulses in parallel."""
-    fraction, pulses = _write_activity(chip, act, lm.weighted)
-    written = 2 * fraction * lm.cells
-    dur, conversions, readout = 0, 0, 0.0
-    if fraction > 0 and pulses > 0:  # a row is read out (one read cycle) before its pulses
-        dur = ps(lm.array_rows * read_cycle_ns(chip, lm) + write_ns(chip, lm, fraction, pulses))
-        conversions = lm.rows * lm.columns * conversions_per_column(chip, lm)
-        cells = lm.rows * lm.columns * cells_per_column(chip, lm)
-        readout = cells * chip.device.read_energy_pj + conversions * chip.crossbar.adc_energy_pj
-    energy = _energy(write=written * pulses * chip.device.write_energy_pj + readout)
-    counters = {"cells_written": written, "pulses": written * pulses, "conversions": conversions}
-    return _Cost("WRITE", lm.weighted, f"xbar:{lm.weighted}", dur, energy, counters)
+# -------------------------------------------------------------------------- timeline
+
+
+class _Timeline:
+    """The list scheduler: each op starts at max(ready, its resource's free time)."""
+
+    def __init__(self) -> None:
+        self.free: dict[str, int] = {}
+        self.ops: list[Op] = []
+        self.costs: list[OpCost] = []  # distinct costs, in order of first issue
+        self.counts: dict[int, int] = {}  # id(cost) → ops issued
+        self.end = 0
+
+    def run(self, cost: OpCost, batch: int, sample: int, step: int, ready: int) -> int:
+        """Issue one op of cost ``cost``; returns its end time."""
+        start = ready
+        if cost.exclusive:  # start_ps(ready, free, cost.resource), inlined
+            free = self.free.get(cost.resource, 0)
+            start = ready if ready > free else free
+            self.free[cost.resource] = start + cost.dur_ps
+        key = id(cost)
+        count = self.counts.get(key)
+        if count is None:  # first issue fixes the cost's place in the sums
+            self.costs.append(cost)
+            count = 0
+        self.counts[key] = count + 1
+        end = start + cost.dur_ps
+        self.ops.append(
+            Op(
+                cost.kind,
+                cost.layer,
+                batch,
+                sample,
+                step,
+                cost.resource,
+                start,
+                end,
+                cost.energy_pj,
+            )
+        )
+        if end > self.end:
+            self.end = end
+        return end
+
+
+class _Rates(Protocol):
+    """The activity of each op, by its indices: averages or a recorded run."""
+
+    def input_rates(self, layer: int, sample: int) -> Sequence[float]: ...
+    def grad_rate(self, layer: int, sample: int) -> float: ...
+    def error_bit_rate(self, sample: int) -> float: ...
+    def write(self, layer: int, batch: int) -> tuple[float, float]: ...
+
+
+class _Average:
+    """Every op at an :class:`Activity`'s average rates (the fast path)."""
+
+    def __init__(self, chip: ChipSpec, net: NetworkSpec, act: Activity) -> None:
+        self._inputs = [[rate] * net.time_steps for rate in act.input_rates]
+        self._grads = act.input_rates
+        self._ebr = act.error_bit_rate
+        self._writes = [write_activity(chip, act, i) for i in range(len(act.input_rates))]
+
+    def input_rates(self, layer: int, sample: int) -> Sequence[float]:
+        return self._inputs[layer]
+
+    def grad_rate(self, layer: int, sample: int) -> float:
+        return self._grads[layer]
+
+    def error_bit_rate(self, sample: int) -> float:
+        return self._ebr
+
+    def write(self, layer: int, batch: int) -> tuple[float, float]:
+        return self._writes[layer]
+
+
+class _Replay:
+    """Every op at its own recorded rates."""
+
+    def __init__(self, record: OpActivity) -> None:
+        self._r = record
+
+    def input_rates(self, layer: int, sample: int) -> Sequence[float]:
+        return self._r.input_rates[sample][layer]
+
+    def grad_rate(self, layer: int, sample: int) -> float:
+        return self._r.grad_rates[sample][layer]
+
+    def error_bit_rate(self, sample: int) -> float:
+        return self._r.error_bit_rates[sample]
+
+    def write(self, layer: int, batch: int) -> tuple[float, float]:
+        return self._r.writes[batch][layer]
 
 
 # ----------------------------------------------------------------------------- batches
 
 
 def _forward_sample(
-    tl: _Timeline, model: _Model, steps_pipelined: bool, b: int, n: int, gate: int
+    tl: _Timeline, cm: CostModel, rates: _Rates, steps_pipelined: bool, b: int, n: int, gate: int
 ) -> list[int]:
     """Issue sample n's forward; returns each layer's last NEURON end."""
-    t_steps, ends = model.net.time_steps, []
-    arrivals = [gate] * t_steps
-    for i, layer in enumerate(model.layers):
-        if i and not steps_pipelined:  # layer by layer: wait for the previous layer's step T
-            arrivals = [arrivals[-1]] * t_steps
-        out = []
-        for t in range(t_steps):
-            end = tl.run(layer.xbar, b, n, t, max(arrivals[t], gate))
-            out.append(tl.run(layer.neuron, b, n, t, end))
+    ends: list[int] = []
+    spikes_in: list[int] | None = None  # layer 0's input is on its tile
+    for i in range(cm.layers):
+        neuron, out = cm.neuron(i), []
+        for t, rate in enumerate(rates.input_rates(i, n)):
+            ready = xbar_ready_ps(spikes_in, t, time_steps=steps_pipelined, gate_ps=gate)
+            end = tl.run(cm.xbar(i, rate), b, n, t, ready)
+            out.append(tl.run(neuron, b, n, t, end))
         ends.append(out[-1])
-        if i + 1 < len(model.layers):
-            noc = model.layers[i + 1].spikes_in
-            assert noc is not None
-            arrivals = [tl.run(noc, b, n, t, e) for t, e in enumerate(out)]
+        if i + 1 < cm.layers:
+            spikes = cm.noc_spikes(i + 1)
+            assert spikes is not None
+            spikes_in = [tl.run(spikes, b, n, t, e) for t, e in enumerate(out)]
     return ends
 
 
 def _pipesdfa_batch(
-    tl: _Timeline, model: _Model, pipe: PipelineSpec, b: int, batch: int, gate: int
+    tl: _Timeline,
+    cm: CostModel,
+    rates: _Rates,
+    pipe: PipelineSpec,
+    b: int,
+    samples: range,
+    gate: int,
 ) -> tuple[int, int]:
     """One PipeSDFA batch; returns (the time batch b+1 may start, the end of its writes)."""
-    layers, last = model.layers, len(model.layers) - 1
-    data_gate, last_grad = gate, [0] * len(layers)
-    for n in range(b * batch, (b + 1) * batch):
-        ends = _forward_sample(tl, model, pipe.time_steps, b, n, data_gate)
-        g_ready = [0] * len(layers)
-        if model.feedback is not None:
-            assert model.error_out is not None
-            e = tl.run(model.error_out, b, n, -1, ends[last])
-            done = tl.run(model.feedback, b, n, -1, e)
-            for i, layer in enumerate(layers[:-1]):
-                assert layer.g_in is not None
-                g_ready[i] = tl.run(layer.g_in, b, n, -1, done)
+    layers, last = cm.layers, cm.layers - 1
+    data_gate, last_grad = gate, [0] * layers
+    error_out = cm.noc_error()
+    for n in samples:
+        ends = _forward_sample(tl, cm, rates, pipe.time_steps, b, n, data_gate)
+        g_ready = [0] * layers
+        if error_out is not None:
+            feedback = cm.feedback(rates.error_bit_rate(n))
+            assert feedback is not None
+            done = tl.run(feedback, b, n, -1, tl.run(error_out, b, n, -1, ends[last]))
+            for i in range(last):
+                g_in = cm.noc_feedback(i)
+                assert g_in is not None
+                g_ready[i] = tl.run(g_in, b, n, -1, done)
         for i in (last, *range(last)):  # the output layer's error is ready first
-            ready = max(g_ready[i], ends[i])
-            last_grad[i] = max(tl.run(cost, b, n, -1, ready) for cost in layers[i].grads)
+            ready, rate = max(g_ready[i], ends[i]), rates.grad_rate(i, n)
+            last_grad[i] = max(
+                tl.run(cm.local_grad(i, k, rate), b, n, -1, ready)
+                for k in range(len(cm.mapping.layers[i].tiles))
+            )
         data_gate = gate if pipe.data else max(last_grad)
     all_grads = max(last_grad)
     ends = [
-        tl.run(layer.write, b, -1, -1, last_grad[i] if pipe.batch else all_grads)
-        for i, layer in enumerate(layers)
+        tl.run(
+            cm.write(i, *rates.write(i, b)), b, -1, -1, last_grad[i] if pipe.batch else all_grads
+        )
+        for i in range(layers)
     ]
     return (0 if pipe.batch else max(ends)), max(ends)
 
 
 def _pipelayer_batch(
-    tl: _Timeline, model: _Model, pipe: PipelineSpec, b: int, batch: int, gate: int
+    tl: _Timeline,
+    cm: CostModel,
+    rates: _Rates,
+    pipe: PipelineSpec,
+    b: int,
+    samples: range,
+    gate: int,
 ) -> tuple[int, int]:
     """One PipeLayer batch (BPTT); returns (the time batch b+1 may start, the writes' end):
     the same, since the pipeline drains."""
-    layers, last, t_steps = model.layers, len(model.layers) - 1, model.net.time_steps
+    last, t_steps = cm.layers - 1, cm.net.time_steps
     data_gate, grad_end = gate, 0
-    for n in range(b * batch, (b + 1) * batch):
-        ends = _forward_sample(tl, model, True, b, n, data_gate)
+    for n in samples:
+        ends = _forward_sample(tl, cm, rates, True, b, n, data_gate)
+        ebr = rates.error_bit_rate(n)
         arrivals = [ends[last]] * t_steps  # error of the output layer's spikes, per step
-        sample_grads = [tl.run(_grad(layers[last]), b, n, -1, ends[last])]
+        sample_grads = [tl.run(cm.grad(last, ebr), b, n, -1, ends[last])]
         for i in range(last, 0, -1):
-            layer = layers[i]
-            assert layer.err is not None and layer.err_out is not None
+            err, err_out = cm.err(i, ebr), cm.noc_backprop(i - 1)
+            assert err is not None and err_out is not None
             back = [0] * t_steps
             for t in range(t_steps - 1, -1, -1):
-                back[t] = tl.run(layer.err_out, b, n, t, tl.run(layer.err, b, n, t, arrivals[t]))
+                back[t] = tl.run(err_out, b, n, t, tl.run(err, b, n, t, arrivals[t]))
             arrivals = back
-            sample_grads.append(tl.run(_grad(layers[i - 1]), b, n, -1, back[0]))
+            sample_grads.append(tl.run(cm.grad(i - 1, ebr), b, n, -1, back[0]))
         grad_end = max(grad_end, *sample_grads)
         data_gate = gate if pipe.data else max(sample_grads)
-    end = max(tl.run(layer.write, b, -1, -1, grad_end) for layer in layers)
+    end = max(
+        tl.run(cm.write(i, *rates.write(i, b)), b, -1, -1, grad_end) for i in range(cm.layers)
+    )
     return end, end
 
 
-def _grad(layer: _Layer) -> _Cost:
-    assert layer.grad is not None
-    return layer.grad
-
-
-_Dataflow = tuple[
-    Callable[[ChipSpec, NetworkSpec, Activity], _Model],
-    Callable[[_Timeline, _Model, PipelineSpec, int, int, int], tuple[int, int]],
+_BatchLoop = Callable[
+    [_Timeline, CostModel, _Rates, PipelineSpec, int, range, int], tuple[int, int]
 ]
 
-DATAFLOWS: dict[str, _Dataflow] = {
-    "pipesdfa": (_pipesdfa_model, _pipesdfa_batch),
-    "pipelayer": (_pipelayer_model, _pipelayer_batch),
+DATAFLOWS: dict[str, _BatchLoop] = {
+    "pipesdfa": _pipesdfa_batch,
+    "pipelayer": _pipelayer_batch,
 }
-"""The one place the dataflows differ: (op templates, batch loop) per ``chip.dataflow``."""
+"""The one place the dataflows' schedules differ: the batch loop per ``chip.dataflow``
+(their op costs all come from :class:`CostModel`)."""
 
 
 # ---------------------------------------------------------------------------- schedule
@@ -722,7 +1020,13 @@ DATAFLOWS: dict[str, _Dataflow] = {
 
 @dataclass
 class Schedule:
-    """A simulated training segment and its analytic totals."""
+    """A simulated training segment and its analytic totals.
+
+    ``ops`` are in issue order. ``batch`` is the samples per batch (the last of ``batches``
+    may hold fewer; ``samples`` in all). Segment totals: ``time_ps_total`` (the latest op
+    end), ``energy_pj_total`` per component and ``counters``; per sample: energy / samples,
+    time = the last batch's period / its samples.
+    """
 
     ops: list[Op]
     mapping: ChipMapping
@@ -735,6 +1039,15 @@ class Schedule:
     total_pj_per_sample: float
     cycles: int
     counters: dict[str, float]
+    samples: int = 0
+    batch_end_ps: list[int] = field(default_factory=list)
+    time_ps_total: int = 0
+    energy_pj_total: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def time_ns_total(self) -> float:
+        """End of the segment's last op, ns."""
+        return self.time_ps_total / 1000
 
     def busy_ns(self) -> dict[str, float]:
         """Busy time of every exclusive resource over the segment, ns."""
@@ -756,40 +1069,68 @@ class Schedule:
         }
 
 
-def simulate(
-    chip: ChipSpec, net: NetworkSpec, activity: Activity, *, batch: int, batches: int = 2
-) -> Schedule:
-    """Schedule ``batches`` batches of ``batch`` samples of ``net`` on ``chip`` (module doc)."""
-    if batch < 1 or batches < 1:
-        raise ValueError(f"batch ({batch}) and batches ({batches}) must be positive")
-    activity.check(net)
-    build, run_batch = DATAFLOWS[chip.dataflow]
-    model = build(chip, net, activity)
-    tl, gate, batch_end = _Timeline(), 0, []
-    for b in range(batches):
-        gate, end = run_batch(tl, model, chip.pipeline, b, batch, gate)
+def _schedule(cm: CostModel, rates: _Rates, batch: int, sizes: list[int]) -> Schedule:
+    """Issue every batch (``sizes[b]`` samples each) and total the costs (module doc)."""
+    chip = cm.chip
+    run_batch = DATAFLOWS[chip.dataflow]
+    tl, gate, batch_end, first = _Timeline(), 0, [], 0
+    for b, size in enumerate(sizes):
+        gate, end = run_batch(tl, cm, rates, chip.pipeline, b, range(first, first + size), gate)
         batch_end.append(end)
-    period = batch_end[-1] - (batch_end[-2] if batches > 1 else 0)
-    samples = batches * batch
-    energy = {c: 0.0 for c in COMPONENTS}
-    counters = {c: 0.0 for c in COUNTERS}
-    for cost in tl.costs:  # template order: first use
-        for k, v in cost.energy.items():
-            energy[k] += cost.count * v
+        first += size
+    period = batch_end[-1] - (batch_end[-2] if len(sizes) > 1 else 0)
+    energy = dict.fromkeys(COMPONENTS, 0.0)
+    counters = dict.fromkeys(COUNTERS, 0.0)
+    for cost in tl.costs:  # distinct costs, in order of first issue
+        count = tl.counts[id(cost)]
+        for k, v in cost.energy_pj.items():
+            energy[k] += count * v
         for k, v in cost.counters.items():
-            counters[k] += cost.count * v
-        counters["ops"] += cost.count
-    per_sample = {k: v / samples for k, v in energy.items()}
+            counters[k] += count * v
+        counters["ops"] += count
+    per_sample = {k: v / first for k, v in energy.items()}
     return Schedule(
         ops=tl.ops,
-        mapping=model.mapping,
+        mapping=cm.mapping,
         batch=batch,
-        batches=batches,
+        batches=len(sizes),
         batch_end_ns=[e / 1000 for e in batch_end],
         time_ns_per_batch=period / 1000,
-        time_ns_per_sample=period / 1000 / batch,
+        time_ns_per_sample=period / 1000 / sizes[-1],
         energy_pj_per_sample=per_sample,
         total_pj_per_sample=sum(per_sample.values()),
         cycles=round(period / 1000 * chip.clock_mhz / 1000),
         counters=counters,
+        samples=first,
+        batch_end_ps=batch_end,
+        time_ps_total=tl.end,
+        energy_pj_total=energy,
     )
+
+
+def simulate(
+    chip: ChipSpec, net: NetworkSpec, activity: Activity, *, batch: int, batches: int = 2
+) -> Schedule:
+    """Schedule ``batches`` batches of ``batch`` samples of ``net`` on ``chip``, every op at
+    ``activity``'s average rates (the fast path; module doc)."""
+    if batch < 1 or batches < 1:
+        raise ValueError(f"batch ({batch}) and batches ({batches}) must be positive")
+    activity.check(net)
+    cm = CostModel(chip, net)
+    return _schedule(cm, _Average(chip, net, activity), batch, [batch] * batches)
+
+
+def simulate_run(
+    chip: ChipSpec, net: NetworkSpec, record: OpActivity, *, costs: CostModel | None = None
+) -> Schedule:
+    """The analytic model replayed on an emulated run: every op's cost from :class:`CostModel`
+    at that op's own recorded activity, batches of ``record.batch`` samples (the last one
+    possibly smaller), sample ids 0..samples−1, batch ids 0.. (module doc). ``costs``: a
+    CostModel of the same chip and network to reuse (its cache too)."""
+    record.check(net)
+    if costs is None:
+        costs = CostModel(chip, net)
+    elif costs.chip != chip or costs.net != net:
+        raise ValueError("simulate_run: costs is a CostModel of another chip or network")
+    sizes = [min(record.batch, record.samples - s) for s in range(0, record.samples, record.batch)]
+    return _schedule(costs, _Replay(record), record.batch, sizes)

@@ -11,12 +11,24 @@ import itertools
 import math
 from collections import defaultdict
 
+import numpy as np
 import pytest
 from pydantic import ValidationError
 
 from emulator.compare import fit_chips
 from emulator.noc import VALUE_BITS
-from emulator.schedule import COMPONENTS, Activity, Op, Schedule, simulate
+from emulator.schedule import (
+    COMPONENTS,
+    Activity,
+    CostModel,
+    Op,
+    OpActivity,
+    Schedule,
+    simulate,
+    simulate_run,
+    start_ps,
+    xbar_ready_ps,
+)
 from emulator.topology import ChipSpec, NetworkSpec, load_chip, load_network
 
 
@@ -450,3 +462,326 @@ def test_bad_activity_is_refused() -> None:
         )
     with pytest.raises(ValueError, match="measured on 'other'"):
         Activity.uniform(net, 0.1).model_copy(update={"network": "other"}).check(net)
+
+
+# ------------------------------------------------------------ per-op costs, replayed runs
+
+
+def _times(s: Schedule) -> list[tuple]:
+    return [
+        (op.kind, op.layer, op.batch, op.sample, op.step, op.resource, op.start_ps, op.end_ps)
+        for op in s.ops
+    ]
+
+
+def _record(chip: ChipSpec, net: NetworkSpec, rate: float, batch: int, samples: int) -> dict:
+    """A uniform run's record as a plain dict, to edit."""
+    act = Activity.uniform(net, rate)
+    return OpActivity.from_activity(chip, net, act, batch=batch, samples=samples).model_dump()
+
+
+def _run(chip: ChipSpec, net: NetworkSpec, record: dict) -> Schedule:
+    return simulate_run(chip, net, OpActivity.model_validate(record))
+
+
+REPLAY_CASES = [
+    ("pipesdfa-edge", {}),
+    ("pipesdfa-edge", {"time_steps": False}),
+    ("pipesdfa-edge", {"data": False}),
+    ("pipesdfa-edge", {"batch": False}),
+    ("pipesdfa-edge", {"data": False, "batch": False}),
+    ("pipelayer", {}),
+    ("pipelayer", {"data": False}),
+]
+
+
+@pytest.mark.parametrize(("chip_name", "off"), REPLAY_CASES, ids=str)
+def test_a_uniform_record_replays_simulate(chip_name: str, off: dict) -> None:
+    net, chip = load_network("digits-mlp"), _with(load_chip(chip_name), **off)
+    act = Activity.uniform(net, 0.15)
+    fast = simulate(chip, net, act, batch=3, batches=2)
+    record = OpActivity.from_activity(chip, net, act, batch=3, samples=6)
+    run = simulate_run(chip, net, record)
+    assert _times(run) == _times(fast)
+    assert [op.energy_pj for op in run.ops] == [op.energy_pj for op in fast.ops]
+    assert run.batch_end_ps == fast.batch_end_ps
+    assert run.time_ps_total == fast.time_ps_total == max(op.end_ps for op in fast.ops)
+    assert run.time_ns_total == fast.time_ps_total / 1000
+    assert (run.time_ns_per_batch, run.time_ns_per_sample, run.cycles) == (
+        fast.time_ns_per_batch,
+        fast.time_ns_per_sample,
+        fast.cycles,
+    )
+    for c in COMPONENTS:
+        assert run.energy_pj_total[c] == pytest.approx(fast.energy_pj_total[c], rel=1e-12)
+        assert fast.energy_pj_total[c] == pytest.approx(6 * fast.energy_pj_per_sample[c])
+    assert run.counters == pytest.approx(fast.counters, rel=1e-12)
+    assert (run.samples, run.batches, run.batch) == (6, 2, 3)
+
+
+def test_a_smaller_last_batch_appends_to_the_full_batches() -> None:
+    net, chip = load_network("digits-mlp"), load_chip("pipesdfa-edge")
+    act = Activity.uniform(net, 0.15)
+    fast = simulate(chip, net, act, batch=3, batches=2)
+    run = simulate_run(chip, net, OpActivity.from_activity(chip, net, act, batch=3, samples=7))
+    assert _times(run)[: len(fast.ops)] == _times(fast)  # the issue order only appends
+    last = run.ops[len(fast.ops) :]
+    assert {op.batch for op in last} == {2}
+    assert {op.sample for op in last} == {6, -1}  # the one sample, then the WRITEs
+    xbars = [op for op in last if op.kind == "XBAR_READ"]
+    assert len(xbars) == len(run.mapping.layers) * net.time_steps
+    assert run.batches == 3 and len(run.batch_end_ps) == 3
+    period = run.batch_end_ps[2] - run.batch_end_ps[1]
+    assert run.time_ns_per_batch == period / 1000
+    assert run.time_ns_per_sample == period / 1000  # over the last batch's one sample
+    assert run.energy_pj_per_sample["read"] == pytest.approx(run.energy_pj_total["read"] / 7)
+
+
+def test_one_samples_input_rates_change_only_its_xbar_energy() -> None:
+    chip, net = load_chip("tiny"), _net([16, 8, 4], T)
+    base = _record(chip, net, 0.2, batch=2, samples=4)
+    doubled = _record(chip, net, 0.2, batch=2, samples=4)
+    doubled["input_rates"][2] = [[0.4] * T, [0.4] * T]
+    s0, s1 = _run(chip, net, base), _run(chip, net, doubled)
+    assert _times(s1) == _times(s0)
+    xb, dev = chip.crossbar, chip.device
+    pair_cells = 2 * (xb.weight_bits // xb.cell_bits)
+    # Δread of one step = Δa · rows · columns · cells per logical column · read energy
+    delta = [
+        0.2 * n_in * n_out * pair_cells * dev.read_energy_pj for n_in, n_out in [(16, 8), (8, 4)]
+    ]
+    for a, b in zip(s0.ops, s1.ops, strict=True):
+        if a.kind == "XBAR_READ" and a.sample == 2:
+            assert b.energy_pj["read"] == pytest.approx(a.energy_pj["read"] + delta[a.layer])
+            assert {k: v for k, v in b.energy_pj.items() if k != "read"} == {
+                k: v for k, v in a.energy_pj.items() if k != "read"
+            }
+        else:
+            assert b.energy_pj == a.energy_pj, a
+    extra = T * sum(delta)
+    assert s1.energy_pj_total["read"] == pytest.approx(s0.energy_pj_total["read"] + extra)
+    for c in COMPONENTS:
+        if c != "read":
+            assert s1.energy_pj_total[c] == pytest.approx(s0.energy_pj_total[c], rel=1e-12)
+
+
+def test_more_write_pulses_lengthen_the_write_and_shift_the_next_batch() -> None:
+    chip, net = load_chip("tiny"), _net([16, 4], T)
+    base = _record(chip, net, 0.25, batch=2, samples=4)
+    more = _record(chip, net, 0.25, batch=2, samples=4)
+    fraction, pulses = more["writes"][0][0]
+    more["writes"][0][0] = (fraction, 4.5)
+    s0, s1 = _run(chip, net, base), _run(chip, net, more)
+    lat = chip.device.write_latency_ns
+    # 16 rows in sequence, ⌈pulses⌉ slots each
+    old, new = _ps(16 * math.ceil(pulses) * lat), _ps(16 * math.ceil(4.5) * lat)
+    assert new > old
+    shift = new - old
+    for a, b in zip(s0.ops, s1.ops, strict=True):
+        if a.kind == "WRITE" and a.batch == 0:
+            assert (a.end_ps - a.start_ps, b.end_ps - b.start_ps) == (old, new)
+            assert b.start_ps == a.start_ps
+            cells = 16 * 4 * 2 * (chip.crossbar.weight_bits // chip.crossbar.cell_bits)
+            assert b.energy_pj == {"write": fraction * cells * 4.5 * chip.device.write_energy_pj}
+        elif a.batch == 0:
+            assert (b.start_ps, b.end_ps) == (a.start_ps, a.end_ps)
+        else:  # batch 1 waits for the longer write on the arrays
+            assert (b.start_ps, b.end_ps) == (a.start_ps + shift, a.end_ps + shift), a
+    assert s1.batch_end_ps == [s0.batch_end_ps[0] + shift, s0.batch_end_ps[1] + shift]
+    assert s1.time_ps_total == s0.time_ps_total + shift
+
+
+def test_a_higher_grad_rate_lengthens_that_samples_local_gradient() -> None:
+    chip, net = load_chip("tiny"), _net([16, 4], T)
+    tile = chip.tile
+    base = _record(chip, net, RATE, batch=B, samples=B)
+    busy = _record(chip, net, RATE, batch=B, samples=B)
+    busy["grad_rates"][1] = [0.75]
+    s0, s1 = _run(chip, net, base), _run(chip, net, busy)
+    g0 = _ps(T * 4 * RATE * 16 / tile.grad_macs_per_ns)  # T · n_l · rate · fan_in MACs
+    g1 = _ps(T * 4 * 0.75 * 16 / tile.grad_macs_per_ns)
+    grads0 = [op for op in s0.ops if op.kind == "LOCAL_GRAD"]
+    grads1 = [op for op in s1.ops if op.kind == "LOCAL_GRAD"]
+    assert [op.end_ps - op.start_ps for op in grads0] == [g0, g0]
+    assert [op.end_ps - op.start_ps for op in grads1] == [g0, g1]
+    assert [op.start_ps for op in grads1] == [op.start_ps for op in grads0]
+    assert grads1[1].energy_pj["local_grad"] == pytest.approx(
+        T * 4 * 0.75 * 16 * tile.grad_energy_pj_per_mac
+    )
+    assert s1.batch_end_ps == [s0.batch_end_ps[0] + g1 - g0]  # the write waits for it
+    assert s1.counters["macs"] == pytest.approx(T * 4 * (RATE + 0.75) * 16)
+
+
+def test_cost_model_results_are_cached_and_read_only() -> None:
+    net, chip = load_network("braille-3fc"), load_chip("pipesdfa-edge")
+    cm = CostModel(chip, net)
+    assert cm.xbar(1, 0.1) is cm.xbar(1, 0.1)
+    assert cm.xbar(1, 0.1) is not cm.xbar(1, 0.2)
+    assert cm.xbar(1, 0.1) == CostModel(chip, net).xbar(1, 0.1)  # by value
+    assert cm.local_grad(1, 1, 0.3) is cm.local_grad(1, 1, 0.3)
+    assert cm.local_grad(1, 1, 0.3).resource == f"grad:t{cm.mapping.layers[1].tiles[1]}"
+    assert cm.write(0, 0.5, 2.0) is cm.write(0, 0.5, 2.0)
+    assert cm.neuron(2) is cm.neuron(2) and cm.feedback(0.25) is cm.feedback(0.25)
+    assert cm.noc_spikes(0) is None and cm.noc_spikes(1) is not None
+    assert cm.noc_feedback(2) is None and cm.noc_feedback(0) is not None
+    with pytest.raises(TypeError):
+        cm.xbar(0, 0.1).energy_pj["read"] = 0.0  # type: ignore[index]
+    pl = CostModel(_pipelayer(chip), net)
+    assert pl.noc_error() is None and pl.feedback(0.25) is None
+    assert pl.err(0, 0.25) is None and pl.noc_backprop(2) is None
+    assert pl.noc_backprop(1) is not None and pl.noc_backprop(1).layer == 1
+    assert pl.write(0, 0.5, 2.0).energy_pj != cm.write(0, 0.5, 2.0).energy_pj  # read-out
+    # simulate_run takes each op's cost from the CostModel it is given
+    act = Activity.uniform(net, 0.1)
+    record = OpActivity.from_activity(chip, net, act, batch=1, samples=1)
+    s = simulate_run(chip, net, record, costs=cm)
+    xbar = next(op for op in s.ops if op.kind == "XBAR_READ" and op.layer == 1)
+    assert xbar.energy_pj is cm.xbar(1, 0.1).energy_pj
+    with pytest.raises(ValueError, match="another chip or network"):
+        simulate_run(_pipelayer(chip), net, record, costs=cm)
+
+
+def _random_record(
+    chip: ChipSpec, net: NetworkSpec, batch: int, samples: int, seed: int = 0
+) -> OpActivity:
+    rng = np.random.default_rng(seed)
+    layers = sum(layer.type != "pool" for layer in net.layers)
+    steps = net.time_steps
+    rates = np.round(rng.uniform(0, 0.3, (samples, layers, steps)), 3)
+    batches = -(-samples // batch)
+    return OpActivity(
+        network=net.name,
+        batch=batch,
+        samples=samples,
+        input_rates=rates.tolist(),
+        grad_rates=rates.mean(axis=2).tolist(),
+        error_bit_rates=np.round(rng.uniform(0.1, 0.4, samples), 3).tolist(),
+        writes=[
+            [(float(rng.uniform(0.2, 0.8)), float(rng.uniform(0.5, 4.0))) for _ in range(layers)]
+            for _ in range(batches)
+        ],
+    )
+
+
+def _documented_order(cm: CostModel, batch: int, samples: int) -> list[tuple]:
+    """PipeSDFA's issue order as the module doc states it: (kind, layer, sample, step, k)."""
+    order, layers, steps = [], cm.layers, cm.net.time_steps
+    group = layers
+    for first in range(0, samples, batch):
+        for n in range(first, min(first + batch, samples)):
+            for i in range(layers):
+                for t in range(steps):
+                    order += [("XBAR_READ", i, n, t, 0), ("NEURON", i, n, t, 0)]
+                if i + 1 < layers:
+                    order += [("NOC_SPIKES", i + 1, n, t, 0) for t in range(steps)]
+            if cm.mapping.feedback is not None:
+                order += [("NOC_ERROR", group, n, -1, 0), ("FEEDBACK", group, n, -1, 0)]
+                order += [("NOC_FEEDBACK", i, n, -1, 0) for i in range(layers - 1)]
+            for i in (layers - 1, *range(layers - 1)):
+                tiles = cm.mapping.layers[i].tiles
+                order += [("LOCAL_GRAD", i, n, -1, k) for k in range(len(tiles))]
+        order += [("WRITE", i, -1, -1, 0) for i in range(layers)]
+    return order
+
+
+@pytest.mark.parametrize("time_steps", [True, False])
+def test_the_documented_issue_order_and_waits_reproduce_every_time(time_steps: bool) -> None:
+    """An independent replay from the module doc: each op starts at
+    start_ps(max of the ends it waits for, its resource's free time) with its CostModel
+    duration, in the documented issue order (PipeSDFA, data and batch levels on)."""
+    net, chip = (
+        load_network("braille-3fc"),
+        _with(load_chip("pipesdfa-edge"), time_steps=time_steps),
+    )
+    batch, samples = 2, 5
+    record = _random_record(chip, net, batch, samples)
+    cm = CostModel(chip, net)
+    s = simulate_run(chip, net, record, costs=cm)
+    assert [lm.tiles for lm in cm.mapping.layers] == [(0,), (0, 1), (1,)]  # shared tiles
+    order = _documented_order(cm, batch, samples)
+    assert [(op.kind, op.layer, op.sample, op.step) for op in s.ops] == [o[:4] for o in order]
+    last_layer, steps = cm.layers - 1, net.time_steps
+    end: dict[tuple, int] = {}
+    free: dict[str, int] = defaultdict(int)
+    grads: dict[tuple[int, int], int] = defaultdict(int)  # (layer, sample) → last end
+    for op, (kind, i, n, t, k) in zip(s.ops, order, strict=True):
+        b = op.batch
+        if kind == "XBAR_READ":
+            # layer 0's input is on its tile; time steps off: layer by layer
+            ready = end["NOC_SPIKES", i, n, t if time_steps else steps - 1] if i else 0
+            cost = cm.xbar(i, record.input_rates[n][i][t])
+        elif kind == "NEURON":
+            ready, cost = end["XBAR_READ", i, n, t], cm.neuron(i)
+        elif kind == "NOC_SPIKES":
+            ready, cost = end["NEURON", i - 1, n, t], cm.noc_spikes(i)
+        elif kind == "NOC_ERROR":
+            ready, cost = end["NEURON", last_layer, n, steps - 1], cm.noc_error()
+        elif kind == "FEEDBACK":
+            ready, cost = end["NOC_ERROR", i, n, -1], cm.feedback(record.error_bit_rates[n])
+        elif kind == "NOC_FEEDBACK":
+            ready, cost = end["FEEDBACK", last_layer + 1, n, -1], cm.noc_feedback(i)
+        elif kind == "LOCAL_GRAD":
+            ready = end["NEURON", i, n, steps - 1]
+            if i < last_layer:
+                ready = max(ready, end["NOC_FEEDBACK", i, n, -1])
+            cost = cm.local_grad(i, k, record.grad_rates[n][i])
+        else:
+            last_sample = min((b + 1) * batch, samples) - 1
+            ready, cost = grads[i, last_sample], cm.write(i, *record.writes[b][i])
+        assert cost is not None
+        start = start_ps(ready, free[cost.resource], cost.resource)
+        assert (op.resource, op.start_ps, op.end_ps) == (cost.resource, start, start + cost.dur_ps)
+        assert op.energy_pj == cost.energy_pj
+        if cost.exclusive:
+            free[cost.resource] = op.end_ps
+        end[kind, i, n, t] = max(end.get((kind, i, n, t), 0), op.end_ps)
+        if kind == "LOCAL_GRAD":
+            grads[i, n] = max(grads[i, n], op.end_ps)
+
+
+def test_energy_summed_per_op_and_per_core_agrees_with_the_totals() -> None:
+    net, chip = load_network("braille-3fc"), load_chip("pipesdfa-edge")
+    s = simulate_run(chip, net, _random_record(chip, net, batch=2, samples=5, seed=3))
+    per_resource: dict[str, dict[str, float]] = defaultdict(lambda: dict.fromkeys(COMPONENTS, 0.0))
+    for op in s.ops:  # each "core" sums its own ops in issue order ...
+        for c, v in op.energy_pj.items():
+            per_resource[op.resource][c] += v
+    for c in COMPONENTS:  # ... then the cores' totals are added
+        total = sum(per_resource[r][c] for r in sorted(per_resource))
+        assert total == pytest.approx(s.energy_pj_total[c], rel=1e-9, abs=0.0)
+    assert s.counters["ops"] == len(s.ops)
+    assert sum(s.energy_pj_total.values()) == pytest.approx(5 * s.total_pj_per_sample)
+
+
+def test_readiness_helpers() -> None:
+    assert xbar_ready_ps(None, 2, time_steps=True, gate_ps=7) == 7  # layer 0
+    assert xbar_ready_ps([5, 9, 12], 1, time_steps=True) == 9
+    assert xbar_ready_ps([5, 9, 12], 1, time_steps=False) == 12  # layer by layer
+    assert xbar_ready_ps([5, 9, 12], 0, time_steps=True, gate_ps=8) == 8
+    assert start_ps(10, 15, "xbar:0") == 15 and start_ps(20, 15, "xbar:0") == 20
+    assert start_ps(10, 15, "noc:t0>t1") == 10  # the NoC is contention-free
+
+
+def test_op_activity_round_trips_and_refuses_bad_records() -> None:
+    chip, net = load_chip("tiny"), _net([16, 8, 4], T)
+    record = _random_record(chip, net, batch=2, samples=3)
+    again = OpActivity.model_validate_json(record.model_dump_json())
+    assert again == record
+    assert isinstance(again.writes[1][0], tuple)
+    good = record.model_dump()
+    with pytest.raises(ValidationError, match="grad_rates: 2 samples, not 3"):
+        OpActivity.model_validate(good | {"grad_rates": good["grad_rates"][:2]})
+    with pytest.raises(ValidationError, match="writes: 1 batches, not 2"):
+        OpActivity.model_validate(good | {"writes": good["writes"][:1]})
+    with pytest.raises(ValidationError, match=r"grad_rates\[1\]: 1 layers, not 2"):
+        OpActivity.model_validate(good | {"grad_rates": [[0.1, 0.1], [0.1], [0.1, 0.1]]})
+    with pytest.raises(ValidationError):
+        OpActivity.model_validate(good | {"error_bit_rates": [0.1, 1.5, 0.1]})
+    with pytest.raises(ValidationError):
+        OpActivity.model_validate(good | {"extra": 1})
+    with pytest.raises(ValueError, match="3 steps, not 4"):
+        simulate_run(chip, _net([16, 8, 4], 4), record)
+    with pytest.raises(ValueError, match="2 layers, but t has 1"):
+        simulate_run(chip, _net([16, 4], T), record)
+    with pytest.raises(ValueError, match="of 'other'"):
+        simulate_run(chip, net, record.model_copy(update={"network": "other"}))
