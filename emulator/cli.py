@@ -272,6 +272,104 @@ def _paper_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _run(args: argparse.Namespace) -> int:
+    from emulator.emulation import run_emulation
+    from emulator.mapping import MappingError
+
+    net = topology.load_network(args.network)
+    chip = topology.load_chip(args.chip)
+    progress = Progress("run", enabled=not args.json)
+    try:
+        result = run_emulation(
+            net,
+            chip,
+            dataset=args.dataset,
+            data=args.data,
+            runtime=args.runtime,
+            address=args.address,
+            algorithm=args.algorithm,
+            epochs=args.epochs,
+            batch=args.batch,
+            lr=args.lr,
+            optimizer=args.optimizer,
+            seed=args.seed,
+            frame_samples=args.frame_samples,
+            cores_per_actor=args.cores_per_actor,
+            baseline=args.baseline,
+            progress=progress.update,
+        )
+    except MappingError as err:
+        raise UserError(str(err)) from None
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    finally:
+        progress.close()
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(_run_summary(result))
+    return 0
+
+
+def _run_summary(r: dict[str, Any]) -> str:
+    where = f"{r['runtime']} runtime"
+    if r["runtime"] == "ray":
+        cores = r["cores"]
+        where += f", {r['actors']} actors ({cores['tiles']} tiles + {cores['pe_cores']} PE cores)"
+    lines = [
+        f"{r['network']} on {r['chip']} · {r['dataset']} · {r['algorithm']} · "
+        f"{r['epochs']} epochs · seed {r['seed']} · {where}",
+        f"  train accuracy {r['train_accuracy']:.4f}   test accuracy {r['test_accuracy']:.4f}"
+        f"   wall {r['wall_s']:.1f} s   {r['frames']} frames, {r['packets']} packets",
+        f"  weights sha256 {r['weights_sha256']}",
+    ]
+    c = r["comparison"]
+    if c is not None:
+        pl = c["pipelayer"]
+        rows = [
+            ["emulated time", si(r["time_ns"], "ns"), si(pl["time_ns"], "ns")],
+            ["energy", si(r["energy_pj"], "pJ"), si(pl["energy_pj"], "pJ")],
+        ]
+        for part, value in r["energy_breakdown_pj"].items():
+            other = pl["energy_breakdown_pj"].get(part, 0.0)
+            if value or other:
+                rows.append([f"  {part}", si(value, "pJ"), si(other, "pJ")])
+        lines += [
+            "",
+            f"Training on the chip ({r['samples_trained']} samples, {r['cycles']} cycles) vs "
+            f"PipeLayer ({c['baseline']}) on the same activity:",
+            table(rows, ["", "PipeSDFA (emulated)", "PipeLayer (cost model)"]),
+            f"speedup {c['speedup']:.3g}x   energy ratio {c['energy_ratio']:.3g}x",
+        ]
+    return "\n".join(lines)
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    from emulator.datasets import DATASETS
+    from emulator.emulation import RUNTIMES
+
+    p = sub.add_parser("run", help="train on the emulated chip (cores as actors), compare")
+    p.add_argument("--chip", default="pipesdfa-edge", help="chip file or shipped name")
+    p.add_argument("--network", default="digits-mlp", help="network file or shipped name")
+    p.add_argument("--dataset", default="digits", choices=DATASETS)
+    p.add_argument("--data", help="dataset folder (mnist-idx, nmnist)")
+    p.add_argument("--runtime", default="ray", choices=RUNTIMES)
+    p.add_argument("--address", help="Ray cluster address (auto or HOST:PORT); default: local")
+    p.add_argument("--algorithm", default="sdfa", choices=("sdfa", "sdfa-local-bptt"))
+    p.add_argument("--epochs", type=_positive(int), help="default: the network file's")
+    p.add_argument("--batch", type=_positive(int), help="default: the network file's")
+    p.add_argument("--lr", type=_positive(float), help="default: the network file's")
+    p.add_argument("--optimizer", choices=("adam", "sgd"), help="default: the network file's")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--frame-samples", type=_positive(int), help="samples per frame (default: the batch)"
+    )
+    p.add_argument("--cores-per-actor", type=_positive(int), default=1)
+    p.add_argument("--baseline", default="pipelayer", help="PipeLayer chip for the comparison")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_run)
+
+
 def _add_train(sub: argparse._SubParsersAction) -> None:
     from emulator.datasets import DATASETS
     from emulator.learning import ALGORITHMS
@@ -328,6 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("schema", help="print the JSON Schema of a file kind")
     p.add_argument("kind", choices=("chip", "network"))
     p.set_defaults(func=_schema)
+    _add_run(sub)
     _add_train(sub)
     p = sub.add_parser("map", help="map a network on a chip, or one conv layer (VW-SDK)")
     p.add_argument("--chip", help="chip file or shipped name")

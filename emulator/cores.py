@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from emulator.crossbar import Crossbar, FormedCrossbar
+from emulator.crossbar import Crossbar, FormedCrossbar, bit_planes
 from emulator.hardware import initial_codes, program_block, stochastic_round
 from emulator.learning import (
     EVAL_BATCH,
@@ -43,9 +43,10 @@ from emulator.learning import (
     output_error,
     weights_sha256,
 )
-from emulator.noc import Frame
+from emulator.noc import Frame, tile_name
 from emulator.plan import LayerPlan, Plan
 from emulator.rng import stream
+from emulator.schedule import OpCost, start_ps, xbar_ready_ps
 from emulator.snn import Neuron, im2col, pool
 from emulator.topology import ConvLayer
 
@@ -63,6 +64,7 @@ class Window:
     first: int  # first row of the batch
     size: int  # samples in the window
     total: int  # samples in the batch
+    base: int = -1  # the run's id of the batch's first training sample (-1: evaluation)
 
     def meta(self, **extra: Any) -> dict[str, Any]:
         """The window as frame metadata."""
@@ -73,6 +75,7 @@ class Window:
             "event": list(self.event),
             "first": self.first,
             "total": self.total,
+            "base": self.base,
         } | extra
 
     @classmethod
@@ -89,6 +92,7 @@ class Window:
             int(m["first"]),
             size,
             int(m["total"]),
+            int(m["base"]),
         )
 
 
@@ -287,14 +291,14 @@ class _Batch:
     """A homed layer's record of one training batch."""
 
     total: int
-    x: np.ndarray | None = None
-    h: np.ndarray | None = None
-    s: np.ndarray | None = None
+    base: int
+    event: tuple[int, int]
+    x: np.ndarray
+    h: np.ndarray
+    s: np.ndarray
     g: np.ndarray | None = None
     forward_rows: int = 0
     error_rows: int = 0
-    event: tuple[int, int] = (0, 0)
-    version: int = 0
 
 
 @dataclass
@@ -304,21 +308,71 @@ class _Homed:
     plan: LayerPlan
     optimizer: Any
     next_seq: int = 0
-    applied: int = 0
-    acks: int = 0
+    applied: int = 0  # updates applied (and their WRITE stamped)
     inbox: dict[int, Frame] = field(default_factory=dict)  # input windows by seq
     psums: dict[int, list[Frame]] = field(default_factory=dict)
     windows: dict[int, Window] = field(default_factory=dict)
     batches: dict[int, _Batch] = field(default_factory=dict)
-    early_errors: list[Frame] = field(default_factory=list)
+    # timing: NEURON(l, n, T−1) end and Σ_t active inputs of each training sample
+    neuron_end: dict[int, int] = field(default_factory=dict)
+    active: dict[int, int] = field(default_factory=dict)
+    grad_end: dict[int, dict[int, int]] = field(default_factory=dict)  # sample → tile k → end
+    written: dict[int, list[int]] = field(default_factory=dict)  # version → [acks, cells, pulses]
+    last_sample: dict[int, int] = field(default_factory=dict)  # version → its last sample
+    record_inputs: dict[int, list[float]] = field(default_factory=dict)
+    record_grad: dict[int, float] = field(default_factory=dict)
+    record_writes: dict[int, tuple[float, float]] = field(default_factory=dict)
+
+
+class Clock:
+    """A core's share of the emulated timeline (:mod:`emulator.schedule` rules): the free
+    time of each resource it owns, and the energy and counters of every op it stamped."""
+
+    def __init__(self) -> None:
+        self.free: dict[str, int] = {}
+        self.energy: dict[str, float] = {}
+        self.counters: dict[str, float] = {}
+        self.end = 0
+        self.ops = 0
+
+    def run(self, cost: OpCost, ready: int) -> int:
+        """Stamp one op (issued after every earlier op on its resource); returns its end."""
+        start = start_ps(ready, self.free.get(cost.resource, 0), cost.resource)
+        end = start + cost.dur_ps
+        if cost.exclusive:
+            self.free[cost.resource] = end
+        for k, v in cost.energy_pj.items():
+            self.energy[k] = self.energy.get(k, 0.0) + v
+        for k, v in cost.counters.items():
+            self.counters[k] = self.counters.get(k, 0.0) + v
+        self.ops += 1
+        self.end = max(self.end, end)
+        return end
+
+    def report(self) -> dict[str, Any]:
+        """JSON-able totals."""
+        return {
+            "energy_pj": self.energy,
+            "counters": self.counters,
+            "end_ps": self.end,
+            "ops": self.ops,
+        }
+
+
+def rate(active: int, size: int) -> float:
+    """A fraction of inputs active: the one formula every core records and costs with."""
+    return active / size
 
 
 class TileCore:
-    """A tile: the home of some layers and perhaps of the feedback group."""
+    """A tile: the home of some layers and perhaps of the feedback group; its digital
+    gradient unit serves the LOCAL_GRADs of every layer with arrays on it."""
 
     def __init__(self, plan: Plan, name: str) -> None:
         self.plan, self.name = plan, name
         self.neuron = Neuron.from_spec(plan.net.neuron)
+        self.costs = plan.costs
+        self.clock = Clock()
         self.homed = {
             layer.index: _Homed(layer, make_optimizer(plan.optimizer, plan.lr))
             for layer in plan.layers
@@ -327,6 +381,20 @@ class TileCore:
         fb = plan.feedback
         self.feedback_home = fb is not None and fb.home == name
         self.fb_parts: dict[int, list[Frame]] = {}
+        self.fb_errors: dict[int, tuple[list[int], list[float]]] = {}  # seq → ready, rates
+        self.fb_done: dict[int, tuple[Window, np.ndarray]] = {}
+        self.fb_next = 0
+        self.record_errors: dict[int, float] = {}
+        me = int(name.split("-")[1])
+        last = len(plan.layers) - 1
+        self.grad_order = [
+            (layer, k)
+            for layer in (last, *range(last))
+            for k, tile in enumerate(plan.mapping.layers[layer].tiles)
+            if tile == me
+        ]
+        self.grad_jobs: dict[tuple[int, int, int], tuple[int, float]] = {}
+        self.grad_next = (0, 0)  # (sample, index into grad_order)
 
     def handle(self, frame: Frame) -> list[Frame]:
         """Dispatch by kind (and by layer for the feedback group's frames)."""
@@ -345,13 +413,13 @@ class TileCore:
             return self._scatter_error(frame)
         if frame.kind in ("error", "feedback"):
             return self._error(self.homed[frame.layer], frame)
-        if frame.kind == "control" and frame.meta.get("what") == "written":
-            home = self.homed[frame.layer]
-            home.acks += 1
-            if home.acks == len(home.plan.pes):
-                home.acks = 0
-                home.applied += 1
-            return self._advance(home)
+        what = frame.meta.get("what")
+        if frame.kind == "control" and what == "written":
+            return self._written(self.homed[frame.layer], frame)
+        if frame.kind == "control" and what == "grad":
+            return self._remote_grads(frame)
+        if frame.kind == "control" and what == "grad_done":
+            return self._grads_done(self.homed[frame.layer], frame)
         raise ValueError(f"{self.name}: cannot handle a {frame.kind} frame for {frame.layer}")
 
     # forward ----------------------------------------------------------------------------
@@ -382,7 +450,6 @@ class TileCore:
         home.windows[w.seq] = w
         if w.mode == "train":  # input data reuse: kept for the local gradient
             batch = self._batch(home, w)
-            assert batch.x is not None
             batch.x[:, w.first : w.first + w.size] = x
         return [
             Frame.pack(
@@ -403,18 +470,20 @@ class TileCore:
     def _batch(self, home: _Homed, w: Window) -> _Batch:
         if w.version not in home.batches:
             steps, layer = self.plan.net.time_steps, home.plan
-            batch = _Batch(w.total, event=w.event, version=w.version)
-            batch.x = np.zeros((steps, w.total, *layer.in_shape))
-            batch.h = np.zeros((steps, w.total, *layer.out_shape))
-            batch.s = np.zeros((steps, w.total, *layer.out_shape))
-            home.batches[w.version] = batch
+            home.batches[w.version] = _Batch(
+                w.total,
+                w.base,
+                w.event,
+                np.zeros((steps, w.total, *layer.in_shape)),
+                np.zeros((steps, w.total, *layer.out_shape)),
+                np.zeros((steps, w.total, *layer.out_shape)),
+            )
+            home.last_sample[w.version] = w.base + w.total - 1
         return home.batches[w.version]
 
-    def _finish_window(self, home: _Homed, seq: int) -> list[Frame]:
-        layer, w = home.plan, home.windows.pop(seq)
-        frames = sorted(home.psums.pop(seq), key=lambda f: f.meta["blocks"])
-        del home.inbox[seq]
-        steps, p = self.plan.net.time_steps, layer.positions
+    def _currents(self, home: _Homed, w: Window, frames: list[Frame]) -> np.ndarray:
+        """(T, W, *out) currents: partial sums added in block order, as ChipLayer.matmul."""
+        layer, steps, p = home.plan, self.plan.net.time_steps, home.plan.positions
         parts: dict[int, np.ndarray] = {}
         for f in frames:
             data = f.array().reshape(steps, w.size * p, -1)
@@ -428,31 +497,81 @@ class TileCore:
         currents = []
         for t in range(steps):
             out = np.zeros((w.size * p, layer.out_shape[0]))
-            for j, block in enumerate(layer.blocks):  # block order, as ChipLayer.matmul
+            for j, block in enumerate(layer.blocks):
                 out[:, block.out_start : block.out_stop] += parts[j][t]
             out = out * layer.lsb
             if p > 1:
                 oc, ho, wo = layer.out_shape
                 out = out.reshape(w.size, ho, wo, oc).transpose(0, 3, 1, 2)
             currents.append(out)
-        h, s = self.neuron.run(np.stack(currents))
+        return np.stack(currents)
+
+    def _finish_window(self, home: _Homed, seq: int) -> list[Frame]:
+        layer, w = home.plan, home.windows.pop(seq)
+        inputs = home.inbox.pop(seq)
+        steps = self.plan.net.time_steps
+        h, s = self.neuron.run(self._currents(home, w, home.psums.pop(seq)))
         sent = s
         for i in layer.pool_after:
             spec = self.plan.net.layers[i]
             flat = pool(sent.reshape(steps * w.size, *sent.shape[2:]), spec.mode, spec.kernel)
             sent = flat.reshape(steps, w.size, *flat.shape[1:])
-        out_frames = []
+        out: list[Frame] = []
+        meta: dict[str, Any] = {}
         if w.mode == "train":
             batch = home.batches[w.version]
-            assert batch.h is not None and batch.s is not None
             batch.h[:, w.first : w.first + w.size] = h
             batch.s[:, w.first : w.first + w.size] = s
             batch.forward_rows += w.size
-            out_frames += self._try_update(home, w.version)
+            x = inputs.array().reshape(steps, w.size, -1)
+            arrivals = inputs.meta.get("ready_ps")
+            meta, grads = self._stamp_forward(home, w, x, arrivals)
+            out += grads + self._try_update(home, w.version)
         nxt = layer.index + 1
         dst = self.plan.layers[nxt].home if nxt < len(self.plan.layers) else CONTROLLER
-        out_frames.append(_frame("spikes", self.name, dst, nxt, w, _steps_major(sent.astype(bool))))
-        return out_frames
+        out.append(
+            _frame("spikes", self.name, dst, nxt, w, _steps_major(sent.astype(bool)), **meta)
+        )
+        return out
+
+    def _stamp_forward(
+        self, home: _Homed, w: Window, x: np.ndarray, arrivals: Any
+    ) -> tuple[dict[str, Any], list[Frame]]:
+        """XBAR_READ and NEURON of every sample and step of a training window, then its
+        spikes' NoC ops; the output layer's errors leave for the feedback group, and its
+        local gradients may start."""
+        layer, costs = home.plan, self.costs
+        steps, size = self.plan.net.time_steps, x.shape[2]
+        pipelined = self.plan.chip.pipeline.time_steps
+        last = layer.index == len(self.plan.layers) - 1
+        active = x.sum(axis=2).astype(int)  # (T, W)
+        noc = costs.noc_spikes(layer.index + 1) if not last else costs.noc_error()
+        sent: list[list[int]] = [[] for _ in range(steps)]
+        errors: list[int] = []
+        jobs: list[tuple[int, int, int]] = []
+        for i in range(w.size):
+            n = w.base + w.first + i
+            spikes_in = (
+                None if arrivals is None else [arrivals[t * w.size + i] for t in range(steps)]
+            )
+            rates = [rate(int(active[t, i]), size) for t in range(steps)]
+            ends = []
+            for t in range(steps):
+                ready = xbar_ready_ps(spikes_in, t, time_steps=pipelined)
+                end = self.clock.run(costs.xbar(layer.index, rates[t]), ready)
+                ends.append(self.clock.run(costs.neuron(layer.index), end))
+            home.record_inputs[n] = rates
+            home.active[n] = int(active[:, i].sum())
+            home.neuron_end[n] = ends[-1]
+            if not last:
+                for t in range(steps):
+                    sent[t].append(self.clock.run(noc, ends[t]) if noc else ends[t])
+            else:
+                errors.append(self.clock.run(noc, ends[-1]) if noc else ends[-1])
+                jobs.append((n, ends[-1], home.active[n]))
+        if not last:
+            return {"ready_ps": [e for per_step in sent for e in per_step]}, []
+        return {"error_ps": errors}, self._grad_jobs(home, jobs)
 
     # backward ---------------------------------------------------------------------------
 
@@ -462,11 +581,20 @@ class TileCore:
         batch = self._batch(home, w)
         if batch.g is None:
             batch.g = np.zeros((w.total, *home.plan.out_shape))
+        out: list[Frame] = []
         if frame.kind == "error":  # the output layer's own error: ∂loss/∂s_L[t] = e/T
             e = e / self.plan.net.time_steps
+        else:  # a hidden layer's g: its local gradients may start
+            ready = frame.meta["ready_ps"]
+            assert isinstance(ready, list)
+            jobs = []
+            for i in range(w.size):
+                n = w.base + w.first + i
+                jobs.append((n, max(home.neuron_end[n], ready[i]), home.active[n]))
+            out += self._grad_jobs(home, jobs)
         batch.g[w.first : w.first + w.size] = e.reshape(w.size, *home.plan.out_shape)
         batch.error_rows += w.size
-        return self._try_update(home, w.version)
+        return out + self._try_update(home, w.version)
 
     def _try_update(self, home: _Homed, version: int) -> list[Frame]:
         batch = home.batches.get(version)
@@ -481,6 +609,7 @@ class TileCore:
         (delta,) = home.optimizer.step([grad])
         rng = stream(self.plan.seed, "update", layer.index, *batch.event)
         steps = stochastic_round(delta.T / layer.lsb, rng)
+        home.written[version] = [0, 0, 0]
         frames = []
         for pe in layer.pes:
             parts = [
@@ -503,11 +632,149 @@ class TileCore:
             )
         return frames
 
+    def _written(self, home: _Homed, frame: Frame) -> list[Frame]:
+        acks = home.written[frame.batch]
+        acks[0] += 1
+        acks[1] += int(frame.meta["cells_written"])
+        acks[2] += int(frame.meta["pulses"])
+        return self._try_write(home, frame.batch)
+
+    def _try_write(self, home: _Homed, version: int) -> list[Frame]:
+        """WRITE(l, b) once every PE core has programmed and every tile's last local
+        gradient of the batch has ended; then the next batch may enter the layer."""
+        layer = home.plan
+        acks = home.written.get(version)
+        ends = home.grad_end.get(home.last_sample.get(version, -1), {})
+        tiles = self.plan.mapping.layers[layer.index].tiles
+        if acks is None or acks[0] < len(layer.pes) or len(ends) < len(tiles):
+            return []
+        del home.written[version]
+        _, cells, pulses = acks
+        fraction = cells / self.plan.mapping.layers[layer.index].cells
+        per_cell = pulses / cells if cells else 0.0
+        self.clock.run(self.costs.write(layer.index, fraction, per_cell), max(ends.values()))
+        home.record_writes[version] = (fraction, per_cell)
+        del home.last_sample[version]
+        home.applied += 1
+        return self._advance(home)
+
+    # the gradient unit -------------------------------------------------------------------
+
+    def _grad_jobs(self, home: _Homed, jobs: list[tuple[int, int, int]]) -> list[Frame]:
+        """LOCAL_GRAD(l, n, k) for every tile k of the layer: (sample, ready, active)."""
+        layer = home.plan
+        size = self.plan.net.time_steps * math.prod(layer.in_shape)
+        for n, _, active in jobs:
+            home.record_grad[n] = rate(active, size)
+        out = []
+        for k, tile in enumerate(self.plan.mapping.layers[layer.index].tiles):
+            dst = tile_name(tile)
+            if dst == self.name:
+                out += self._queue_grads(layer.index, k, jobs, size)
+                continue
+            out.append(
+                Frame.pack(
+                    "control",
+                    self.name,
+                    dst,
+                    layer.index,
+                    -1,
+                    [-1],
+                    [-1],
+                    [0.0],
+                    None,
+                    {
+                        "what": "grad",
+                        "k": k,
+                        "size": size,
+                        "samples": [n for n, _, _ in jobs],
+                        "ready_ps": [r for _, r, _ in jobs],
+                        "active": [a for _, _, a in jobs],
+                    },
+                )
+            )
+        return out
+
+    def _remote_grads(self, frame: Frame) -> list[Frame]:
+        m = frame.meta
+        jobs = list(zip(m["samples"], m["ready_ps"], m["active"], strict=True))
+        return self._queue_grads(frame.layer, int(m["k"]), jobs, int(m["size"]))
+
+    def _queue_grads(self, layer: int, k: int, jobs, size: int) -> list[Frame]:
+        for n, ready, active in jobs:
+            self.grad_jobs[(n, layer, k)] = (ready, rate(active, size))
+        return self._run_grad_unit()
+
+    def _run_grad_unit(self) -> list[Frame]:
+        """Stamp LOCAL_GRADs in the schedule's issue order: sample by sample, the output
+        layer first, then the hidden layers, each layer's tiles in order."""
+        done: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        n, i = self.grad_next
+        while self.grad_order:
+            layer, k = self.grad_order[i]
+            job = self.grad_jobs.pop((n, layer, k), None)
+            if job is None:
+                break
+            ready, r = job
+            end = self.clock.run(self.costs.local_grad(layer, k, r), ready)
+            done.setdefault((layer, k), []).append((n, end))
+            i += 1
+            if i == len(self.grad_order):
+                n, i = n + 1, 0
+        self.grad_next = (n, i)
+        out = []
+        for (layer, k), ends in done.items():
+            home = self.plan.layers[layer].home
+            if home == self.name:
+                out += self._grads_done_local(self.homed[layer], k, ends)
+                continue
+            out.append(
+                Frame.pack(
+                    "control",
+                    self.name,
+                    home,
+                    layer,
+                    -1,
+                    [-1],
+                    [-1],
+                    [0.0],
+                    None,
+                    {
+                        "what": "grad_done",
+                        "k": k,
+                        "samples": [s for s, _ in ends],
+                        "ends_ps": [e for _, e in ends],
+                    },
+                )
+            )
+        return out
+
+    def _grads_done(self, home: _Homed, frame: Frame) -> list[Frame]:
+        m = frame.meta
+        ends = list(zip(m["samples"], m["ends_ps"], strict=True))
+        return self._grads_done_local(home, int(m["k"]), ends)
+
+    def _grads_done_local(self, home: _Homed, k: int, ends: list[tuple[int, int]]) -> list[Frame]:
+        out = []
+        for n, end in ends:
+            home.grad_end.setdefault(n, {})[k] = end
+        for version, last in list(home.last_sample.items()):
+            if any(n == last for n, _ in ends):
+                out += self._try_write(home, version)
+        return out
+
     # feedback group ---------------------------------------------------------------------
 
     def _scatter_error(self, frame: Frame) -> list[Frame]:
         fb = self.plan.feedback
         assert fb is not None
+        e = frame.array()
+        planes, _ = bit_planes(e, self.plan.chip.crossbar.error_bits)
+        reads = planes.shape[0] * planes.shape[1]
+        rates = [rate(int(planes[:, :, i].sum()), reads * e.shape[1]) for i in range(len(e))]
+        ready = frame.meta["ready_ps"]
+        assert isinstance(ready, list)
+        self.fb_errors[int(frame.meta["seq"])] = (ready, rates)
         return [
             Frame.pack(
                 "error",
@@ -518,7 +785,7 @@ class TileCore:
                 frame.samples,
                 frame.steps,
                 frame.times_ns,
-                frame.array(),
+                e,
                 dict(frame.meta),
             )
             for pe in fb.pes
@@ -546,18 +813,48 @@ class TileCore:
                 offset += width
         for j, block in enumerate(fb.blocks):  # block order, as ChipFeedback._read
             g[:, block.out_start : block.out_stop] += blocks[j]
-        g = g * (1.0 / np.sqrt(fb.width))
-        return [
-            _frame(
-                "feedback",
-                self.name,
-                layer.home,
-                layer.index,
-                w,
-                g[:, : math.prod(layer.out_shape)],
-            )
-            for layer in self.plan.layers[:-1]
-        ]
+        self.fb_done[seq] = (w, g * (1.0 / np.sqrt(fb.width)))
+        return self._run_feedback()
+
+    def _run_feedback(self) -> list[Frame]:
+        """FEEDBACK(n) in sample order, then each hidden layer's prefix of g."""
+        out = []
+        while self.fb_next in self.fb_done:
+            w, g = self.fb_done.pop(self.fb_next)
+            ready, rates = self.fb_errors.pop(self.fb_next)
+            self.fb_next += 1
+            hidden = self.plan.layers[:-1]
+            arrive: list[list[int]] = [[] for _ in hidden]
+            for i in range(w.size):
+                self.record_errors[w.base + w.first + i] = rates[i]
+                end = self.clock.run(self.costs.feedback(rates[i]), ready[i])
+                for layer in hidden:
+                    noc = self.costs.noc_feedback(layer.index)
+                    arrive[layer.index].append(self.clock.run(noc, end) if noc else end)
+            for layer in hidden:
+                out.append(
+                    _frame(
+                        "feedback",
+                        self.name,
+                        layer.home,
+                        layer.index,
+                        w,
+                        g[:, : math.prod(layer.out_shape)],
+                        ready_ps=arrive[layer.index],
+                    )
+                )
+        return out
+
+    def report(self) -> dict[str, Any]:
+        """This tile's timeline totals and its part of the run's per-op activity record."""
+        return {
+            "name": self.name,
+            "clock": self.clock.report(),
+            "inputs": {i: h.record_inputs for i, h in self.homed.items()},
+            "grads": {i: h.record_grad for i, h in self.homed.items()},
+            "writes": {i: h.record_writes for i, h in self.homed.items()},
+            "errors": self.record_errors,
+        }
 
 
 # --------------------------------------------------------------------------- controller
@@ -574,7 +871,9 @@ class _Pending:
     version: int
     mode: str
     first_seq: int
+    base: int
     spikes: np.ndarray | None = None  # output spikes (T, B, C_out) as they arrive
+    error_ps: list[int] = field(default_factory=list)  # NOC_ERROR ends, by row
     rows: int = 0
 
 
@@ -605,6 +904,7 @@ class Controller:
         self.train_batches = sum(1 for b in self.batches if b[0] == "train")
         self.next_batch = 0
         self.seq = 0
+        self.samples = 0  # training samples fed so far
         self.pending: dict[int, _Pending] = {}  # by first seq
         self.losses: list[float] = []
         self.right = {"train": 0, "test": 0}
@@ -620,6 +920,10 @@ class Controller:
             m = len(self.data.x_train if split == "train" else self.data.x_test)
             for j, start in enumerate(range(0, m, EVAL_BATCH)):
                 yield "eval", split, np.arange(start, min(start + EVAL_BATCH, m)), (event, j)
+
+    def batch_sizes(self) -> list[int]:
+        """Samples of every training batch, in order."""
+        return [len(ids) for mode, _, ids, _ in self.batches if mode == "train"]
 
     @property
     def done(self) -> bool:
@@ -651,13 +955,16 @@ class Controller:
             sample_ids=ids,
         )
         size = self.frame_samples
-        pending = _Pending(size, ids, y[ids], event, version, f"{mode}:{split}", self.seq)
+        base = self.samples if mode == "train" else -1
+        self.samples += len(ids) if mode == "train" else 0
+        pending = _Pending(size, ids, y[ids], event, version, f"{mode}:{split}", self.seq, base)
+        pending.error_ps = [0] * len(ids)
         self.pending[self.seq] = pending
         layer0 = self.plan.layers[0]
         frames = []
         for first in range(0, len(ids), size):
             part = spikes[:, first : first + size]
-            w = Window(self.seq, mode, version, event, first, part.shape[1], len(ids))
+            w = Window(self.seq, mode, version, event, first, part.shape[1], len(ids), base)
             self.seq += 1
             frames.append(_frame("spikes", CONTROLLER, layer0.home, 0, w, _steps_major(part)))
         return frames
@@ -672,6 +979,9 @@ class Controller:
         if pending.spikes is None:
             pending.spikes = np.zeros((steps, w.total, *s.shape[2:]))
         pending.spikes[:, w.first : w.first + w.size] = s
+        error_ps = frame.meta.get("error_ps")
+        if isinstance(error_ps, list):
+            pending.error_ps[w.first : w.first + w.size] = error_ps
         pending.rows += w.size
         if pending.rows < w.total:
             return []
@@ -699,11 +1009,14 @@ class Controller:
         last, fb = self.plan.layers[-1], self.plan.feedback
         for k, first in enumerate(range(0, total, p.window_size)):
             part = e[first : first + p.window_size]
-            w = Window(p.first_seq + k, "train", p.version, p.event, first, len(part), total)
+            w = Window(
+                p.first_seq + k, "train", p.version, p.event, first, len(part), total, p.base
+            )
             frames.append(_frame("error", CONTROLLER, last.home, last.index, w, part))
             if fb is not None:
+                ready = p.error_ps[first : first + len(part)]
                 group = len(self.plan.layers)
-                frames.append(_frame("error", CONTROLLER, fb.home, group, w, part))
+                frames.append(_frame("error", CONTROLLER, fb.home, group, w, part, ready_ps=ready))
         return frames
 
     def accuracy(self) -> dict[str, float]:
@@ -721,7 +1034,7 @@ def assemble_weights(plan: Plan, reports: list[dict[str, Any]]) -> list[np.ndarr
     ]
     codes = [np.zeros(shape) for shape in shapes]
     for report in reports:
-        if report["layer"] < 0:
+        if report.get("layer", -1) < 0:  # tiles and the feedback group hold no weights
             continue
         layer = plan.layers[report["layer"]]
         for j, eff in zip(report["blocks"], report["codes"], strict=True):

@@ -11,12 +11,15 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
+from emulator.compare import fit_chip
 from emulator.cores import Controller, run_sha
 from emulator.crossbar import Counters
 from emulator.plan import Plan
-from emulator.topology import ChipSpec, NetworkSpec
+from emulator.schedule import Activity, OpActivity, simulate_run, write_activity
+from emulator.topology import ChipSpec, NetworkSpec, load_chip
 from emulator.training import load_for
 
 RUNTIMES = ("ray", "local")
@@ -63,9 +66,11 @@ def run_emulation(
     frame_samples: int | None = None,
     cores_per_actor: int = 1,
     shuffle_seed: int | None = None,
+    baseline: str = "pipelayer",
     progress: Callable[[int, int, float], None] | None = None,
 ) -> dict[str, Any]:
-    """Train ``net`` on ``chip`` through the cores; the JSON-able summary of the run."""
+    """Train ``net`` on ``chip`` through the cores; the JSON-able summary of the run, with
+    PipeLayer (``baseline``) evaluated by the cost model on the run's own activity."""
     start = time.perf_counter()
     epochs = net.training.epochs if epochs is None else epochs
     batch = net.training.batch if batch is None else batch
@@ -102,6 +107,10 @@ def run_emulation(
     else:
         raise ValueError(f"runtime: {runtime!r} is not one of {', '.join(RUNTIMES)}")
     counters = _counters(reports)
+    timeline = emulated_timeline(plan, reports, controller.batch_sizes())
+    comparison = (
+        compare_run(plan, timeline, load_chip(baseline)) if timeline.record is not None else None
+    )
     result: dict[str, Any] = {
         "network": net.name,
         "chip": chip.name,
@@ -118,19 +127,133 @@ def run_emulation(
         "weights_sha256": run_sha(plan, reports),
         "counters": {k: c.as_dict() for k, c in counters.items()},
         "crossbar_energy_pj": {k: c.energy_pj(chip) for k, c in counters.items()},
+        **timeline.summary,
         "frames": rt.frames,
+        "packets": rt.packets,
         "actors": actors,
         "cores": {"tiles": len(plan.tiles), "pe_cores": len(plan.pe_cores)},
         "placement": placement,
+        "comparison": comparison,
     }
     result["wall_s"] = time.perf_counter() - start
     return result
+
+
+@dataclass
+class Timeline:
+    """The emulated timeline the cores stamped, and the per-op activity they recorded."""
+
+    record: OpActivity | None
+    time_ps: int
+    energy_pj: dict[str, float]
+    counters: dict[str, float]
+    summary: dict[str, Any]
+
+
+def emulated_timeline(
+    plan: Plan, reports: list[dict[str, Any]], batch_sizes: list[int]
+) -> Timeline:
+    """Add up the tiles' clocks (in plan order) and assemble their records into the run's
+    :class:`~emulator.schedule.OpActivity`, which :func:`~emulator.schedule.simulate_run`
+    replays as the oracle."""
+    tiles = [r for r in reports if "clock" in r]
+    energy: dict[str, float] = {}
+    counters: dict[str, float] = {}
+    end = 0
+    for report in tiles:
+        clock = report["clock"]
+        for k, v in clock["energy_pj"].items():
+            energy[k] = energy.get(k, 0.0) + v
+        for k, v in clock["counters"].items():
+            counters[k] = counters.get(k, 0.0) + v
+        counters["ops"] = counters.get("ops", 0.0) + clock["ops"]
+        end = max(end, clock["end_ps"])
+    record = _record(plan, tiles, batch_sizes)
+    clock_mhz = plan.chip.clock_mhz
+    samples = sum(batch_sizes)
+    total_pj = sum(energy.values())
+    summary = {
+        "cycles": round(end / 1000 * clock_mhz / 1000),
+        "time_ns": end / 1000,
+        "energy_pj": total_pj,
+        "energy_breakdown_pj": energy,
+        "samples_trained": samples,
+        "time_ns_per_sample": end / 1000 / samples if samples else None,
+        "energy_pj_per_sample": total_pj / samples if samples else None,
+        "noc_bits": counters.get("noc_bits", 0.0),
+        "ops": counters.get("ops", 0.0),
+    }
+    return Timeline(record, end, energy, counters, summary)
+
+
+def compare_run(plan: Plan, timeline: Timeline, baseline: ChipSpec) -> dict[str, Any]:
+    """PipeLayer on the same network and the same per-op spike activity (the run's record;
+    PipeLayer's weight writes at its default write activity), replayed by the cost model."""
+    assert timeline.record is not None
+    if baseline.dataflow != "pipelayer":
+        raise ValueError(f"baseline: {baseline.name} is a {baseline.dataflow} chip, not pipelayer")
+    baseline = fit_chip(baseline, plan.net)
+    defaults = [
+        write_activity(baseline, Activity.uniform(plan.net, 0.0), i)
+        for i in range(len(plan.layers))
+    ]
+    record = timeline.record.model_copy(
+        update={"writes": [defaults for _ in timeline.record.writes]}
+    )
+    pl = simulate_run(baseline, plan.net, record)
+    pl_energy = sum(pl.energy_pj_total.values())
+    ps_energy = sum(timeline.energy_pj.values())
+    return {
+        "baseline": baseline.name,
+        "pipelayer": {
+            "time_ns": pl.time_ns_total,
+            "energy_pj": pl_energy,
+            "energy_breakdown_pj": dict(pl.energy_pj_total),
+        },
+        "speedup": pl.time_ps_total / timeline.time_ps if timeline.time_ps else None,
+        "energy_ratio": pl_energy / ps_energy if ps_energy else None,
+    }
+
+
+def _record(plan: Plan, tiles: list[dict[str, Any]], batch_sizes: list[int]) -> OpActivity | None:
+    samples = sum(batch_sizes)
+    if not samples:
+        return None
+    layers = len(plan.layers)
+    inputs: list[list[list[float]]] = [[[] for _ in range(layers)] for _ in range(samples)]
+    grads = [[0.0] * layers for _ in range(samples)]
+    writes: list[list[tuple[float, float]]] = [[(0.0, 0.0)] * layers for _ in batch_sizes]
+    errors = [0.0] * samples
+    for report in tiles:
+        for layer, per_sample in report["inputs"].items():
+            for n, rates in per_sample.items():
+                inputs[int(n)][int(layer)] = list(rates)
+        for layer, per_sample in report["grads"].items():
+            for n, value in per_sample.items():
+                grads[int(n)][int(layer)] = value
+        for layer, per_batch in report["writes"].items():
+            for b, value in per_batch.items():
+                writes[int(b)][int(layer)] = tuple(value)
+        for n, value in report["errors"].items():
+            errors[int(n)] = value
+    return OpActivity(
+        network=plan.net.name,
+        batch=max(batch_sizes),
+        samples=samples,
+        input_rates=inputs,
+        grad_rates=grads,
+        error_bit_rates=errors,
+        writes=writes,
+        batch_sizes=batch_sizes,
+    )
 
 
 def _counters(reports: list[dict[str, Any]]) -> dict[str, Counters]:
     """Crossbar counters summed over the weight arrays and over the feedback arrays."""
     total = {"weights": Counters(), "feedback": Counters()}
     for report in reports:
+        if "codes" not in report:
+            continue
         for counts in report["counters"]:
             total["feedback" if report["feedback"] else "weights"].add(Counters(**counts))
     return total

@@ -16,6 +16,7 @@ from emulator.hardware import initial_codes
 from emulator.learning import init_weights, weighted_layers
 from emulator.mapping import Block, ChipMapping, feedback_blocks, map_network, weight_blocks
 from emulator.noc import pe_name, tile_name
+from emulator.schedule import CostModel
 from emulator.topology import ChipSpec, NetworkSpec, layer_shapes
 
 
@@ -137,6 +138,11 @@ class Plan:
             rows=rows,
             width=width,
         )
+
+    @cached_property
+    def costs(self) -> CostModel:
+        """The schedule's per-op costs, by which every core stamps its operations."""
+        return CostModel(self.chip, self.net)
 
     @cached_property
     def tiles(self) -> list[str]:

@@ -287,13 +287,28 @@ class OpActivity(BaseModel):
         description="[batch][layer]: (fraction of the layer's cells written, mean pulses per "
         "written cell) of the batch's WRITE."
     )
+    batch_sizes: list[Annotated[int, Field(ge=1)]] | None = Field(
+        None,
+        description="Samples of each batch when not all but the last hold ``batch`` (a run "
+        "of several epochs: each epoch's last batch may be smaller); they sum to samples.",
+    )
+
+    def sizes(self) -> list[int]:
+        """Samples of every batch, in order."""
+        if self.batch_sizes is not None:
+            return list(self.batch_sizes)
+        return [min(self.batch, self.samples - s) for s in range(0, self.samples, self.batch)]
 
     @model_validator(mode="after")
     def _lengths(self) -> OpActivity:
         for name in ("input_rates", "grad_rates", "error_bit_rates"):
             if len(getattr(self, name)) != self.samples:
                 raise ValueError(f"{name}: {len(getattr(self, name))} samples, not {self.samples}")
-        batches = -(-self.samples // self.batch)
+        if self.batch_sizes is not None and sum(self.batch_sizes) != self.samples:
+            raise ValueError(
+                f"batch_sizes: they sum to {sum(self.batch_sizes)}, not {self.samples}"
+            )
+        batches = len(self.sizes())
         if len(self.writes) != batches:
             raise ValueError(f"writes: {len(self.writes)} batches, not {batches}")
         layers = len(self.input_rates[0])
@@ -1132,5 +1147,4 @@ def simulate_run(
         costs = CostModel(chip, net)
     elif costs.chip != chip or costs.net != net:
         raise ValueError("simulate_run: costs is a CostModel of another chip or network")
-    sizes = [min(record.batch, record.samples - s) for s in range(0, record.samples, record.batch)]
-    return _schedule(costs, _Replay(record), record.batch, sizes)
+    return _schedule(costs, _Replay(record), record.batch, record.sizes())

@@ -29,6 +29,7 @@ class LocalRuntime:
         self.known = {*self.cores, CONTROLLER}
         self.rng = None if shuffle_seed is None else np.random.default_rng(shuffle_seed)
         self.frames = 0
+        self.packets = 0
         self.bytes = 0
 
     def run(self, controller: Controller) -> None:
@@ -41,11 +42,12 @@ class LocalRuntime:
             self.frames += 1
             self.bytes += len(data)
             frame = decode(data, known=self.known)
+            self.packets += frame.n_packets
             core = controller if frame.dst == CONTROLLER else self.cores[frame.dst]
             queue.extend(encode(f) for f in core.handle(frame))
         if not controller.done:
             raise RuntimeError("the run stalled: frames ran out before the controller was done")
 
     def reports(self) -> list[dict]:
-        """Every PE core's report, in plan order."""
-        return [self.cores[name].report() for name in self.plan.pe_cores]
+        """Every core's report, in plan order (tiles, then PE cores)."""
+        return [self.cores[name].report() for name in self.plan.cores]

@@ -12,6 +12,7 @@ is in :mod:`emulator.cores`.
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -35,6 +36,7 @@ class CoreGroup:
         self.outbox: list[bytes] = []
         self.lock = threading.Condition()
         self.frames = 0
+        self.packets = 0
 
     def connect(self, route: dict[str, Any]) -> None:
         """Receive every core's actor handle (None for this actor's own cores)."""
@@ -48,6 +50,7 @@ class CoreGroup:
             while pending:
                 frame = decode(pending.pop(0), known=self.known)
                 self.frames += 1
+                self.packets += frame.n_packets
                 for out in self.cores[frame.dst].handle(frame):
                     raw = encode(out)
                     if out.dst == CONTROLLER:
@@ -67,20 +70,21 @@ class CoreGroup:
             return out
 
     def report(self) -> list[dict[str, Any]]:
-        """Reports of this actor's PE cores."""
+        """Reports of this actor's cores."""
         with self.lock:
-            return [core.report() for core in self.cores.values() if isinstance(core, PECore)]
+            return [core.report() for core in self.cores.values()]
 
     def placement(self) -> dict[str, Any]:
         """Where this actor runs, and how many frames it handled."""
         ctx = ray.get_runtime_context()
-        return {"node": ctx.get_node_id(), "pid": _pid(), "frames": self.frames}
-
-
-def _pid() -> int:
-    import os
-
-    return os.getpid()
+        return {
+            "actor": ctx.get_actor_name(),
+            "node": ctx.get_node_id(),
+            "pid": os.getpid(),
+            "cores": list(self.cores),
+            "frames": self.frames,
+            "packets": self.packets,
+        }
 
 
 CoreActor = ray.remote(max_concurrency=2, num_cpus=0)(CoreGroup)
@@ -106,8 +110,9 @@ class RayRuntime:
             route.update(dict.fromkeys(members, actor))
         ray.get([actor.connect.remote(route) for actor in self.actors])
         self.route = route
-        self.names = [a._actor_id.hex() for a in self.actors]
-        self.frames = 0
+        self.frames = 0  # frames to and from the controller
+        self.to_controller = 0
+        self.packets = 0
 
     def run(self, controller: Controller) -> None:
         """Send the controller's frames; collect what comes back until it is done."""
@@ -118,22 +123,28 @@ class RayRuntime:
             if not batch:
                 raise RuntimeError("the run stalled: no output from the chip for 60 s")
             for data in batch:
-                self._send(controller.handle(decode(data)))
+                frame = decode(data)
+                self.frames += 1
+                self.packets += frame.n_packets
+                self._send(controller.handle(frame))
 
     def _send(self, frames: list) -> None:
         for frame in frames:
-            self.frames += 1
             self.route[frame.dst].deliver.remote(encode(frame))
 
     def reports(self) -> list[dict]:
-        """Every PE core's report, in plan order."""
+        """Every core's report, in plan order (tiles, then PE cores)."""
         got = [r for batch in ray.get([a.report.remote() for a in self.actors]) for r in batch]
-        order = {name: i for i, name in enumerate(self.plan.pe_cores)}
+        order = {name: i for i, name in enumerate(self.plan.cores)}
         return sorted(got, key=lambda r: order[r["name"]])
 
     def placement(self) -> list[dict[str, Any]]:
-        """Each actor's node, process and frame count."""
-        return ray.get([a.placement.remote() for a in self.actors])
+        """Each actor's name, node, process, cores and traffic; adds the actors' frames and
+        packets to this runtime's totals (every frame is counted once, where it arrives)."""
+        places = ray.get([a.placement.remote() for a in self.actors])
+        self.frames += sum(p["frames"] for p in places)
+        self.packets += sum(p["packets"] for p in places)
+        return places
 
     def shutdown(self) -> None:
         """Kill the actors."""
