@@ -1,0 +1,26 @@
+"""Shared fixtures: one Ray session for the whole test run (never one per test)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[None]:
+    """Ray on 2 local CPUs bound to loopback, or the cluster at $RAY_ADDRESS."""
+    import ray
+
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(include_dashboard=False, log_to_driver=False)
+    else:
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            _node_ip_address="127.0.0.1",
+        )
+    yield
+    ray.shutdown()

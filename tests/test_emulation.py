@@ -1,0 +1,195 @@
+"""The distributed emulation against its oracles: the reference model (weights, accuracy,
+crossbar counters) and the analytic schedule replayed on the run's activity (cycles, energy).
+Every runtime, frame window, delivery order and actor grouping must give the same bits."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+import emulator.emulation as emulation
+from emulator.cli import main
+from emulator.plan import Plan
+from emulator.schedule import simulate_run
+from emulator.topology import ChipSpec, NetworkSpec, load_chip, load_network
+from emulator.training import run_training
+
+CASES = {"tiny": ("tiny-mlp", "tiny"), "edge": ("digits-mlp", "pipesdfa-edge")}
+
+
+def _reference(network: str, chip: str) -> dict[str, Any]:
+    return run_training(
+        load_network(network),
+        chip=load_chip(chip),
+        dataset="digits",
+        data=None,
+        algorithm="sdfa",
+        seed=0,
+        epochs=1,
+    )
+
+
+@pytest.fixture(scope="module")
+def references() -> dict[str, dict[str, Any]]:
+    return {case: _reference(*names) for case, names in CASES.items()}
+
+
+def _run(case: str, **kw: Any) -> dict[str, Any]:
+    network, chip = CASES[case]
+    return emulation.run_emulation(load_network(network), load_chip(chip), epochs=1, **kw)
+
+
+def _same_as_reference(result: dict[str, Any], reference: dict[str, Any]) -> None:
+    assert result["weights_sha256"] == reference["weights_sha256"]
+    assert result["test_accuracy"] == reference["test_accuracy"]
+    assert result["train_accuracy"] == reference["train_accuracy"]
+    assert result["counters"] == reference["counters"]
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize(("frame_samples", "shuffle"), [(None, None), (7, 5)])
+def test_local_runtime_matches_the_reference(
+    case: str, frame_samples: int | None, shuffle: int | None, references: dict
+) -> None:
+    result = _run(case, runtime="local", frame_samples=frame_samples, shuffle_seed=shuffle)
+    _same_as_reference(result, references[case])
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("cores_per_actor", [1, 2])
+def test_ray_runtime_matches_the_reference(
+    case: str, cores_per_actor: int, references: dict, ray_cluster: None
+) -> None:
+    result = _run(case, runtime="ray", cores_per_actor=cores_per_actor, frame_samples=16)
+    _same_as_reference(result, references[case])
+    network, chip = CASES[case]
+    plan = Plan(load_chip(chip), load_network(network), 0, "sdfa", 0.1, "adam")
+    cores = len(plan.tiles) + len(plan.pe_cores)
+    assert result["cores"] == {"tiles": len(plan.tiles), "pe_cores": len(plan.pe_cores)}
+    assert result["actors"] == -(-cores // cores_per_actor)
+    names = sorted(p["actor"] for p in result["placement"])
+    if cores_per_actor == 1:
+        assert names == sorted(plan.cores)  # tile-T and pe-T-P: one actor per core
+    assert sum(len(p["cores"]) for p in result["placement"]) == cores
+
+
+def _timeline(
+    case: str,
+    monkeypatch: pytest.MonkeyPatch,
+    chip: ChipSpec | None = None,
+    net: NetworkSpec | None = None,
+    **kw: Any,
+):
+    captured = {}
+    original = emulation.emulated_timeline
+
+    def keep(plan, reports, sizes):
+        captured["timeline"] = original(plan, reports, sizes)
+        return captured["timeline"]
+
+    monkeypatch.setattr(emulation, "emulated_timeline", keep)
+    network, chip_name = CASES[case]
+    net = net or load_network(network)
+    chip = chip or load_chip(chip_name)
+    result = emulation.run_emulation(net, chip, runtime="local", epochs=1, **kw)
+    return result, captured["timeline"], chip, net
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_emulated_cycles_and_energy_equal_the_schedule(
+    case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result, timeline, chip, net = _timeline(case, monkeypatch, frame_samples=10, shuffle_seed=1)
+    oracle = simulate_run(chip, net, timeline.record)
+    assert timeline.time_ps == oracle.time_ps_total  # integers, exactly
+    assert result["cycles"] == round(oracle.time_ns_total * chip.clock_mhz / 1000)
+    for part, value in oracle.energy_pj_total.items():
+        assert timeline.energy_pj.get(part, 0.0) == pytest.approx(value, rel=1e-9, abs=1e-9)
+    assert result["energy_pj"] == pytest.approx(sum(oracle.energy_pj_total.values()), rel=1e-9)
+    assert timeline.counters["ops"] == oracle.counters["ops"]  # every op stamped once
+
+
+def test_time_steps_off_and_a_layer_across_tiles_still_match(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 64-96-10 network on 2-array PE cores: layer 0 spans tiles 0 and 1, so its local
+    gradients run on two tiles' units and their ends travel back to its home."""
+    chip = load_chip("tiny")
+    chip = chip.model_copy(
+        update={
+            "noc": chip.noc.model_copy(update={"mesh": "2x2"}),
+            "tiles": 4,
+            "pe": chip.pe.model_copy(update={"crossbars": 2}),
+            "pipeline": chip.pipeline.model_copy(update={"time_steps": False}),
+        }
+    )
+    net = load_network("tiny-mlp")
+    net = net.model_copy(
+        update={"layers": [net.layers[0].model_copy(update={"out": 96}), net.layers[1]]}
+    )
+    plan = Plan(chip, net, 0, "sdfa", 0.01, "adam")
+    assert len(plan.mapping.layers[0].tiles) == 2
+    result, timeline, _, _ = _timeline("tiny", monkeypatch, chip=chip, net=net, shuffle_seed=2)
+    oracle = simulate_run(chip, net, timeline.record)
+    assert timeline.time_ps == oracle.time_ps_total
+    assert result["energy_pj"] == pytest.approx(sum(oracle.energy_pj_total.values()), rel=1e-9)
+
+
+def test_pipelayer_comparison_uses_the_run_activity(monkeypatch: pytest.MonkeyPatch) -> None:
+    result = _timeline("tiny", monkeypatch)[0]
+    c = result["comparison"]
+    assert c["baseline"] == "pipelayer"
+    assert c["speedup"] == pytest.approx(c["pipelayer"]["time_ns"] / result["time_ns"])
+    assert c["energy_ratio"] == pytest.approx(c["pipelayer"]["energy_pj"] / result["energy_pj"])
+    assert c["speedup"] > 1 and c["energy_ratio"] > 1
+
+
+def test_run_command_json(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [
+        "run",
+        "--runtime",
+        "local",
+        "--chip",
+        "tiny",
+        "--network",
+        "tiny-mlp",
+        "--epochs",
+        "1",
+        "--json",
+    ]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in (
+        "test_accuracy",
+        "weights_sha256",
+        "cycles",
+        "time_ns",
+        "energy_pj",
+        "energy_breakdown_pj",
+        "packets",
+        "frames",
+        "noc_bits",
+        "actors",
+        "wall_s",
+        "comparison",
+    ):
+        assert key in out, key
+    assert set(out["comparison"]) >= {"speedup", "energy_ratio"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--chip", "pipelayer"], "the emulation runs the pipesdfa dataflow"),
+        (["--network", "nmnist-mlp2"], "crossbars (weights"),
+        (["--dataset", "nmnist"], "nmnist needs --data FOLDER"),
+    ],
+)
+def test_run_refuses_what_it_cannot_do(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    assert main(["run", "--runtime", "local", "--epochs", "1", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
