@@ -362,7 +362,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--optimizer", choices=("adam", "sgd"), help="default: the network file's")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
-        "--frame-samples", type=_positive(int), help="samples per frame (default: the batch)"
+        "--frame-samples", type=_positive(int), help="samples per frame (default: a whole batch)"
     )
     p.add_argument("--cores-per-actor", type=_positive(int), default=1)
     p.add_argument("--baseline", default="pipelayer", help="PipeLayer chip for the comparison")

@@ -882,7 +882,8 @@ class Controller:
 
     Training follows :func:`emulator.learning.train` exactly (sample order, encoding keys,
     events); then the train and test sets are evaluated in :data:`EVAL_BATCH` batches.
-    ``in_flight`` batches may be in the chip at once.
+    ``in_flight`` batches may be in the chip at once. A batch travels in windows of
+    ``frame_samples`` samples (None: the whole batch in one window).
     """
 
     def __init__(
@@ -892,7 +893,7 @@ class Controller:
         *,
         epochs: int,
         batch: int,
-        frame_samples: int,
+        frame_samples: int | None,
         in_flight: int = 2,
         progress: Callable[[int, int, float], None] | None = None,
     ) -> None:
@@ -954,7 +955,7 @@ class Controller:
             key=key,
             sample_ids=ids,
         )
-        size = self.frame_samples
+        size = self.frame_samples or len(ids)
         base = self.samples if mode == "train" else -1
         self.samples += len(ids) if mode == "train" else 0
         pending = _Pending(size, ids, y[ids], event, version, f"{mode}:{split}", self.seq, base)
@@ -974,7 +975,7 @@ class Controller:
         steps = self.plan.net.time_steps
         s = frame.array().reshape(steps, -1, *self.plan.layers[-1].send_shape)
         w = Window.of(frame, s.shape[1])
-        first_seq = w.seq - w.first // self.frame_samples
+        first_seq = w.seq - w.first // (self.frame_samples or w.total)
         pending = self.pending[first_seq]
         if pending.spikes is None:
             pending.spikes = np.zeros((steps, w.total, *s.shape[2:]))

@@ -83,7 +83,7 @@ def run_emulation(
         optimizer or net.training.optimizer,
     )
     data_set = load_for(net, dataset, data, seed)
-    window = frame_samples or batch
+    window = frame_samples
     controller = Controller(
         plan, data_set, epochs=epochs, batch=batch, frame_samples=window, progress=progress
     )
