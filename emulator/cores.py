@@ -324,18 +324,37 @@ class _Homed:
     record_writes: dict[int, tuple[float, float]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class LoggedOp:
+    """One stamped op, for traces and Gantt charts (times in ps; -1: not applicable)."""
+
+    kind: str
+    layer: int
+    resource: str
+    batch: int
+    sample: int
+    step: int
+    start_ps: int
+    end_ps: int
+
+
 class Clock:
     """A core's share of the emulated timeline (:mod:`emulator.schedule` rules): the free
-    time of each resource it owns, and the energy and counters of every op it stamped."""
+    time of each resource it owns, and the energy and counters of every op it stamped.
+    The ops of the first ``log_samples`` training samples, and the WRITEs of their batches,
+    are kept in :attr:`log`."""
 
-    def __init__(self) -> None:
+    def __init__(self, log_samples: int = 0) -> None:
+        self.log_samples = log_samples
+        self.log: list[LoggedOp] = []
+        self.logged_batches: set[int] = set()
         self.free: dict[str, int] = {}
         self.energy: dict[str, float] = {}
         self.counters: dict[str, float] = {}
         self.end = 0
         self.ops = 0
 
-    def run(self, cost: OpCost, ready: int) -> int:
+    def run(self, cost: OpCost, ready: int, batch: int, sample: int = -1, step: int = -1) -> int:
         """Stamp one op (issued after every earlier op on its resource); returns its end."""
         start = start_ps(ready, self.free.get(cost.resource, 0), cost.resource)
         end = start + cost.dur_ps
@@ -347,15 +366,21 @@ class Clock:
             self.counters[k] = self.counters.get(k, 0.0) + v
         self.ops += 1
         self.end = max(self.end, end)
+        if 0 <= sample < self.log_samples or (sample < 0 and batch in self.logged_batches):
+            self.logged_batches.add(batch)
+            self.log.append(
+                LoggedOp(cost.kind, cost.layer, cost.resource, batch, sample, step, start, end)
+            )
         return end
 
     def report(self) -> dict[str, Any]:
-        """JSON-able totals."""
+        """JSON-able totals and the logged ops."""
         return {
             "energy_pj": self.energy,
             "counters": self.counters,
             "end_ps": self.end,
             "ops": self.ops,
+            "log": [list(vars(op).values()) for op in self.log],
         }
 
 
@@ -372,7 +397,7 @@ class TileCore:
         self.plan, self.name = plan, name
         self.neuron = Neuron.from_spec(plan.net.neuron)
         self.costs = plan.costs
-        self.clock = Clock()
+        self.clock = Clock(plan.log_samples)
         self.homed = {
             layer.index: _Homed(layer, make_optimizer(plan.optimizer, plan.lr))
             for layer in plan.layers
@@ -393,7 +418,7 @@ class TileCore:
             for k, tile in enumerate(plan.mapping.layers[layer].tiles)
             if tile == me
         ]
-        self.grad_jobs: dict[tuple[int, int, int], tuple[int, float]] = {}
+        self.grad_jobs: dict[tuple[int, int, int], tuple[int, float, int]] = {}
         self.grad_next = (0, 0)  # (sample, index into grad_order)
 
     def handle(self, frame: Frame) -> list[Frame]:
@@ -540,7 +565,7 @@ class TileCore:
         """XBAR_READ and NEURON of every sample and step of a training window, then its
         spikes' NoC ops; the output layer's errors leave for the feedback group, and its
         local gradients may start."""
-        layer, costs = home.plan, self.costs
+        layer, costs, b = home.plan, self.costs, w.version
         steps, size = self.plan.net.time_steps, x.shape[2]
         pipelined = self.plan.chip.pipeline.time_steps
         last = layer.index == len(self.plan.layers) - 1
@@ -558,20 +583,20 @@ class TileCore:
             ends = []
             for t in range(steps):
                 ready = xbar_ready_ps(spikes_in, t, time_steps=pipelined)
-                end = self.clock.run(costs.xbar(layer.index, rates[t]), ready)
-                ends.append(self.clock.run(costs.neuron(layer.index), end))
+                end = self.clock.run(costs.xbar(layer.index, rates[t]), ready, b, n, t)
+                ends.append(self.clock.run(costs.neuron(layer.index), end, b, n, t))
             home.record_inputs[n] = rates
             home.active[n] = int(active[:, i].sum())
             home.neuron_end[n] = ends[-1]
             if not last:
                 for t in range(steps):
-                    sent[t].append(self.clock.run(noc, ends[t]) if noc else ends[t])
+                    sent[t].append(self.clock.run(noc, ends[t], b, n, t) if noc else ends[t])
             else:
-                errors.append(self.clock.run(noc, ends[-1]) if noc else ends[-1])
+                errors.append(self.clock.run(noc, ends[-1], b, n) if noc else ends[-1])
                 jobs.append((n, ends[-1], home.active[n]))
         if not last:
             return {"ready_ps": [e for per_step in sent for e in per_step]}, []
-        return {"error_ps": errors}, self._grad_jobs(home, jobs)
+        return {"error_ps": errors}, self._grad_jobs(home, jobs, b)
 
     # backward ---------------------------------------------------------------------------
 
@@ -591,7 +616,7 @@ class TileCore:
             for i in range(w.size):
                 n = w.base + w.first + i
                 jobs.append((n, max(home.neuron_end[n], ready[i]), home.active[n]))
-            out += self._grad_jobs(home, jobs)
+            out += self._grad_jobs(home, jobs, w.version)
         batch.g[w.first : w.first + w.size] = e.reshape(w.size, *home.plan.out_shape)
         batch.error_rows += w.size
         return out + self._try_update(home, w.version)
@@ -652,7 +677,9 @@ class TileCore:
         _, cells, pulses = acks
         fraction = cells / self.plan.mapping.layers[layer.index].cells
         per_cell = pulses / cells if cells else 0.0
-        self.clock.run(self.costs.write(layer.index, fraction, per_cell), max(ends.values()))
+        self.clock.run(
+            self.costs.write(layer.index, fraction, per_cell), max(ends.values()), version
+        )
         home.record_writes[version] = (fraction, per_cell)
         del home.last_sample[version]
         home.applied += 1
@@ -660,7 +687,7 @@ class TileCore:
 
     # the gradient unit -------------------------------------------------------------------
 
-    def _grad_jobs(self, home: _Homed, jobs: list[tuple[int, int, int]]) -> list[Frame]:
+    def _grad_jobs(self, home: _Homed, jobs: list[tuple[int, int, int]], batch: int) -> list[Frame]:
         """LOCAL_GRAD(l, n, k) for every tile k of the layer: (sample, ready, active)."""
         layer = home.plan
         size = self.plan.net.time_steps * math.prod(layer.in_shape)
@@ -670,7 +697,7 @@ class TileCore:
         for k, tile in enumerate(self.plan.mapping.layers[layer.index].tiles):
             dst = tile_name(tile)
             if dst == self.name:
-                out += self._queue_grads(layer.index, k, jobs, size)
+                out += self._queue_grads(layer.index, k, jobs, size, batch)
                 continue
             out.append(
                 Frame.pack(
@@ -678,7 +705,7 @@ class TileCore:
                     self.name,
                     dst,
                     layer.index,
-                    -1,
+                    batch,
                     [-1],
                     [-1],
                     [0.0],
@@ -698,11 +725,11 @@ class TileCore:
     def _remote_grads(self, frame: Frame) -> list[Frame]:
         m = frame.meta
         jobs = list(zip(m["samples"], m["ready_ps"], m["active"], strict=True))
-        return self._queue_grads(frame.layer, int(m["k"]), jobs, int(m["size"]))
+        return self._queue_grads(frame.layer, int(m["k"]), jobs, int(m["size"]), frame.batch)
 
-    def _queue_grads(self, layer: int, k: int, jobs, size: int) -> list[Frame]:
+    def _queue_grads(self, layer: int, k: int, jobs, size: int, batch: int) -> list[Frame]:
         for n, ready, active in jobs:
-            self.grad_jobs[(n, layer, k)] = (ready, rate(active, size))
+            self.grad_jobs[(n, layer, k)] = (ready, rate(active, size), batch)
         return self._run_grad_unit()
 
     def _run_grad_unit(self) -> list[Frame]:
@@ -715,8 +742,8 @@ class TileCore:
             job = self.grad_jobs.pop((n, layer, k), None)
             if job is None:
                 break
-            ready, r = job
-            end = self.clock.run(self.costs.local_grad(layer, k, r), ready)
+            ready, r, b = job
+            end = self.clock.run(self.costs.local_grad(layer, k, r), ready, b, n)
             done.setdefault((layer, k), []).append((n, end))
             i += 1
             if i == len(self.grad_order):
@@ -827,10 +854,13 @@ class TileCore:
             arrive: list[list[int]] = [[] for _ in hidden]
             for i in range(w.size):
                 self.record_errors[w.base + w.first + i] = rates[i]
-                end = self.clock.run(self.costs.feedback(rates[i]), ready[i])
+                n = w.base + w.first + i
+                end = self.clock.run(self.costs.feedback(rates[i]), ready[i], w.version, n)
                 for layer in hidden:
                     noc = self.costs.noc_feedback(layer.index)
-                    arrive[layer.index].append(self.clock.run(noc, end) if noc else end)
+                    arrive[layer.index].append(
+                        self.clock.run(noc, end, w.version, n) if noc else end
+                    )
             for layer in hidden:
                 out.append(
                     _frame(

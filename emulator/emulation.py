@@ -67,6 +67,7 @@ def run_emulation(
     cores_per_actor: int = 1,
     shuffle_seed: int | None = None,
     baseline: str = "pipelayer",
+    log_samples: int = 0,
     progress: Callable[[int, int, float], None] | None = None,
 ) -> dict[str, Any]:
     """Train ``net`` on ``chip`` through the cores; the JSON-able summary of the run, with
@@ -81,6 +82,7 @@ def run_emulation(
         algorithm,
         net.training.lr if lr is None else lr,
         optimizer or net.training.optimizer,
+        log_samples,
     )
     data_set = load_for(net, dataset, data, seed)
     window = frame_samples
@@ -135,6 +137,8 @@ def run_emulation(
         "placement": placement,
         "comparison": comparison,
     }
+    if log_samples:
+        result["ops_log"] = ops_log(reports)
     result["wall_s"] = time.perf_counter() - start
     return result
 
@@ -184,6 +188,20 @@ def emulated_timeline(
         "ops": counters.get("ops", 0.0),
     }
     return Timeline(record, end, energy, counters, summary)
+
+
+LOG_FIELDS = ("kind", "layer", "resource", "batch", "sample", "step", "start_ps", "end_ps")
+
+
+def ops_log(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The logged ops of every tile (``core``: the tile that stamped it), by start time."""
+    ops = [
+        {"core": report["name"], **dict(zip(LOG_FIELDS, op, strict=True))}
+        for report in reports
+        if "clock" in report
+        for op in report["clock"]["log"]
+    ]
+    return sorted(ops, key=lambda op: (op["start_ps"], op["end_ps"], op["core"]))
 
 
 def compare_run(plan: Plan, timeline: Timeline, baseline: ChipSpec) -> dict[str, Any]:

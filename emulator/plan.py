@@ -74,6 +74,7 @@ class Plan:
     algorithm: str
     lr: float
     optimizer: str
+    log_samples: int = 0  # the tiles log the ops of the first training samples (traces)
     mapping: ChipMapping = field(init=False)
     layers: list[LayerPlan] = field(init=False)
     feedback: FeedbackPlan | None = field(init=False)
