@@ -344,6 +344,170 @@ def _run_summary(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _scale(args: argparse.Namespace) -> int:
+    from emulator import scaling
+    from emulator.schedule import Activity
+
+    net = topology.load_network(args.network)
+    chip, baseline = topology.load_chip(args.chip), topology.load_chip(args.baseline)
+    try:
+        fields = scaling.parse_sets(args.set)
+        grid = scaling.points(fields)
+        chips = [(p, scaling.with_fields(chip, p), scaling.with_fields(baseline, p)) for p in grid]
+    except scaling.SweepError as err:
+        raise UserError(str(err)) from None
+    cpus = _ints(args.cpus, len(args.cpus.split(",")), "--cpus C1,C2,...") if args.cpus else None
+    if cpus and args.mode != "emulate":
+        raise UserError("--cpus measures the actor emulation: use it with --mode emulate")
+    activity = (
+        _load_activity(args.activity, net)
+        if args.activity
+        else Activity.uniform(net, args.spike_rate)
+    )
+    batch = args.batch or net.training.batch
+    progress = Progress("scale", enabled=not args.json)
+    rows = []
+    for k, (point, ps_chip, pl_chip) in enumerate(chips):
+        row: dict[str, Any] = {"point": point, "label": scaling.label(point)}
+        if args.mode == "analytic":
+            row |= scaling.analytic_point(ps_chip, pl_chip, net, activity, batch)
+        else:
+            row |= _emulate_point(args, net, ps_chip, pl_chip, cpus)
+        rows.append(row)
+        progress.update(k + 1, len(chips))
+    progress.close()
+    result = {
+        "chip": chip.name,
+        "baseline": baseline.name,
+        "network": net.name,
+        "mode": args.mode,
+        "fields": [name for name, _ in fields],
+        "points": rows,
+    }
+    if args.plot:
+        result["plot"] = _scale_plot(args, result)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(_scale_table(result))
+    identical = all(r.get("cpu_scaling", {}).get("identical", True) for r in rows)
+    if not identical:
+        print("pipesdfa scale: emulated results differ between CPU counts", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _emulate_point(args, net, ps_chip, pl_chip, cpus) -> dict[str, Any]:
+    from emulator import scaling
+    from emulator.emulation import run_emulation
+
+    def run(chip, baseline, cpus=None):
+        return run_emulation(
+            net,
+            chip,
+            dataset=args.dataset,
+            data=args.data,
+            runtime=args.runtime,
+            address=args.address,
+            epochs=args.epochs,
+            batch=args.batch,
+            seed=args.seed,
+            baseline=baseline,
+            cpus=cpus,
+        )
+
+    if not cpus:
+        return scaling.emulate_point(ps_chip, pl_chip, net, run)
+    runs = {}
+    for c in cpus:
+        runs[c] = run(ps_chip, pl_chip, cpus=c)
+        runs[c]["wall_s"] = runs[c]["wall_s"]
+    point = scaling.emulate_point(ps_chip, pl_chip, net, lambda **kw: runs[cpus[-1]])
+    point["cpu_scaling"] = scaling.cpu_scaling(runs)
+    return point
+
+
+def _scale_table(result: dict[str, Any]) -> str:
+    lines = [
+        f"{result['network']} on {result['chip']} (vs {result['baseline']}), "
+        f"{result['mode']} sweep of {', '.join(result['fields'])}",
+        "",
+    ]
+    rows = []
+    for r in result["points"]:
+        if not r["fits"]:
+            rows.append([r["label"], "does not fit", None, None, None, None])
+            continue
+        rows.append(
+            [
+                r["label"],
+                r["samples_per_s"],
+                si(r["energy_pj_per_sample"], "pJ"),
+                r["utilisation"],
+                r["speedup"],
+                r["energy_ratio"],
+            ]
+        )
+    header = ["point", "samples/s", "energy/sample", "utilisation", "speedup", "energy ratio"]
+    lines.append(table(rows, header))
+    for r in result["points"]:
+        if not r["fits"]:
+            lines.append(f"- {r['label']}: {r['reason']}")
+        scaling = r.get("cpu_scaling")
+        if scaling:
+            lines.append(f"- {r['label']}: the emulator on 1 .. N CPUs (wall clock):")
+            lines.append(
+                table(
+                    [
+                        [
+                            x["cpus"],
+                            x["wall_s"],
+                            x["wall_speedup"],
+                            x["parallel_efficiency"],
+                            "yes" if x["identical"] else "NO",
+                        ]
+                        for x in scaling["runs"]
+                    ],
+                    ["cpus", "wall s", "speedup", "efficiency", "identical results"],
+                )
+            )
+    if "plot" in result:
+        lines.append(f"plot: {result['plot']}")
+    return "\n".join(lines)
+
+
+def _scale_plot(args: argparse.Namespace, result: dict[str, Any]) -> str:
+    from emulator.plots import scaling_curves
+
+    fitting = [r for r in result["points"] if r["fits"]]
+    if not fitting:
+        raise UserError("--plot: no point of the sweep fits the chip")
+    points = [
+        {"point": r["label"], **{k: v for k, v in r.items() if k != "point"}} for r in fitting
+    ]
+    ys = ["samples_per_s", "energy_pj_per_sample", "speedup", "energy_ratio"]
+    scaling_curves(
+        points,
+        args.plot,
+        x="point",
+        ys=ys,
+        title=f"{result['network']}: scaling over {', '.join(result['fields'])}",
+    )
+    cpu = [r for r in fitting if "cpu_scaling" in r]
+    if cpu:
+        runs = [{"cpus": x["cpus"], **x} for x in cpu[0]["cpu_scaling"]["runs"]]
+        path = Path(args.plot)
+        cpu_path = str(path.with_name(path.stem + "-cpus" + path.suffix))
+        scaling_curves(
+            runs,
+            cpu_path,
+            x="cpus",
+            ys=["wall_speedup", "parallel_efficiency"],
+            title=f"{result['network']}: the emulator over CPU count",
+        )
+    return str(args.plot)
+
+
 def _add_run(sub: argparse._SubParsersAction) -> None:
     from emulator.datasets import DATASETS
     from emulator.emulation import RUNTIMES
@@ -368,6 +532,38 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--baseline", default="pipelayer", help="PipeLayer chip for the comparison")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_run)
+
+
+def _add_scale(sub: argparse._SubParsersAction) -> None:
+    from emulator.datasets import DATASETS
+    from emulator.emulation import RUNTIMES
+
+    p = sub.add_parser("scale", help="sweep chip fields (analytic or emulated); CPU scaling")
+    p.add_argument("--chip", default="pipesdfa-edge", help="chip file or shipped name")
+    p.add_argument("--network", default="digits-mlp", help="network file or shipped name")
+    p.add_argument("--baseline", default="pipelayer", help="PipeLayer chip (swept alike)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=v1,v2,...",
+        help="a chip field by dotted path and its values (repeat for a grid)",
+    )
+    p.add_argument("--mode", choices=("analytic", "emulate"), default="analytic")
+    p.add_argument("--cpus", metavar="C1,C2,...", help="emulate on Ray limited to each count")
+    p.add_argument("--batch", type=_positive(int), help="default: the network file's")
+    rate = p.add_mutually_exclusive_group()
+    rate.add_argument("--spike-rate", type=_rate, default=0.1, help="analytic: uniform activity")
+    rate.add_argument("--activity", help="analytic: measured activity file")
+    p.add_argument("--dataset", default="digits", choices=DATASETS, help="emulate: the data")
+    p.add_argument("--data", help="emulate: dataset folder")
+    p.add_argument("--runtime", default="ray", choices=RUNTIMES, help="emulate: the runtime")
+    p.add_argument("--address", help="emulate: Ray cluster address")
+    p.add_argument("--epochs", type=_positive(int), default=1, help="emulate: epochs per point")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--plot", metavar="OUT.png", help="write the scaling curves here")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_scale)
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -428,6 +624,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_schema)
     _add_run(sub)
     _add_train(sub)
+    _add_scale(sub)
     p = sub.add_parser("map", help="map a network on a chip, or one conv layer (VW-SDK)")
     p.add_argument("--chip", help="chip file or shipped name")
     p.add_argument("--network", help="network file or shipped name")

@@ -66,12 +66,15 @@ def run_emulation(
     frame_samples: int | None = None,
     cores_per_actor: int = 1,
     shuffle_seed: int | None = None,
-    baseline: str = "pipelayer",
+    baseline: str | ChipSpec = "pipelayer",
     log_samples: int = 0,
+    cpus: int | None = None,
     progress: Callable[[int, int, float], None] | None = None,
 ) -> dict[str, Any]:
     """Train ``net`` on ``chip`` through the cores; the JSON-able summary of the run, with
-    PipeLayer (``baseline``) evaluated by the cost model on the run's own activity."""
+    PipeLayer (``baseline``) evaluated by the cost model on the run's own activity.
+    ``cpus``: start Ray with that many CPUs and keep the core actors on that many cores.
+    ``baseline`` is a chip file or name, or a ChipSpec."""
     start = time.perf_counter()
     epochs = net.training.epochs if epochs is None else epochs
     batch = net.training.batch if batch is None else batch
@@ -98,8 +101,8 @@ def run_emulation(
     elif runtime == "ray":
         from emulator.runtime.ray_runtime import RayRuntime
 
-        with ray_session(address):
-            rt = RayRuntime(plan, cores_per_actor=cores_per_actor)
+        with ray_session(address, cpus):
+            rt = RayRuntime(plan, cores_per_actor=cores_per_actor, cpus=cpus)
             try:
                 rt.run(controller)
                 reports, placement = rt.reports(), rt.placement()
@@ -111,7 +114,7 @@ def run_emulation(
     counters = _counters(reports)
     timeline = emulated_timeline(plan, reports, controller.batch_sizes())
     comparison = (
-        compare_run(plan, timeline, load_chip(baseline)) if timeline.record is not None else None
+        compare_run(plan, timeline, _chip(baseline)) if timeline.record is not None else None
     )
     result: dict[str, Any] = {
         "network": net.name,
@@ -188,6 +191,10 @@ def emulated_timeline(
         "ops": counters.get("ops", 0.0),
     }
     return Timeline(record, end, energy, counters, summary)
+
+
+def _chip(chip: str | ChipSpec) -> ChipSpec:
+    return chip if isinstance(chip, ChipSpec) else load_chip(chip)
 
 
 LOG_FIELDS = ("kind", "layer", "resource", "batch", "sample", "step", "start_ps", "end_ps")

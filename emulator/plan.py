@@ -90,6 +90,13 @@ class Plan:
                 "algorithm: bptt needs layer-to-layer backward paths the PipeSDFA chip does "
                 "not have; the emulation runs sdfa or sdfa-local-bptt"
             )
+        off = [k for k in ("data", "batch") if not getattr(self.chip.pipeline, k)]
+        if off:
+            raise ValueError(
+                f"chip {self.chip.name}: pipeline.{off[0]} is off; the cores stamp the "
+                "three-level pipeline with the time-step level on or off, and the data and "
+                "batch ablations run in the cost model (pipesdfa compare)"
+            )
         self.mapping = map_network(self.chip, self.net)
         self.layers = self._layers()
         self.feedback = self._feedback()

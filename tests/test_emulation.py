@@ -193,3 +193,11 @@ def test_run_refuses_what_it_cannot_do(
     assert main(["run", "--runtime", "local", "--epochs", "1", *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("level", ["data", "batch"])
+def test_emulation_refuses_data_and_batch_ablations(level: str) -> None:
+    chip = load_chip("tiny")
+    chip = chip.model_copy(update={"pipeline": chip.pipeline.model_copy(update={level: False})})
+    with pytest.raises(ValueError, match=f"pipeline.{level} is off"):
+        Plan(chip, load_network("tiny-mlp"), 0, "sdfa", 0.01, "adam")

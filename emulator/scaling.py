@@ -1,0 +1,171 @@
+"""``pipesdfa scale``: sweeps of chip fields by dotted path, analytic or emulated, and the
+emulator's own scaling over CPU count.
+
+A sweep names the fields it varies (``--set tile.pes=2,4,8 --set noc.mesh=2x2,4x4``; CrossSim's
+dotted overrides): every combination is one point. The PipeLayer baseline gets the same
+overrides, so both chips are swept alike. Sweeping ``noc.mesh`` without ``tiles`` puts one
+tile on every node (``tiles`` follows the mesh), since a chip file's ``tiles`` may not exceed
+its mesh.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from emulator.compare import compare
+from emulator.mapping import MappingError, map_network
+from emulator.schedule import Activity
+from emulator.topology import ChipSpec, NetworkSpec
+
+
+class SweepError(ValueError):
+    """A bad ``--set``: the message names the field and the reason."""
+
+
+def parse_sets(sets: Sequence[str]) -> list[tuple[str, list[Any]]]:
+    """``["tile.pes=2,4,8"]`` → ``[("tile.pes", [2, 4, 8])]``; values are YAML scalars."""
+    fields = []
+    for item in sets:
+        name, sep, values = item.partition("=")
+        if not sep or not name or not values:
+            raise SweepError(f"--set {item!r}: expected FIELD=v1,v2,...")
+        parsed = [_scalar(name, v) for v in values.split(",")]
+        fields.append((name.strip(), parsed))
+    names = [name for name, _ in fields]
+    if len(set(names)) != len(names):
+        raise SweepError(f"--set: a field is given twice ({', '.join(names)})")
+    return fields
+
+
+def _scalar(name: str, text: str) -> Any:
+    try:
+        value = yaml.safe_load(text.strip())
+    except yaml.YAMLError:
+        raise SweepError(f"--set {name}: cannot read value {text!r}") from None
+    if isinstance(value, dict | list) or value is None:
+        raise SweepError(f"--set {name}: {text!r} is not a single value")
+    return value
+
+
+def with_fields(chip: ChipSpec, values: dict[str, Any]) -> ChipSpec:
+    """``chip`` with dotted fields replaced (validated as a chip file would be)."""
+    data = chip.model_dump()
+    for dotted, value in values.items():
+        *parents, leaf = dotted.split(".")
+        node = data
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                raise SweepError(f"--set {dotted}: {part!r} is not a section of a chip file")
+            node = node[part]
+        if leaf not in node:
+            raise SweepError(f"--set {dotted}: no field {leaf!r} in a chip file")
+        node[leaf] = value
+    if "noc.mesh" in values and "tiles" not in values:
+        rows, cols = (int(v) for v in str(values["noc.mesh"]).split("x"))
+        data["tiles"] = rows * cols
+    try:
+        return ChipSpec.model_validate(data)
+    except ValidationError as err:
+        first = err.errors(include_url=False)[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        msg = first["msg"].removeprefix("Value error, ")
+        raise SweepError(f"--set {', '.join(values)}: {loc or 'chip'}: {msg}") from None
+
+
+def points(fields: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
+    """Every combination of the swept values, in order."""
+    names = [name for name, _ in fields]
+    return [
+        dict(zip(names, combo, strict=True))
+        for combo in itertools.product(*(values for _, values in fields))
+    ]
+
+
+def label(point: dict[str, Any]) -> str:
+    """``tile.pes=4 noc.mesh=2x2``."""
+    return " ".join(f"{k}={v}" for k, v in point.items())
+
+
+def analytic_point(
+    chip: ChipSpec, baseline: ChipSpec, net: NetworkSpec, activity: Activity, batch: int
+) -> dict[str, Any]:
+    """One sweep point by the cost model: throughput, energy, utilisation, PipeLayer ratios."""
+    try:
+        mapping = map_network(chip, net)
+    except MappingError as err:
+        return {"fits": False, "reason": str(err)}
+    result = compare(net, chip, baseline, activity, batch=batch)
+    ps = result["pipesdfa"]
+    return {
+        "fits": True,
+        "samples_per_s": 1e9 / ps["time_ns_per_sample"],
+        "time_ns_per_sample": ps["time_ns_per_sample"],
+        "energy_pj_per_sample": ps["energy_pj_per_sample"],
+        "utilisation": mapping.arrays_used / mapping.arrays_total,
+        "arrays_used": mapping.arrays_used,
+        "pe_cores_used": mapping.pes_used,
+        "tiles_used": mapping.tiles_used,
+        "speedup": result["speedup"],
+        "energy_ratio": result["energy_ratio"],
+    }
+
+
+def emulate_point(
+    chip: ChipSpec,
+    baseline: ChipSpec,
+    net: NetworkSpec,
+    run: Callable[..., dict[str, Any]],
+) -> dict[str, Any]:
+    """One sweep point through the cores: the emulated chip's throughput and energy."""
+    try:
+        mapping = map_network(chip, net)
+    except MappingError as err:
+        return {"fits": False, "reason": str(err)}
+    start = time.perf_counter()
+    result = run(chip=chip, baseline=baseline)
+    comparison = result["comparison"] or {}
+    return {
+        "fits": True,
+        "samples_per_s": 1e9 / result["time_ns_per_sample"],
+        "time_ns_per_sample": result["time_ns_per_sample"],
+        "energy_pj_per_sample": result["energy_pj_per_sample"],
+        "utilisation": mapping.arrays_used / mapping.arrays_total,
+        "arrays_used": mapping.arrays_used,
+        "pe_cores_used": mapping.pes_used,
+        "tiles_used": mapping.tiles_used,
+        "speedup": comparison.get("speedup"),
+        "energy_ratio": comparison.get("energy_ratio"),
+        "test_accuracy": result["test_accuracy"],
+        "weights_sha256": result["weights_sha256"],
+        "cycles": result["cycles"],
+        "actors": result["actors"],
+        "wall_s": time.perf_counter() - start,
+    }
+
+
+def cpu_scaling(runs: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """Wall-clock speedup and parallel efficiency over CPU counts (the emulator's own
+    scaling), and whether the emulated results are identical at every count."""
+    counts = sorted(runs)
+    base = counts[0]
+    keys = ("weights_sha256", "cycles", "energy_pj", "test_accuracy")
+    reference = {k: runs[base][k] for k in keys}
+    rows = []
+    for c in counts:
+        speedup = runs[base]["wall_s"] / runs[c]["wall_s"]
+        rows.append(
+            {
+                "cpus": c,
+                "wall_s": runs[c]["wall_s"],
+                "wall_speedup": speedup,
+                "parallel_efficiency": speedup / (c / base),
+                "identical": {k: runs[c][k] for k in keys} == reference,
+            }
+        )
+    return {"runs": rows, "identical": all(r["identical"] for r in rows)}
