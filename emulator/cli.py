@@ -187,6 +187,18 @@ def _compare(args: argparse.Namespace) -> int:
         raise UserError(f"{err} (--grow places it on the smallest square mesh that fits)") from None
     except ValueError as err:
         raise UserError(str(err)) from None
+    if args.plot:
+        from emulator.plots import energy_breakdown
+
+        energy_breakdown(
+            {
+                "PipeSDFA": result["pipesdfa"]["energy_breakdown_pj"],
+                "PipeLayer": result["pipelayer"]["energy_breakdown_pj"],
+            },
+            args.plot,
+            title=f"{net.name}: energy per sample, PipeSDFA vs PipeLayer",
+        )
+        result["plot"] = args.plot
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -273,6 +285,78 @@ def _paper_table(result: dict[str, Any]) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    result = _emulate(args, 3 if args.plot else 0)
+    if args.plot:
+        result["plots"] = _run_plots(args.plot, result)
+    if args.json:
+        print(json.dumps({k: v for k, v in result.items() if k != "ops_log"}, indent=2))
+    else:
+        print(_run_summary(result))
+    return 0
+
+
+def _run_plots(path: str, result: dict[str, Any]) -> list[str]:
+    from emulator.plots import energy_breakdown, pipeline_gantt
+
+    pipeline_gantt(
+        result["ops_log"],
+        path,
+        title=f"{result['network']} on {result['chip']}: pipeline of the first samples",
+    )
+    paths = [path]
+    if result["comparison"] is not None:
+        out = Path(path)
+        energy = str(out.with_name(out.stem + "-energy" + out.suffix))
+        energy_breakdown(
+            {
+                "PipeSDFA (emulated)": result["energy_breakdown_pj"],
+                "PipeLayer (cost model)": result["comparison"]["pipelayer"]["energy_breakdown_pj"],
+            },
+            energy,
+            title=f"{result['network']}: training energy, PipeSDFA vs PipeLayer",
+        )
+        paths.append(energy)
+    return paths
+
+
+def _trace(args: argparse.Namespace) -> int:
+    from emulator.plan import Plan
+    from emulator.trace import trace_events, write_trace
+
+    result = _emulate(args, args.samples)
+    net, chip = topology.load_network(args.network), topology.load_chip(args.chip)
+    plan = Plan(
+        chip,
+        net,
+        args.seed,
+        args.algorithm,
+        args.lr or net.training.lr,
+        args.optimizer or net.training.optimizer,
+    )
+    events = trace_events(plan, result["ops_log"])
+    write_trace(args.out, events)
+    summary = {
+        "trace": args.out,
+        "events": len(events["traceEvents"]),
+        "samples": args.samples,
+        "weights_sha256": result["weights_sha256"],
+    }
+    if args.plot:
+        from emulator.plots import pipeline_gantt
+
+        pipeline_gantt(result["ops_log"], args.plot, samples=args.samples)
+        summary["plot"] = args.plot
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(
+            f"wrote {summary['events']} trace events of the first {args.samples} samples to "
+            f"{args.out} (open in https://ui.perfetto.dev)"
+        )
+    return 0
+
+
+def _emulate(args: argparse.Namespace, log_samples: int) -> dict[str, Any]:
     from emulator.emulation import run_emulation
     from emulator.mapping import MappingError
 
@@ -296,6 +380,7 @@ def _run(args: argparse.Namespace) -> int:
             frame_samples=args.frame_samples,
             cores_per_actor=args.cores_per_actor,
             baseline=args.baseline,
+            log_samples=log_samples,
             progress=progress.update,
         )
     except MappingError as err:
@@ -304,11 +389,7 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError(str(err)) from None
     finally:
         progress.close()
-    if args.json:
-        print(json.dumps(result, indent=2))
-        return 0
-    print(_run_summary(result))
-    return 0
+    return result
 
 
 def _run_summary(r: dict[str, Any]) -> str:
@@ -509,10 +590,24 @@ def _scale_plot(args: argparse.Namespace, result: dict[str, Any]) -> str:
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="train on the emulated chip (cores as actors), compare")
+    _run_options(p)
+    p.add_argument("--plot", metavar="OUT.png", help="pipeline Gantt here, energy in OUT-energy")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_run)
+    p = sub.add_parser("trace", help="Perfetto trace of the emulated timeline of a run")
+    _run_options(p)
+    p.add_argument("--out", required=True, metavar="trace.json", help="trace file to write")
+    p.add_argument("--samples", type=_positive(int), default=3, help="samples to trace")
+    p.add_argument("--plot", metavar="OUT.png", help="also the pipeline Gantt")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_trace)
+
+
+def _run_options(p: argparse.ArgumentParser) -> None:
     from emulator.datasets import DATASETS
     from emulator.emulation import RUNTIMES
 
-    p = sub.add_parser("run", help="train on the emulated chip (cores as actors), compare")
     p.add_argument("--chip", default="pipesdfa-edge", help="chip file or shipped name")
     p.add_argument("--network", default="digits-mlp", help="network file or shipped name")
     p.add_argument("--dataset", default="digits", choices=DATASETS)
@@ -530,8 +625,6 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--cores-per-actor", type=_positive(int), default=1)
     p.add_argument("--baseline", default="pipelayer", help="PipeLayer chip for the comparison")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=_run)
 
 
 def _add_scale(sub: argparse._SubParsersAction) -> None:
@@ -642,6 +735,7 @@ def build_parser() -> argparse.ArgumentParser:
     rate.add_argument("--activity", help="activity file from `pipesdfa train --activity-out`")
     p.add_argument("--grow", action="store_true", help="grow both chips alike until it fits")
     p.add_argument("--paper", action="store_true", help="every paper network vs the paper")
+    p.add_argument("--plot", metavar="OUT.png", help="energy breakdown chart (one network)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_compare)
     return parser
@@ -661,6 +755,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `pipesdfa compare --paper | head`
         sys.stderr.close()
         return 0
+    except OSError as err:  # an output file that cannot be written
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"pipesdfa {args.command}: {where}{err.strerror or err}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

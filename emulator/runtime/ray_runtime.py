@@ -89,7 +89,9 @@ class CoreGroup:
 
 CoreActor = ray.remote(max_concurrency=2, num_cpus=0)(CoreGroup)
 """Threaded (2): one thread may wait in ``collect`` while the other delivers. ``num_cpus=0``:
-cores are placed whatever the cluster's CPU count (an actor idles between frames)."""
+cores are placed whatever the cluster's CPU count (an actor idles between frames). Actors are
+created with the ``SPREAD`` scheduling strategy, so a cluster's cores spread over its nodes
+(on one machine, all land on it)."""
 
 
 class RayRuntime:
@@ -105,7 +107,9 @@ class RayRuntime:
         route: dict[str, Any] = {}
         for g, members in enumerate(groups):
             label = members[0] if cores_per_actor == 1 else f"cores-{g}"
-            actor = CoreActor.options(name=label).remote(plan, members)
+            actor = CoreActor.options(name=label, scheduling_strategy="SPREAD").remote(
+                plan, members
+            )
             self.actors.append(actor)
             route.update(dict.fromkeys(members, actor))
         ray.get([actor.connect.remote(route) for actor in self.actors])

@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# A one-machine Ray cluster for `pipesdfa run --address`, bound to loopback, token auth on.
+# Needs bash and Ray >= 2.52 (`ray` on PATH). Other Ray sessions on the machine are left alone.
+#
+#   launch/laptop.sh [start]   start a Ray head on 127.0.0.1 (token authentication on)
+#   launch/laptop.sh status    `ray status` of that head
+#   launch/laptop.sh stop      stop that head (its processes only, unlike `ray stop`)
+#
+# Settings (environment):
+#   PIPESDFA_RAY_PORT      GCS port of the head (default 6379)
+#   PIPESDFA_RAY_CPUS      CPUs the head offers (default: all of this machine's)
+#   PIPESDFA_RAY_HOST      address to bind (default 127.0.0.1; anything else exposes Ray
+#                          to the network: whoever reaches its ports can run code here)
+#   PIPESDFA_RAY_TEMP_DIR  Ray's temporary/session folder for this head
+#                          (default /tmp/pipesdfa-ray-$USER-$PIPESDFA_RAY_PORT)
+#   RAY_AUTH_TOKEN_PATH    the token file (default ~/.ray/auth_token; created, mode 600,
+#                          if missing)
+set -euo pipefail
+
+port="${PIPESDFA_RAY_PORT:-6379}"
+host="${PIPESDFA_RAY_HOST:-127.0.0.1}"
+cpus="${PIPESDFA_RAY_CPUS:-}"
+user="${USER:-$(id -un)}"
+temp_dir="${PIPESDFA_RAY_TEMP_DIR:-/tmp/pipesdfa-ray-${user}-${port}}"
+default_token="${HOME}/.ray/auth_token"
+token_file="${RAY_AUTH_TOKEN_PATH:-${default_token}}"
+address="${host}:${port}"
+
+die() {
+    echo "laptop.sh: $*" >&2
+    exit 1
+}
+
+need_ray() {
+    command -v ray >/dev/null 2>&1 || die "the 'ray' command is not on PATH (pip install 'ray>=2.52')"
+}
+
+# Token authentication on for this script and everything it starts (Ray >= 2.52).
+use_token() {
+    if [[ -z "${RAY_AUTH_TOKEN:-}" && ! -s "${token_file}" ]]; then
+        echo "Creating a Ray authentication token in ${token_file} (mode 600)"
+        mkdir -p "$(dirname "${token_file}")"
+        (
+            umask 077
+            head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"${token_file}"
+        )
+    fi
+    if [[ -z "${RAY_AUTH_TOKEN:-}" ]]; then
+        chmod 600 "${token_file}"
+        export RAY_AUTH_TOKEN_PATH="${token_file}"
+    fi
+    export RAY_AUTH_MODE=token
+}
+
+# PIDs of this head's processes, and of what they started (workers, agents): the head's own
+# processes name its session folder, which lies under ${temp_dir}, a folder no other Ray
+# session uses. With "raylet", only the head's raylet.
+head_pids() {
+    ps -u "$(id -u)" -o pid=,ppid=,stat=,args= | LAPTOP_DIR="${temp_dir}/" ONLY="${1:-}" awk '
+        $3 !~ /^Z/ {
+            parent[$1] = $2
+            if (index($0, ENVIRON["LAPTOP_DIR"]) && $0 !~ /laptop\.sh/ &&
+                (ENVIRON["ONLY"] == "" || $4 ~ /\/raylet$/)) root[$1] = 1
+        }
+        END {
+            grown = (ENVIRON["ONLY"] == "")
+            while (grown) {
+                grown = 0
+                for (p in parent) if (!(p in root) && (parent[p] in root)) { root[p] = 1; grown = 1 }
+            }
+            for (p in root) print p
+        }'
+}
+
+# Wait up to $1 seconds for the PIDs that follow to end (zombies count as ended).
+wait_gone() {
+    local seconds="$1" pid alive _
+    shift
+    for _ in $(seq 1 "$((seconds * 5))"); do
+        alive=()
+        for pid in "$@"; do
+            [[ "$(ps -o stat= -p "${pid}" 2>/dev/null | tr -d ' ' || true)" =~ ^[^Z] ]] && alive+=("${pid}")
+        done
+        [[ ${#alive[@]} -eq 0 ]] && return 0
+        sleep 0.2
+    done
+    echo "${alive[@]}"
+}
+
+start() {
+    need_ray
+    if [[ "${host}" == "127.0.0.1" || "${host}" == "localhost" || "${host}" == "::1" ]]; then
+        # On Linux `ray start` replaces a loopback --node-ip-address by the machine's network
+        # address (and its servers then listen on every interface) unless Ray runs in
+        # single-machine mode, the default on macOS and Windows.
+        export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0
+    else
+        echo "WARNING: binding Ray to ${host}: anyone who reaches its ports can run code on" \
+            "this machine (token auth is on, but traffic is not encrypted)." >&2
+    fi
+    use_token
+    if [[ -n "$(head_pids)" ]]; then
+        die "a head is already running from ${temp_dir} (launch/laptop.sh stop first)"
+    fi
+    mkdir -p "${temp_dir}"
+    local args=(
+        --head
+        --node-ip-address "${host}"
+        --port "${port}"
+        --include-dashboard=false
+        --dashboard-host 127.0.0.1
+        --temp-dir "${temp_dir}"
+        --disable-usage-stats
+    )
+    [[ -n "${cpus}" ]] && args+=(--num-cpus "${cpus}")
+    ray start "${args[@]}"
+    cat <<EOF
+
+Ray head running at ${address} (token authentication on).
+Token file: ${RAY_AUTH_TOKEN_PATH:-\$RAY_AUTH_TOKEN}; keep it private (mode 600).
+
+Connect from this machine:
+    export RAY_AUTH_MODE=token
+EOF
+    if [[ -n "${RAY_AUTH_TOKEN:-}" ]]; then
+        echo "    export RAY_AUTH_TOKEN=...   # the token this head was started with"
+    elif [[ "${token_file}" != "${default_token}" ]]; then
+        echo "    export RAY_AUTH_TOKEN_PATH=${token_file}"
+    fi
+    cat <<EOF
+    pipesdfa run --address ${address} ...
+    python -c "import ray; ray.init(address='${address}')"
+Status: $0 status    Stop: $0 stop
+EOF
+}
+
+status() {
+    need_ray
+    use_token
+    ray status --address "${address}"
+}
+
+stop() {
+    local all raylets left
+    read -ra all <<<"$(head_pids | tr '\n' ' ')"
+    if [[ ${#all[@]} -eq 0 ]]; then
+        echo "No Ray head from ${temp_dir} is running."
+        return 0
+    fi
+    echo "Stopping the Ray head at ${address} (${#all[@]} processes)"
+    # The raylet first: it ends its workers and agents; then the GCS, monitors, dashboard.
+    read -ra raylets <<<"$(head_pids raylet | tr '\n' ' ')"
+    if [[ ${#raylets[@]} -gt 0 ]]; then
+        kill -TERM "${raylets[@]}" 2>/dev/null || true
+        wait_gone 5 "${raylets[@]}" >/dev/null || true
+    fi
+    kill -TERM "${all[@]}" 2>/dev/null || true
+    left="$(wait_gone 5 "${all[@]}" || true)"
+    if [[ -n "${left}" ]]; then
+        # shellcheck disable=SC2086  # a list of PIDs
+        kill -KILL ${left} 2>/dev/null || true
+    fi
+}
+
+case "${1:-start}" in
+    start) start ;;
+    status) status ;;
+    stop) stop ;;
+    -h | --help | help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0" ;;
+    *) die "unknown command '$1' (start | status | stop)" ;;
+esac
