@@ -26,7 +26,10 @@ from emulator.plan import Plan
 class CoreGroup:
     """The body of one actor: some cores, the handles of every other actor."""
 
-    def __init__(self, plan: Plan, names: list[str]) -> None:
+    def __init__(self, plan: Plan, names: list[str], cpus: int | None = None) -> None:
+        if cpus is not None:  # the emulator's own scaling: keep this process on `cpus` cores
+            allowed = sorted(os.sched_getaffinity(0))
+            os.sched_setaffinity(0, allowed[:cpus])
         self.cores: dict[str, TileCore | PECore] = {
             name: TileCore(plan, name) if name.startswith("tile-") else PECore(plan, name)
             for name in names
@@ -97,7 +100,10 @@ created with the ``SPREAD`` scheduling strategy, so a cluster's cores spread ove
 class RayRuntime:
     """Runs a :class:`Controller` against cores in Ray actors."""
 
-    def __init__(self, plan: Plan, *, cores_per_actor: int = 1) -> None:
+    def __init__(self, plan: Plan, *, cores_per_actor: int = 1, cpus: int | None = None) -> None:
+        """``cpus``: pin every actor process to the machine's first ``cpus`` cores (Ray's
+        ``num_cpus`` is a logical count and does not stop idle-placed actors from running in
+        parallel)."""
         if cores_per_actor < 1:
             raise ValueError(f"cores_per_actor: must be >= 1, got {cores_per_actor}")
         self.plan = plan
@@ -108,7 +114,7 @@ class RayRuntime:
         for g, members in enumerate(groups):
             label = members[0] if cores_per_actor == 1 else f"cores-{g}"
             actor = CoreActor.options(name=label, scheduling_strategy="SPREAD").remote(
-                plan, members
+                plan, members, cpus
             )
             self.actors.append(actor)
             route.update(dict.fromkeys(members, actor))
