@@ -38,6 +38,7 @@ def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[No
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     else:
         ray.init(
+            address="local",  # a new instance, even if another Ray runs on this machine
             num_cpus=num_cpus,
             include_dashboard=False,
             log_to_driver=False,

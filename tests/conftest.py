@@ -17,6 +17,7 @@ def ray_cluster() -> Iterator[None]:
         ray.init(include_dashboard=False, log_to_driver=False)
     else:
         ray.init(
+            address="local",  # a new instance, even if another Ray runs on this machine
             num_cpus=2,
             include_dashboard=False,
             log_to_driver=False,
