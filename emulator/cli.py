@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -741,9 +742,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def loopback_ray() -> None:
+    """Make a Ray started by this process bind to 127.0.0.1 only.
+
+    On Linux, Ray 2.60 replaces ``--node-ip-address 127.0.0.1`` with the machine's address
+    and listens on every interface; its single-machine mode (this variable, read when ``ray``
+    is imported) keeps every port on loopback. Ray gives code execution to whoever reaches its
+    ports, so a laptop run must not open them to the network.
+    """
+    if "ray" not in sys.modules:
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     args = build_parser().parse_args(argv)
+    if args.command in ("run", "scale", "trace") and not getattr(args, "address", None):
+        loopback_ray()
     try:
         return args.func(args)
     except (topology.TopologyError, DatasetError, UserError) as err:

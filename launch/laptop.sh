@@ -3,6 +3,7 @@
 # Needs bash and Ray >= 2.52 (`ray` on PATH). Other Ray sessions on the machine are left alone.
 #
 #   launch/laptop.sh [start]   start a Ray head on 127.0.0.1 (token authentication on)
+#   launch/laptop.sh env       the `export` lines a client needs: eval "$(launch/laptop.sh env)"
 #   launch/laptop.sh status    `ray status` of that head
 #   launch/laptop.sh stop      stop that head (its processes only, unlike `ray stop`)
 #
@@ -14,7 +15,7 @@
 #   PIPESDFA_RAY_TEMP_DIR  Ray's temporary/session folder for this head
 #                          (default /tmp/pipesdfa-ray-$USER-$PIPESDFA_RAY_PORT)
 #   RAY_AUTH_TOKEN_PATH    the token file (default ~/.ray/auth_token; created, mode 600,
-#                          if missing)
+#                          if missing); or RAY_AUTH_TOKEN, the token itself
 set -euo pipefail
 
 port="${PIPESDFA_RAY_PORT:-6379}"
@@ -35,21 +36,46 @@ need_ray() {
     command -v ray >/dev/null 2>&1 || die "the 'ray' command is not on PATH (pip install 'ray>=2.52')"
 }
 
-# Token authentication on for this script and everything it starts (Ray >= 2.52).
-use_token() {
-    if [[ -z "${RAY_AUTH_TOKEN:-}" && ! -s "${token_file}" ]]; then
-        echo "Creating a Ray authentication token in ${token_file} (mode 600)"
-        mkdir -p "$(dirname "${token_file}")"
-        (
-            umask 077
-            head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"${token_file}"
-        )
-    fi
+is_loopback() {
+    [[ "${host}" == "127.0.0.1" || "${host}" == "localhost" || "${host}" == "::1" ]]
+}
+
+# The environment of the head and of its clients:
+# - token authentication (Ray >= 2.52): RAY_AUTH_MODE=token on every process, and the token
+#   from RAY_AUTH_TOKEN or the file RAY_AUTH_TOKEN_PATH (created here if missing);
+# - loopback: on Linux, Ray replaces 127.0.0.1 (as --node-ip-address and in a client's
+#   address) by the machine's network address, and its servers then listen on every
+#   interface, unless it runs in single-machine mode (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0,
+#   the default on macOS and Windows).
+setup_env() {
     if [[ -z "${RAY_AUTH_TOKEN:-}" ]]; then
+        if [[ ! -s "${token_file}" ]]; then
+            echo "Creating a Ray authentication token in ${token_file} (mode 600)" >&2
+            mkdir -p "$(dirname "${token_file}")"
+            (
+                umask 077
+                head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"${token_file}"
+            )
+        fi
         chmod 600 "${token_file}"
         export RAY_AUTH_TOKEN_PATH="${token_file}"
     fi
     export RAY_AUTH_MODE=token
+    if is_loopback; then
+        export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0
+    fi
+}
+
+env_lines() {
+    echo "export RAY_AUTH_MODE=token"
+    if [[ -n "${RAY_AUTH_TOKEN:-}" ]]; then
+        echo "# and RAY_AUTH_TOKEN=<the token this head was started with>"
+    else
+        printf 'export RAY_AUTH_TOKEN_PATH=%q\n' "${token_file}"
+    fi
+    if is_loopback; then
+        echo "export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0"
+    fi
 }
 
 # PIDs of this head's processes, and of what they started (workers, agents): the head's own
@@ -72,14 +98,16 @@ head_pids() {
         }'
 }
 
-# Wait up to $1 seconds for the PIDs that follow to end (zombies count as ended).
+# Wait up to $1 seconds for the PIDs that follow to end (zombies count as ended); print those
+# still running.
 wait_gone() {
     local seconds="$1" pid alive _
     shift
     for _ in $(seq 1 "$((seconds * 5))"); do
         alive=()
         for pid in "$@"; do
-            [[ "$(ps -o stat= -p "${pid}" 2>/dev/null | tr -d ' ' || true)" =~ ^[^Z] ]] && alive+=("${pid}")
+            [[ "$(ps -o stat= -p "${pid}" 2>/dev/null | tr -d ' ' || true)" =~ ^[^Z] ]] &&
+                alive+=("${pid}")
         done
         [[ ${#alive[@]} -eq 0 ]] && return 0
         sleep 0.2
@@ -89,16 +117,11 @@ wait_gone() {
 
 start() {
     need_ray
-    if [[ "${host}" == "127.0.0.1" || "${host}" == "localhost" || "${host}" == "::1" ]]; then
-        # On Linux `ray start` replaces a loopback --node-ip-address by the machine's network
-        # address (and its servers then listen on every interface) unless Ray runs in
-        # single-machine mode, the default on macOS and Windows.
-        export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0
-    else
+    if ! is_loopback; then
         echo "WARNING: binding Ray to ${host}: anyone who reaches its ports can run code on" \
             "this machine (token auth is on, but traffic is not encrypted)." >&2
     fi
-    use_token
+    setup_env
     if [[ -n "$(head_pids)" ]]; then
         die "a head is already running from ${temp_dir} (launch/laptop.sh stop first)"
     fi
@@ -112,22 +135,18 @@ start() {
         --temp-dir "${temp_dir}"
         --disable-usage-stats
     )
-    [[ -n "${cpus}" ]] && args+=(--num-cpus "${cpus}")
+    if [[ -n "${cpus}" ]]; then
+        args+=(--num-cpus "${cpus}")
+    fi
     ray start "${args[@]}"
     cat <<EOF
 
 Ray head running at ${address} (token authentication on).
-Token file: ${RAY_AUTH_TOKEN_PATH:-\$RAY_AUTH_TOKEN}; keep it private (mode 600).
+Token: ${RAY_AUTH_TOKEN_PATH:-in \$RAY_AUTH_TOKEN}; keep it private (mode 600).
 
-Connect from this machine:
-    export RAY_AUTH_MODE=token
-EOF
-    if [[ -n "${RAY_AUTH_TOKEN:-}" ]]; then
-        echo "    export RAY_AUTH_TOKEN=...   # the token this head was started with"
-    elif [[ "${token_file}" != "${default_token}" ]]; then
-        echo "    export RAY_AUTH_TOKEN_PATH=${token_file}"
-    fi
-    cat <<EOF
+Connect from this machine, in a shell with:
+$(env_lines | sed 's/^/    /')
+(or: eval "\$($0 env)"), then:
     pipesdfa run --address ${address} ...
     python -c "import ray; ray.init(address='${address}')"
 Status: $0 status    Stop: $0 stop
@@ -136,7 +155,11 @@ EOF
 
 status() {
     need_ray
-    use_token
+    if [[ -z "$(head_pids)" ]]; then
+        echo "No Ray head from ${temp_dir} is running."
+        return 1
+    fi
+    setup_env
     ray status --address "${address}"
 }
 
@@ -164,8 +187,9 @@ stop() {
 
 case "${1:-start}" in
     start) start ;;
+    env) env_lines ;;
     status) status ;;
     stop) stop ;;
     -h | --help | help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0" ;;
-    *) die "unknown command '$1' (start | status | stop)" ;;
+    *) die "unknown command '$1' (start | env | status | stop)" ;;
 esac

@@ -17,6 +17,7 @@ import threading
 from typing import Any
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from emulator.cores import CONTROLLER, Controller, PECore, TileCore
 from emulator.noc import decode, encode
@@ -92,9 +93,26 @@ class CoreGroup:
 
 CoreActor = ray.remote(max_concurrency=2, num_cpus=0)(CoreGroup)
 """Threaded (2): one thread may wait in ``collect`` while the other delivers. ``num_cpus=0``:
-cores are placed whatever the cluster's CPU count (an actor idles between frames). Actors are
-created with the ``SPREAD`` scheduling strategy, so a cluster's cores spread over its nodes
-(on one machine, all land on it)."""
+cores are placed whatever the cluster's CPU count (an actor idles between frames); where they
+go is :func:`node_slots`'s choice."""
+
+
+def node_slots() -> list[str]:
+    """Where actor ``i`` goes: slot ``i`` modulo the list's length, a node ID. Every alive node
+    with CPUs appears in proportion to its CPU count, interleaved, the driver's node first, so
+    a cluster's cores spread over its nodes (on one machine, all land on it). The affinity is
+    hard: an actor is never moved to another node (a run that loses a node fails anyway, its
+    actors holding the cores' state). Ray 2.60's ``SPREAD`` strategy and soft node affinity
+    both left actors that need no resources off their node on a two-node cluster: ``SPREAD``
+    sometimes put all of a run's actors on one node."""
+    here = ray.get_runtime_context().get_node_id()
+    nodes = [n for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU", 0) > 0]
+    nodes.sort(key=lambda n: (n["NodeID"] != here, n["NodeID"]))
+    slots = []
+    for rank, node in enumerate(nodes):
+        cpus = max(1, round(node["Resources"]["CPU"]))
+        slots += [(k / cpus, rank, node["NodeID"]) for k in range(cpus)]
+    return [node_id for *_, node_id in sorted(slots)]
 
 
 class RayRuntime:
@@ -111,9 +129,15 @@ class RayRuntime:
         groups = [names[i : i + cores_per_actor] for i in range(0, len(names), cores_per_actor)]
         self.actors = []
         route: dict[str, Any] = {}
+        slots = node_slots()
         for g, members in enumerate(groups):
             label = members[0] if cores_per_actor == 1 else f"cores-{g}"
-            actor = CoreActor.options(name=label, scheduling_strategy="SPREAD").remote(
+            where = (
+                NodeAffinitySchedulingStrategy(slots[g % len(slots)], soft=False)
+                if slots
+                else "SPREAD"
+            )
+            actor = CoreActor.options(name=label, scheduling_strategy=where).remote(
                 plan, members, cpus
             )
             self.actors.append(actor)
