@@ -359,7 +359,6 @@ def _trace(args: argparse.Namespace) -> int:
 
 def _emulate(args: argparse.Namespace, log_samples: int) -> dict[str, Any]:
     from emulator.emulation import run_emulation
-    from emulator.mapping import MappingError
 
     net = topology.load_network(args.network)
     chip = topology.load_chip(args.chip)
@@ -368,25 +367,12 @@ def _emulate(args: argparse.Namespace, log_samples: int) -> dict[str, Any]:
         result = run_emulation(
             net,
             chip,
-            dataset=args.dataset,
-            data=args.data,
-            runtime=args.runtime,
-            address=args.address,
-            algorithm=args.algorithm,
-            epochs=args.epochs,
-            batch=args.batch,
-            lr=args.lr,
-            optimizer=args.optimizer,
-            seed=args.seed,
-            frame_samples=args.frame_samples,
-            cores_per_actor=args.cores_per_actor,
+            **_emulation_options(args),
             baseline=args.baseline,
             log_samples=log_samples,
             progress=progress.update,
         )
-    except MappingError as err:
-        raise UserError(str(err)) from None
-    except ValueError as err:
+    except ValueError as err:  # a network that does not fit, a chip the cores cannot run
         raise UserError(str(err)) from None
     finally:
         progress.close()
@@ -483,30 +469,40 @@ def _emulate_point(args, net, ps_chip, pl_chip, cpus) -> dict[str, Any]:
     from emulator import scaling
     from emulator.emulation import run_emulation
 
-    def run(chip, baseline, cpus=None):
-        return run_emulation(
-            net,
-            chip,
-            dataset=args.dataset,
-            data=args.data,
-            runtime=args.runtime,
-            address=args.address,
-            epochs=args.epochs,
-            batch=args.batch,
-            seed=args.seed,
-            baseline=baseline,
-            cpus=cpus,
-        )
+    def run(c: int | None = None) -> dict[str, Any]:
+        return run_emulation(net, ps_chip, **_emulation_options(args), baseline=pl_chip, cpus=c)
 
     if not cpus:
-        return scaling.emulate_point(ps_chip, pl_chip, net, run)
-    runs = {}
-    for c in cpus:
-        runs[c] = run(ps_chip, pl_chip, cpus=c)
-        runs[c]["wall_s"] = runs[c]["wall_s"]
-    point = scaling.emulate_point(ps_chip, pl_chip, net, lambda **kw: runs[cpus[-1]])
-    point["cpu_scaling"] = scaling.cpu_scaling(runs)
+        return scaling.emulate_point(ps_chip, net, run)
+    runs: dict[int, dict[str, Any]] = {}
+
+    def each_count() -> dict[str, Any]:
+        for c in cpus:
+            runs[c] = run(c)
+        return runs[cpus[-1]]
+
+    point = scaling.emulate_point(ps_chip, net, each_count)
+    if runs:
+        point["cpu_scaling"] = scaling.cpu_scaling(runs)
     return point
+
+
+def _emulation_options(args: argparse.Namespace) -> dict[str, Any]:
+    """run_emulation's keyword arguments from run/trace/scale options (scale has fewer)."""
+    return {
+        "dataset": args.dataset,
+        "data": args.data,
+        "runtime": args.runtime,
+        "address": args.address,
+        "algorithm": getattr(args, "algorithm", "sdfa"),
+        "epochs": args.epochs,
+        "batch": args.batch,
+        "lr": getattr(args, "lr", None),
+        "optimizer": getattr(args, "optimizer", None),
+        "seed": args.seed,
+        "frame_samples": getattr(args, "frame_samples", None),
+        "cores_per_actor": getattr(args, "cores_per_actor", 1),
+    }
 
 
 def _scale_table(result: dict[str, Any]) -> str:
