@@ -18,6 +18,14 @@ what the reference model computes with ``--chip`` (``emulator.hardware``), in th
 
 Order never depends on delivery: frames carry a window sequence number (``seq``) and the
 number of updates that must precede them (``version``); a core buffers what arrives early.
+
+Emulated time: each tile owns the schedule's resources of its layers (their arrays, neuron
+lanes and the NoC ops they send), of its gradient unit and of the feedback group it hosts,
+and stamps every op by :class:`emulator.schedule.CostModel` at the op's own activity, in the
+schedule's issue order, starting at max(ready, the resource's free time) (:class:`Clock`).
+Ready times travel in the frames (``ready_ps``, ``error_ps``) and, for gradient units on
+other tiles, in ``control`` frames. The result equals
+:func:`emulator.schedule.simulate_run` on the run's recorded activity.
 """
 
 from __future__ import annotations
