@@ -114,6 +114,15 @@ def _frame(
     )
 
 
+def expect(frame: Frame, values: int, core: str) -> None:
+    """Refuse (ValueError) a frame whose packets do not carry ``values`` values each."""
+    if frame.values_per_packet != values:
+        raise ValueError(
+            f"{core}: a {frame.kind} frame for layer {frame.layer} carries "
+            f"{frame.values_per_packet} values per packet, not {values}"
+        )
+
+
 def _steps_major(x: np.ndarray) -> np.ndarray:
     """(T, W, …) → (T·W, …) packets, step-major."""
     return x.reshape(x.shape[0] * x.shape[1], *x.shape[2:])
@@ -156,6 +165,7 @@ class PECore:
 
     def handle(self, frame: Frame) -> list[Frame]:
         """Reads, updates and feedback reads, each once its turn (``version``) has come."""
+        self._check(frame)
         self.waiting.append(frame)
         out: list[Frame] = []
         progress = True
@@ -168,6 +178,19 @@ class PECore:
                     progress = True
                     break
         return out
+
+    def _check(self, frame: Frame) -> None:
+        """Refuse (ValueError) a frame this core cannot use, before buffering it."""
+        if frame.kind == "spikes" and self.layer is not None:
+            expect(frame, math.prod(self.layer.in_shape), self.name)
+        elif frame.kind == "update" and self.layer is not None:
+            expect(frame, sum(b.n_in * b.n_out for b in self._blocks()), self.name)
+        elif frame.kind == "error" and self.formed:
+            fb = self.plan.feedback
+            assert fb is not None
+            expect(frame, fb.rows, self.name)
+        else:
+            raise ValueError(f"{self.name}: cannot handle a {frame.kind} frame")
 
     def _ready(self, frame: Frame) -> bool:
         if frame.kind == "update":
@@ -434,7 +457,11 @@ class TileCore:
         group = len(self.plan.layers)
         if frame.kind == "spikes":
             home = self.homed[frame.layer]
-            home.inbox[int(frame.meta["seq"])] = frame
+            expect(frame, math.prod(home.plan.in_shape), self.name)
+            seq = int(frame.meta["seq"])
+            if seq < home.next_seq or seq in home.inbox:
+                raise ValueError(f"{self.name}: window {seq} of layer {frame.layer} again")
+            home.inbox[seq] = frame
             return self._advance(home)
         if frame.kind == "psum" and frame.layer == group:
             return self._feedback_part(frame)

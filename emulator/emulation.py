@@ -99,6 +99,7 @@ def run_emulation(
         rt = LocalRuntime(plan, shuffle_seed=shuffle_seed)
         rt.run(controller)
         reports, actors, placement = rt.reports(), 0, []
+        rejected = rt.inbox.rejected
     elif runtime == "ray":
         from emulator.runtime.ray_runtime import RayRuntime
 
@@ -107,6 +108,7 @@ def run_emulation(
             try:
                 rt.run(controller)
                 reports, placement = rt.reports(), rt.placement()
+                rejected = sum(p["rejected"] for p in placement)
             finally:
                 rt.shutdown()
         actors = len(rt.actors)
@@ -136,6 +138,7 @@ def run_emulation(
         **timeline.summary,
         "frames": rt.frames,
         "packets": rt.packets,
+        "frames_rejected": rejected,
         "actors": actors,
         "cores": {"tiles": len(plan.tiles), "pe_cores": len(plan.pe_cores)},
         "placement": placement,

@@ -201,3 +201,61 @@ def test_emulation_refuses_data_and_batch_ablations(level: str) -> None:
     chip = chip.model_copy(update={"pipeline": chip.pipeline.model_copy(update={level: False})})
     with pytest.raises(ValueError, match=f"pipeline.{level} is off"):
         Plan(chip, load_network("tiny-mlp"), 0, "sdfa", 0.01, "adam")
+
+
+def _bad_messages() -> list[bytes]:
+    """Not msgpack; a map that is no frame; a frame for nobody; a frame its core cannot use."""
+    from emulator.noc import Frame, encode
+
+    wrong_shape = Frame.pack(
+        "spikes", "controller", "tile-0", 0, 0, [-1], [-1], [0.0], [[1, 0, 1]], {"seq": 0}
+    )
+    nobody = Frame.pack("control", "controller", "pe-9-9", 0, 0, [-1], [-1], [0.0], None)
+    return [b"\xc1garbage", encode_map({"kind": "spikes"}), encode(nobody), encode(wrong_shape)]
+
+
+def encode_map(data: dict) -> bytes:
+    import msgpack
+
+    return msgpack.packb(data)
+
+
+def test_malformed_frames_are_refused_counted_and_change_nothing(references: dict) -> None:
+    from emulator.cores import Controller, run_sha
+    from emulator.runtime.local import LocalRuntime
+    from emulator.training import load_for
+
+    net, chip = load_network("tiny-mlp"), load_chip("tiny")
+    plan = Plan(chip, net, 0, "sdfa", net.training.lr, net.training.optimizer)
+    controller = Controller(
+        plan, load_for(net, "digits", None, 0), epochs=1, batch=32, frame_samples=None
+    )
+    rt = LocalRuntime(plan, shuffle_seed=4)
+    rt.injected = _bad_messages()
+    rt.run(controller)
+    assert rt.inbox.rejected == len(rt.injected)
+    assert any("unknown destination" in r for r in rt.inbox.reasons)
+    assert run_sha(plan, rt.reports()) == references["tiny"]["weights_sha256"]
+
+
+def test_a_ray_actor_survives_malformed_frames(references: dict, ray_cluster: None) -> None:
+    import ray
+
+    from emulator.cores import Controller, run_sha
+    from emulator.runtime.ray_runtime import RayRuntime
+    from emulator.training import load_for
+
+    net, chip = load_network("tiny-mlp"), load_chip("tiny")
+    plan = Plan(chip, net, 0, "sdfa", net.training.lr, net.training.optimizer)
+    controller = Controller(
+        plan, load_for(net, "digits", None, 0), epochs=1, batch=32, frame_samples=None
+    )
+    rt = RayRuntime(plan)
+    try:
+        ray.get([rt.actors[0].deliver.remote(m) for m in _bad_messages()])
+        rt.run(controller)
+        places = rt.placement()
+        assert sum(p["rejected"] for p in places) == len(_bad_messages())
+        assert run_sha(plan, rt.reports()) == references["tiny"]["weights_sha256"]
+    finally:
+        rt.shutdown()

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from emulator import topology
 from emulator.cli import main
@@ -212,3 +214,55 @@ def test_schema_command(kind: str, capsys: pytest.CaptureFixture[str]) -> None:
     for model in [schema, *schema.get("$defs", {}).values()]:
         for name, prop in model.get("properties", {}).items():
             assert prop.get("description"), f"{model.get('title')}.{name} has no description"
+
+
+# ---------------------------------------------------------------- property-based loading
+
+_SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(-5, 300), st.floats(allow_nan=True), st.text(max_size=8)
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+_FIELDS = [
+    "name",
+    "dataflow",
+    "tiles",
+    "noc",
+    "tile",
+    "pe",
+    "crossbar",
+    "device",
+    "pipeline",
+    "layers",
+    "input_shape",
+    "time_steps",
+    "num_classes",
+    "neuron",
+    "encoding",
+]
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    st.sampled_from(["pipesdfa-edge.yaml", "networks/digits-mlp.yaml"]),
+    st.dictionaries(st.sampled_from(_FIELDS), _VALUES, max_size=3),
+    st.binary(max_size=60),
+)
+def test_any_file_loads_or_fails_with_a_topology_error(
+    tmp_path_factory: pytest.TempPathFactory, shipped: str, patch: dict, junk: bytes
+) -> None:
+    """A shipped file with fields replaced by arbitrary YAML values, and arbitrary bytes:
+    either a valid spec or a TopologyError naming the file — never another exception."""
+    data = yaml.safe_load((topology.TOPOLOGY_DIR / shipped).read_text()) | patch
+    path = tmp_path_factory.mktemp("fuzz") / "f.yaml"
+    for content in (yaml.safe_dump(data).encode(), junk):
+        path.write_bytes(content)
+        try:
+            topology.load_file(path)
+        except topology.TopologyError as err:
+            assert str(err).startswith(str(path))

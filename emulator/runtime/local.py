@@ -12,8 +12,9 @@ from collections import deque
 import numpy as np
 
 from emulator.cores import CONTROLLER, Controller, PECore, TileCore
-from emulator.noc import decode, encode
+from emulator.noc import encode
 from emulator.plan import Plan
+from emulator.runtime.inbox import Inbox, stall_reasons
 
 
 class LocalRuntime:
@@ -26,27 +27,36 @@ class LocalRuntime:
             self.cores[name] = TileCore(plan, name)
         for name in plan.pe_cores:
             self.cores[name] = PECore(plan, name)
-        self.known = {*self.cores, CONTROLLER}
+        self.inbox = Inbox({*self.cores, CONTROLLER})
         self.rng = None if shuffle_seed is None else np.random.default_rng(shuffle_seed)
-        self.frames = 0
-        self.packets = 0
         self.bytes = 0
+        self.injected: list[bytes] = []  # test hook: raw messages delivered first
 
     def run(self, controller: Controller) -> None:
         """Deliver frames until the controller is done."""
-        queue: deque[bytes] = deque(encode(f) for f in controller.start())
+        cores = {**self.cores, CONTROLLER: controller}
+        queue: deque[bytes] = deque([*self.injected, *(encode(f) for f in controller.start())])
         while queue:
             if self.rng is not None:
                 queue.rotate(-int(self.rng.integers(len(queue))))
             data = queue.popleft()
-            self.frames += 1
             self.bytes += len(data)
-            frame = decode(data, known=self.known)
-            self.packets += frame.n_packets
-            core = controller if frame.dst == CONTROLLER else self.cores[frame.dst]
-            queue.extend(encode(f) for f in core.handle(frame))
+            queue.extend(encode(f) for f in self.inbox.open(data, cores))
         if not controller.done:
-            raise RuntimeError("the run stalled: frames ran out before the controller was done")
+            raise RuntimeError(
+                "the run stalled: frames ran out before the controller was done"
+                + stall_reasons([self.inbox.report()])
+            )
+
+    @property
+    def frames(self) -> int:
+        """Frames delivered."""
+        return self.inbox.frames
+
+    @property
+    def packets(self) -> int:
+        """Packets in the frames delivered."""
+        return self.inbox.packets
 
     def reports(self) -> list[dict]:
         """Every core's report, in plan order (tiles, then PE cores)."""

@@ -22,6 +22,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from emulator.cores import CONTROLLER, Controller, PECore, TileCore
 from emulator.noc import decode, encode
 from emulator.plan import Plan
+from emulator.runtime.inbox import Inbox, stall_reasons
 
 
 class CoreGroup:
@@ -36,26 +37,21 @@ class CoreGroup:
             for name in names
         }
         self.route: dict[str, Any] = {}
-        self.known: set[str] = set()
+        self.inbox = Inbox(set())
         self.outbox: list[bytes] = []
         self.lock = threading.Condition()
-        self.frames = 0
-        self.packets = 0
 
     def connect(self, route: dict[str, Any]) -> None:
         """Receive every core's actor handle (None for this actor's own cores)."""
         self.route = route
-        self.known = {*route, CONTROLLER}
+        self.inbox.known = {*route, CONTROLLER}
 
     def deliver(self, data: bytes) -> None:
         """Handle one frame and everything it causes inside this actor; send the rest."""
         with self.lock:
             pending = [data]
             while pending:
-                frame = decode(pending.pop(0), known=self.known)
-                self.frames += 1
-                self.packets += frame.n_packets
-                for out in self.cores[frame.dst].handle(frame):
+                for out in self.inbox.open(pending.pop(0), self.cores):
                     raw = encode(out)
                     if out.dst == CONTROLLER:
                         self.outbox.append(raw)
@@ -86,8 +82,9 @@ class CoreGroup:
             "node": ctx.get_node_id(),
             "pid": os.getpid(),
             "cores": list(self.cores),
-            "frames": self.frames,
-            "packets": self.packets,
+            "frames": self.inbox.frames,
+            "packets": self.inbox.packets,
+            **self.inbox.report(),
         }
 
 
@@ -155,7 +152,10 @@ class RayRuntime:
         while not controller.done:
             batch = ray.get(output_home.collect.remote())
             if not batch:
-                raise RuntimeError("the run stalled: no output from the chip for 60 s")
+                places = ray.get([a.placement.remote() for a in self.actors])
+                raise RuntimeError(
+                    "the run stalled: no output from the chip for 60 s" + stall_reasons(places)
+                )
             for data in batch:
                 frame = decode(data)
                 self.frames += 1
