@@ -142,7 +142,6 @@ class RayRuntime:
         ray.get([actor.connect.remote(route) for actor in self.actors])
         self.route = route
         self.frames = 0  # frames to and from the controller
-        self.to_controller = 0
         self.packets = 0
 
     def run(self, controller: Controller) -> None:
