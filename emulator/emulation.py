@@ -9,8 +9,10 @@ crossbar counters and the NoC traffic.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +27,18 @@ from emulator.training import load_for
 RUNTIMES = ("ray", "local")
 
 
+def auth_warning(address: str, env: Mapping[str, str]) -> str | None:
+    """The warning due when this process reached ``address`` without a token: a cluster with
+    token authentication refuses such a client, so one that let it in has it off."""
+    if address == "auto" or env.get("RAY_AUTH_MODE") == "token":
+        return None
+    return (
+        f"the Ray cluster at {address} accepted this process without a token: its token "
+        "authentication is off, and whoever reaches its ports can run code on it "
+        "(launch/README.md: RAY_AUTH_MODE=token)"
+    )
+
+
 @contextlib.contextmanager
 def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[None]:
     """Ray on local resources bound to 127.0.0.1 (started and shut down here), or the
@@ -36,6 +50,9 @@ def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[No
         return
     if address:
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        warning = auth_warning(address, os.environ)
+        if warning:
+            warnings.warn(warning, stacklevel=2)
     else:
         ray.init(
             address="local",  # a new instance, even if another Ray runs on this machine

@@ -112,6 +112,53 @@ def node_slots() -> list[str]:
     return [node_id for *_, node_id in sorted(slots)]
 
 
+ACTOR_BYTES = 46 * 2**20
+"""Memory of one idle actor process, measured on this project's machine (Ray 2.60: ≈ 46 MB)."""
+
+CROSSBAR_STATE = 3
+"""Per-cell arrays a crossbar keeps (conductances, levels, range), 8 bytes each."""
+
+
+class ResourceError(ValueError):
+    """A run that would not fit the Ray cluster's memory; the message has the numbers."""
+
+
+def memory_needed(plan: Plan, cores_per_actor: int) -> int:
+    """Bytes the actors of a run need: their processes plus their crossbars' state."""
+    actors = -(-len(plan.cores) // cores_per_actor)
+    cells = sum(
+        b.n_in * b.n_out * plan.chip.crossbar.columns_per_weight
+        for layer in plan.layers
+        for b in layer.blocks
+    )
+    if plan.feedback is not None:
+        cells += sum(b.n_in * b.n_out * 2 for b in plan.feedback.blocks)
+    return actors * ACTOR_BYTES + cells * 8 * CROSSBAR_STATE
+
+
+def check_memory(plan: Plan, cores_per_actor: int, available: float) -> None:
+    """Refuse, before any actor starts, a run that needs more memory than ``available``."""
+    needed = memory_needed(plan, cores_per_actor)
+    if needed <= available:
+        return
+    fits = [
+        k
+        for k in range(cores_per_actor, len(plan.cores) + 1)
+        if memory_needed(plan, k) <= available
+    ]
+    fix = (
+        f"use --cores-per-actor {fits[0]}"
+        if fits
+        else "use a bigger cluster (the crossbars alone do not fit)"
+    )
+    actors = -(-len(plan.cores) // cores_per_actor)
+    raise ResourceError(
+        f"{len(plan.cores)} cores in {actors} actors need about {needed / 2**30:.2f} GiB "
+        f"({actors} × {ACTOR_BYTES / 2**20:.0f} MiB + crossbar state), the Ray cluster has "
+        f"{available / 2**30:.2f} GiB: {fix}"
+    )
+
+
 class RayRuntime:
     """Runs a :class:`Controller` against cores in Ray actors."""
 
@@ -122,6 +169,7 @@ class RayRuntime:
         if cores_per_actor < 1:
             raise ValueError(f"cores_per_actor: must be >= 1, got {cores_per_actor}")
         self.plan = plan
+        check_memory(plan, cores_per_actor, ray.cluster_resources().get("memory", float("inf")))
         names = plan.cores
         groups = [names[i : i + cores_per_actor] for i in range(0, len(names), cores_per_actor)]
         self.actors = []
