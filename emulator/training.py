@@ -40,7 +40,7 @@ def load_for(net: NetworkSpec, name: str, data: str | None, seed: int) -> Datase
         time_steps=net.time_steps,
         seed=seed,
         input_shape=tuple(net.input_shape),
-        num_classes=net.num_classes if name == "synthetic" else None,
+        num_classes=net.num_classes,
     )
     if dataset.num_classes > net.num_classes:
         raise DatasetError(
