@@ -310,6 +310,7 @@ class PECore:
             "blocks": self.block_ids,
             "codes": [x.effective_codes() for x in self.xbars],
             "counters": [a.counters.as_dict() for a in arrays],
+            "stuck": [x.stuck for x in self.xbars],
             "feedback": bool(self.formed),
         }
 

@@ -106,6 +106,23 @@ class Crossbar:
         self.codes = np.zeros((n_in, n_out), dtype=np.int64)
         self.counters = Counters()
         self._writes = 0
+        self.stuck_low, self.stuck_high = _stuck_cells(chip, xbar_id, shape)
+        self._hold_stuck()
+
+    def _hold_stuck(self) -> None:
+        """Stuck cells keep their conductance whatever was written (the writer does not know)."""
+        if self.stuck_low is None:
+            return
+        device = self.chip.device
+        g = np.where(self.stuck_low, dev.snap(device.g_min_us), self.conductances)
+        self.conductances = np.where(self.stuck_high, dev.snap(device.g_max_us), g)
+
+    @property
+    def stuck(self) -> tuple[int, int]:
+        """Cells stuck at Gmin and at Gmax."""
+        if self.stuck_low is None:
+            return 0, 0
+        return int(self.stuck_low.sum()), int(self.stuck_high.sum())
 
     @property
     def physical_columns(self) -> int:
@@ -133,6 +150,7 @@ class Crossbar:
         self.conductances = dev.apply_pulses(
             self.conductances, pulses, self.span_us, self.chip.device, rng
         )
+        self._hold_stuck()
         changed = new_levels != self.levels
         self.counters.cells_written += int(changed.sum())
         self.counters.pulses += int(np.abs(pulses).sum())
@@ -259,6 +277,22 @@ class FormedCrossbar:
         self.counters.cell_reads += int(active.sum()) * 2 * self.n_out
         self.counters.conversions += conversions
         return acc * (forming.formed_g_us / self.scale_us) * scale[:, None]
+
+
+def _stuck_cells(
+    chip: ChipSpec, xbar_id: str, shape: tuple[int, ...]
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The fault map of one array: cells stuck at Gmin and at Gmax (None: no faults).
+
+    Drawn from ``stream(faults.seed, xbar_id, "stuck")``, so an array's faults depend only on
+    the chip file and the array, never on the run's seed or the order arrays are built.
+    """
+    faults = chip.device.faults
+    if faults.stuck_at_gmin == 0 and faults.stuck_at_gmax == 0:
+        return None, None
+    u = stream(faults.seed, xbar_id, "stuck").random(shape)
+    low = u < faults.stuck_at_gmin
+    return low, ~low & (u < faults.stuck_at_gmin + faults.stuck_at_gmax)
 
 
 Window = tuple[int, int]

@@ -22,7 +22,7 @@ from emulator.crossbar import Counters
 from emulator.plan import Plan
 from emulator.schedule import Activity, OpActivity, simulate_run, write_activity
 from emulator.topology import ChipSpec, NetworkSpec, load_chip
-from emulator.training import load_for
+from emulator.training import fault_summary, load_for
 
 RUNTIMES = ("ray", "local")
 
@@ -156,6 +156,7 @@ def run_emulation(
         "frames": rt.frames,
         "packets": rt.packets,
         "frames_rejected": rejected,
+        "faults": fault_summary([s for r in reports for s in r.get("stuck", [])]),
         "actors": actors,
         "cores": {"tiles": len(plan.tiles), "pe_cores": len(plan.pe_cores)},
         "placement": placement,

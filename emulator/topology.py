@@ -165,6 +165,26 @@ class FormingSpec(Spec):
     )
 
 
+class FaultSpec(Spec):
+    """Stuck cells of the programmable arrays (a fault map fixed at manufacture)."""
+
+    stuck_at_gmin: float = Field(
+        0.0, ge=0, le=1, description="Fraction of cells stuck at Gmin (they ignore writes)."
+    )
+    stuck_at_gmax: float = Field(
+        0.0, ge=0, le=1, description="Fraction of cells stuck at Gmax (they ignore writes)."
+    )
+    seed: Annotated[int, Field(ge=0)] = Field(
+        0, description="Seed of the fault map (independent of the run's seed)."
+    )
+
+    @model_validator(mode="after")
+    def _total(self) -> FaultSpec:
+        if self.stuck_at_gmin + self.stuck_at_gmax > 1:
+            raise ValueError("stuck_at_gmin: with stuck_at_gmax more than every cell")
+        return self
+
+
 class DeviceSpec(Spec):
     """The RRAM cell: conductance range, programming, variation, read/write costs."""
 
@@ -200,6 +220,9 @@ class DeviceSpec(Spec):
     )
     forming: FormingSpec = Field(
         default_factory=FormingSpec, description="Forming randomness of the feedback arrays."
+    )
+    faults: FaultSpec = Field(
+        default_factory=FaultSpec, description="Stuck cells of the programmable arrays."
     )
 
     @model_validator(mode="after")

@@ -84,6 +84,14 @@ def _write_text(path: str, text: str) -> None:
         raise DatasetError(f"{path}: cannot write: {err.strerror or err}") from None
 
 
+def fault_summary(stuck: list[tuple[int, int]]) -> dict[str, int]:
+    """Stuck cells injected over the programmable arrays (the chip file's fault map)."""
+    return {
+        "stuck_at_gmin": sum(low for low, _ in stuck),
+        "stuck_at_gmax": sum(high for _, high in stuck),
+    }
+
+
 def chip_counters(model: ReferenceModel) -> dict[str, Counters]:
     """Counters of the weight crossbars and of the feedback arrays."""
     weights = Counters()
@@ -198,6 +206,7 @@ def run_training(
         counters = chip_counters(model)
         result["counters"] = {k: c.as_dict() for k, c in counters.items()}
         result["energy_pj"] = {k: c.energy_pj(chip) for k, c in counters.items()}
+        result["faults"] = fault_summary([x.stuck for b in model.backends for x in b.xbars])
     if activity_out is not None:
         activity = measure_activity(model, data_set, seed, counters)
         _write_text(activity_out, activity.model_dump_json(indent=2))

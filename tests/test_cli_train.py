@@ -96,3 +96,23 @@ def test_digits_accuracy_targets(capsys: pytest.CaptureFixture[str]) -> None:
     assert bptt["test_accuracy"] >= 0.93
     assert sdfa["test_accuracy"] >= bptt["test_accuracy"] - 0.02
     assert chip["test_accuracy"] >= sdfa["test_accuracy"] - 0.03
+
+
+@pytest.mark.slow
+def test_one_percent_stuck_cells_cost_less_than_five_points(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Accuracy degrades gracefully: 1 % of the cells stuck (half at Gmin, half at Gmax)."""
+    import yaml
+
+    data = yaml.safe_load(Path("topologies/pipesdfa-edge.yaml").read_text())
+    data["device"]["faults"] = {"stuck_at_gmin": 0.005, "stuck_at_gmax": 0.005, "seed": 1}
+    faulty = tmp_path / "faulty.yaml"
+    faulty.write_text(yaml.safe_dump(data))
+    args = ["--algorithm", "sdfa", "--epochs", "8", "--json"]
+    clean = _train(capsys, *args, "--chip", "pipesdfa-edge")
+    stuck = _train(capsys, *args, "--chip", str(faulty))
+    assert clean["faults"] == {"stuck_at_gmin": 0, "stuck_at_gmax": 0}
+    cells = stuck["faults"]["stuck_at_gmin"] + stuck["faults"]["stuck_at_gmax"]
+    assert 0.008 < cells / (64 * 128 * 8 + 128 * 10 * 8) < 0.012
+    assert stuck["test_accuracy"] > clean["test_accuracy"] - 0.05

@@ -478,3 +478,22 @@ def test_a_window_of_feedback_reads_the_same_bits_as_the_whole_event():
     for first, stop in [(0, 3), (3, 16), (15, 16)]:
         part = formed.read_bitserial(values[first:stop], (7,), window=(first, 16))
         assert np.array_equal(part, whole[first:stop])
+
+
+def test_stuck_cells_ignore_writes_and_follow_the_fault_map():
+    chip = make_chip()
+    faults = {"stuck_at_gmin": 0.05, "stuck_at_gmax": 0.1, "seed": 3}
+    device = chip.device.model_copy(update={"faults": chip.device.faults.model_copy(update=faults)})
+    chip = chip.model_copy(update={"device": device})
+    xbar = Crossbar(chip, 128, 16, seed=0, xbar_id="w")
+    low, high = xbar.stuck
+    cells = 128 * 16 * 8
+    assert abs(low / cells - 0.05) < 0.01 and abs(high / cells - 0.1) < 0.015
+    xbar.program(rng(0).integers(-255, 256, (128, 16)))
+    xbar.update(rng(1).integers(-3, 4, (128, 16)))
+    g = xbar.conductances
+    assert np.all(g[xbar.stuck_low] == dev.snap(chip.device.g_min_us))
+    assert np.all(g[xbar.stuck_high] == dev.snap(chip.device.g_max_us))
+    # The map is the chip file's: another run seed or array build order changes nothing.
+    again = Crossbar(chip, 128, 16, seed=99, xbar_id="w")
+    assert np.array_equal(again.stuck_low, xbar.stuck_low)

@@ -46,6 +46,7 @@ def _same_as_reference(result: dict[str, Any], reference: dict[str, Any]) -> Non
     assert result["test_accuracy"] == reference["test_accuracy"]
     assert result["train_accuracy"] == reference["train_accuracy"]
     assert result["counters"] == reference["counters"]
+    assert result["faults"] == reference["faults"]
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
