@@ -156,7 +156,7 @@ def run_emulation(
         "frames": rt.frames,
         "packets": rt.packets,
         "frames_rejected": rejected,
-        "faults": fault_summary([s for r in reports for s in r.get("stuck", [])]),
+        "faults": fault_summary(chip, [s for r in reports for s in r.get("stuck", [])]),
         "actors": actors,
         "cores": {"tiles": len(plan.tiles), "pe_cores": len(plan.pe_cores)},
         "placement": placement,

@@ -461,6 +461,57 @@ def xy_route(src: Position, dst: Position) -> list[Link]:
     return links
 
 
+class RouteError(ValueError):
+    """No route between two nodes: dead links cut them apart."""
+
+
+def route(src: Position, dst: Position, chip: ChipSpec) -> list[Link]:
+    """The links a packet takes on ``chip``'s mesh: XY routing, or, when a dead link
+    (``noc.dead_links``) lies on it, YX routing, or else the shortest detour (breadth-first,
+    neighbours tried in the order +col, −col, +row, −row, so the choice is deterministic)."""
+    dead = chip.noc.dead()
+    xy = xy_route(src, dst)
+    if not dead or not dead.intersection(xy):
+        return xy
+    yx = _yx_route(src, dst)
+    if not dead.intersection(yx):
+        return yx
+    return _detour(src, dst, chip.noc.rows, chip.noc.cols, dead)
+
+
+def _yx_route(src: Position, dst: Position) -> list[Link]:
+    """Y first, then X."""
+    flipped = xy_route((src[1], src[0]), (dst[1], dst[0]))
+    return [((a[1], a[0]), (b[1], b[0])) for a, b in flipped]
+
+
+def _detour(
+    src: Position, dst: Position, rows: int, cols: int, dead: frozenset[Link]
+) -> list[Link]:
+    previous: dict[Position, Position] = {src: src}
+    frontier = [src]
+    while frontier and dst not in previous:
+        nxt = []
+        for r, c in frontier:
+            for node in ((r, c + 1), (r, c - 1), (r + 1, c), (r - 1, c)):
+                if (
+                    0 <= node[0] < rows
+                    and 0 <= node[1] < cols
+                    and node not in previous
+                    and ((r, c), node) not in dead
+                ):
+                    previous[node] = (r, c)
+                    nxt.append(node)
+        frontier = nxt
+    if dst not in previous:
+        raise RouteError(f"noc.dead_links: no route from node {src} to node {dst}")
+    links, node = [], dst
+    while node != src:
+        links.append((previous[node], node))
+        node = previous[node]
+    return links[::-1]
+
+
 def hops(src: Position, dst: Position) -> int:
     """Router hops between two positions: the Manhattan distance."""
     return abs(src[0] - dst[0]) + abs(src[1] - dst[1])
@@ -518,7 +569,8 @@ class LinkModel:
         if bits < 0 or packets < 0:
             raise ValueError(f"bits ({bits}) and packets ({packets}) must be ≥ 0")
         total = bits * packets
-        n = hops(src_pos, dst_pos)
+        path = route(src_pos, dst_pos, self.chip)
+        n = len(path)
         self.packets += packets
         self.bits += total
         self._traffic[node_index(src_pos, self.cols), node_index(dst_pos, self.cols)] += total
@@ -526,7 +578,7 @@ class LinkModel:
             return
         self.flits += packets * -(-bits // self.chip.noc.flit_bits)
         self.hop_bits += total * n
-        for link in xy_route(src_pos, dst_pos):
+        for link in path:
             self._links[link] = self._links.get(link, 0) + total
 
     def traffic_matrix(self) -> np.ndarray:

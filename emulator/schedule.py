@@ -412,8 +412,10 @@ def bit_serial_reads(chip: ChipSpec) -> int:
 
 
 def hops(mapping: ChipMapping, tile_a: int, tile_b: int) -> int:
-    """XY-routing hops between two tiles' mesh nodes (Manhattan distance)."""
-    return noc.hops(mapping.positions[tile_a], mapping.positions[tile_b])
+    """Router hops between two tiles' mesh nodes: the XY route's (the Manhattan distance),
+    or the detour's around dead links (:func:`emulator.noc.route`)."""
+    a, b = mapping.positions[tile_a], mapping.positions[tile_b]
+    return len(noc.route(a, b, mapping.chip))
 
 
 def default_pulses_per_cell(chip: ChipSpec) -> float:

@@ -53,6 +53,32 @@ class NocSpec(Spec):
         description="Link + router energy per bit per hop, pJ (ISAAC router 20.74 pJ / 256 bits).",
     )
 
+    dead_links: list[Annotated[str, Field(pattern=r"^\d+,\d+-\d+,\d+$")]] = Field(
+        default_factory=list,
+        description="Broken links between neighbouring routers, 'r,c-r,c' (both directions); "
+        "routes detour around them.",
+    )
+
+    @model_validator(mode="after")
+    def _links(self) -> NocSpec:
+        for i, link in enumerate(self.dead_links):
+            a, b = (tuple(int(v) for v in end.split(",")) for end in link.split("-"))
+            inside = all(0 <= r < self.rows and 0 <= c < self.cols for r, c in (a, b))
+            if not inside or abs(a[0] - b[0]) + abs(a[1] - b[1]) != 1:
+                raise ValueError(
+                    f"dead_links.{i}: {link!r} is not a link between neighbouring nodes of "
+                    f"the {self.mesh} mesh"
+                )
+        return self
+
+    def dead(self) -> frozenset[tuple[tuple[int, int], tuple[int, int]]]:
+        """The dead links, in both directions."""
+        out = set()
+        for link in self.dead_links:
+            a, b = (tuple(int(v) for v in end.split(",")) for end in link.split("-"))
+            out |= {(a, b), (b, a)}
+        return frozenset(out)
+
     @property
     def rows(self) -> int:
         """Mesh rows."""

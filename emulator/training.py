@@ -84,11 +84,13 @@ def _write_text(path: str, text: str) -> None:
         raise DatasetError(f"{path}: cannot write: {err.strerror or err}") from None
 
 
-def fault_summary(stuck: list[tuple[int, int]]) -> dict[str, int]:
-    """Stuck cells injected over the programmable arrays (the chip file's fault map)."""
+def fault_summary(chip: ChipSpec, stuck: list[tuple[int, int]]) -> dict[str, Any]:
+    """What was injected: stuck cells over the programmable arrays (the chip file's fault
+    map) and the dead NoC links routes detour around."""
     return {
         "stuck_at_gmin": sum(low for low, _ in stuck),
         "stuck_at_gmax": sum(high for _, high in stuck),
+        "dead_links": list(chip.noc.dead_links),
     }
 
 
@@ -206,7 +208,7 @@ def run_training(
         counters = chip_counters(model)
         result["counters"] = {k: c.as_dict() for k, c in counters.items()}
         result["energy_pj"] = {k: c.energy_pj(chip) for k, c in counters.items()}
-        result["faults"] = fault_summary([x.stuck for b in model.backends for x in b.xbars])
+        result["faults"] = fault_summary(chip, [x.stuck for b in model.backends for x in b.xbars])
     if activity_out is not None:
         activity = measure_activity(model, data_set, seed, counters)
         _write_text(activity_out, activity.model_dump_json(indent=2))

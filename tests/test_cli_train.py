@@ -112,7 +112,7 @@ def test_one_percent_stuck_cells_cost_less_than_five_points(
     args = ["--algorithm", "sdfa", "--epochs", "8", "--json"]
     clean = _train(capsys, *args, "--chip", "pipesdfa-edge")
     stuck = _train(capsys, *args, "--chip", str(faulty))
-    assert clean["faults"] == {"stuck_at_gmin": 0, "stuck_at_gmax": 0}
+    assert clean["faults"] == {"stuck_at_gmin": 0, "stuck_at_gmax": 0, "dead_links": []}
     cells = stuck["faults"]["stuck_at_gmin"] + stuck["faults"]["stuck_at_gmax"]
     assert 0.008 < cells / (64 * 128 * 8 + 128 * 10 * 8) < 0.012
     assert stuck["test_accuracy"] > clean["test_accuracy"] - 0.05

@@ -20,6 +20,7 @@ from emulator.noc import (
     Frame,
     FrameError,
     LinkModel,
+    RouteError,
     decode,
     encode,
     hops,
@@ -27,6 +28,7 @@ from emulator.noc import (
     node_position,
     parse_core,
     pe_name,
+    route,
     split,
     tile_name,
     transfer_energy_pj,
@@ -481,3 +483,44 @@ def test_link_model_merge_order_independent() -> None:
 def test_link_model_merge_mesh_mismatch() -> None:
     with pytest.raises(ValueError, match="cannot merge a 2x2"):
         LinkModel(make_chip()).merge(LinkModel(make_chip(mesh="2x2")))
+
+
+def _mesh(mesh: str, dead: list[str]) -> ChipSpec:
+    return ChipSpec.model_validate(
+        {"name": "m", "dataflow": "pipesdfa", "tiles": 1, "noc": {"mesh": mesh, "dead_links": dead}}
+    )
+
+
+def test_routes_detour_around_dead_links() -> None:
+    clean = _mesh("3x3", [])
+    assert route((0, 0), (2, 2), clean) == xy_route((0, 0), (2, 2))
+    # XY goes along row 0 first; with (0,0)-(0,1) dead, YX (down column 0, then along row 2).
+    chip = _mesh("3x3", ["0,0-0,1"])
+    assert route((0, 0), (2, 2), chip) == [
+        ((0, 0), (1, 0)),
+        ((1, 0), (2, 0)),
+        ((2, 0), (2, 1)),
+        ((2, 1), (2, 2)),
+    ]
+    # Neighbours cut directly (both directions): the shortest detour is 3 hops.
+    assert len(route((0, 1), (0, 0), chip)) == 3
+    walled = _mesh("3x3", ["0,0-0,1", "0,0-1,0"])
+    with pytest.raises(RouteError, match=r"no route from node \(0, 0\)"):
+        route((0, 0), (2, 2), walled)
+
+
+def test_dead_links_must_join_neighbours() -> None:
+    with pytest.raises(ValueError, match=r"dead_links\.0: '0,0-1,1' is not a link"):
+        _mesh("2x2", ["0,0-1,1"])
+
+
+def test_a_detour_costs_its_extra_hops() -> None:
+    from emulator.schedule import CostModel
+    from emulator.topology import load_chip, load_network
+
+    tiny = load_chip("tiny")
+    wide = tiny.model_copy(update={"noc": tiny.noc.model_copy(update={"mesh": "2x2"})})
+    cut = wide.model_copy(update={"noc": wide.noc.model_copy(update={"dead_links": ["0,0-0,1"]})})
+    net = load_network("digits-mlp")  # layer 1 on tile 0 at (0,0), layer 2 on tile 1 at (0,1)
+    one, three = CostModel(wide, net).noc_spikes(1), CostModel(cut, net).noc_spikes(1)
+    assert three.dur_ps - one.dur_ps == round(2 * wide.noc.hop_latency_ns * 1000)
