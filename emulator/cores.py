@@ -204,9 +204,7 @@ class PECore:
             return [self._read(frame)]
         if frame.kind == "update":
             return [self._update(frame)]
-        if frame.kind == "error":
-            return [self._feedback(frame)]
-        raise ValueError(f"{self.name}: cannot handle a {frame.kind} frame")
+        return [self._feedback(frame)]  # _check let only these three kinds in
 
     def _read(self, frame: Frame) -> Frame:
         layer = self.layer

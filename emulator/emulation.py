@@ -117,6 +117,7 @@ def run_emulation(
         rt.run(controller)
         reports, actors, placement = rt.reports(), 0, []
         rejected = rt.inbox.rejected
+        frames, packets = rt.frames, rt.packets
     elif runtime == "ray":
         from emulator.runtime.ray_runtime import RayRuntime
 
@@ -126,6 +127,9 @@ def run_emulation(
                 rt.run(controller)
                 reports, placement = rt.reports(), rt.placement()
                 rejected = sum(p["rejected"] for p in placement)
+                # every frame is counted once, where it arrives: the driver, or an actor
+                frames = rt.frames + sum(p["frames"] for p in placement)
+                packets = rt.packets + sum(p["packets"] for p in placement)
             finally:
                 rt.shutdown()
         actors = len(rt.actors)
@@ -153,8 +157,8 @@ def run_emulation(
         "counters": {k: c.as_dict() for k, c in counters.items()},
         "crossbar_energy_pj": {k: c.energy_pj(chip) for k, c in counters.items()},
         **timeline.summary,
-        "frames": rt.frames,
-        "packets": rt.packets,
+        "frames": frames,
+        "packets": packets,
         "frames_rejected": rejected,
         "faults": fault_summary(chip, [s for r in reports for s in r.get("stuck", [])]),
         "actors": actors,

@@ -75,7 +75,7 @@ def test_bad_input_is_one_line(
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
-def test_console_script_runs_as_a_module(tmp_path: Path) -> None:
+def test_console_script_runs_as_a_module() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "emulator.cli", "validate", "tiny"],
         capture_output=True,

@@ -189,7 +189,7 @@ class RayRuntime:
             route.update(dict.fromkeys(members, actor))
         ray.get([actor.connect.remote(route) for actor in self.actors])
         self.route = route
-        self.frames = 0  # frames to and from the controller
+        self.frames = 0  # frames the controller received (actors count their own)
         self.packets = 0
 
     def run(self, controller: Controller) -> None:
@@ -220,12 +220,8 @@ class RayRuntime:
         return sorted(got, key=lambda r: order[r["name"]])
 
     def placement(self) -> list[dict[str, Any]]:
-        """Each actor's name, node, process, cores and traffic; adds the actors' frames and
-        packets to this runtime's totals (every frame is counted once, where it arrives)."""
-        places = ray.get([a.placement.remote() for a in self.actors])
-        self.frames += sum(p["frames"] for p in places)
-        self.packets += sum(p["packets"] for p in places)
-        return places
+        """Each actor's name, node, process, cores, and the frames and packets it received."""
+        return ray.get([a.placement.remote() for a in self.actors])
 
     def shutdown(self) -> None:
         """Kill the actors."""
