@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -363,15 +364,16 @@ def _emulate(args: argparse.Namespace, log_samples: int) -> dict[str, Any]:
     net = topology.load_network(args.network)
     chip = topology.load_chip(args.chip)
     progress = Progress("run", enabled=not args.json)
-    try:
-        result = run_emulation(
-            net,
-            chip,
-            **_emulation_options(args),
-            baseline=args.baseline,
-            log_samples=log_samples,
-            progress=progress.update,
-        )
+    try:  # stdout is for our answer: Ray prints its workers' errors there (a dead actor)
+        with contextlib.redirect_stdout(sys.stderr):
+            result = run_emulation(
+                net,
+                chip,
+                **_emulation_options(args),
+                baseline=args.baseline,
+                log_samples=log_samples,
+                progress=progress.update,
+            )
     except ValueError as err:  # a network that does not fit, a chip the cores cannot run
         raise UserError(str(err)) from None
     finally:
@@ -391,6 +393,19 @@ def _run_summary(r: dict[str, Any]) -> str:
         f"   wall {r['wall_s']:.1f} s   {r['frames']} frames, {r['packets']} packets",
         f"  weights sha256 {r['weights_sha256']}",
     ]
+    ckpt = r["checkpoints"]
+    if ckpt["resumed_from_batch"] is not None:
+        lines.append(f"  resumed after training batch {ckpt['resumed_from_batch']}")
+    if ckpt["dir"] and ckpt["saved"]:
+        lines.append(
+            f"  {ckpt['saved']} checkpoints saved in {ckpt['dir']} "
+            f"(the last after training batch {ckpt['last_after_batch']})"
+        )
+    for rec in r["recoveries"]:
+        lines.append(
+            f"  actor {', '.join(rec['actors'])} died: restarted, back to batch "
+            f"{rec['restored_to_batch']}, {rec['replayed_batches']} batches replayed"
+        )
     c = r["comparison"]
     if c is not None:
         pl = c["pipelayer"]
@@ -502,6 +517,12 @@ def _emulation_options(args: argparse.Namespace) -> dict[str, Any]:
         "seed": args.seed,
         "frame_samples": getattr(args, "frame_samples", None),
         "cores_per_actor": getattr(args, "cores_per_actor", 1),
+        "checkpoint_dir": getattr(args, "checkpoint", None),
+        "checkpoint_every": getattr(args, "checkpoint_every", None),
+        "checkpoint_keep": getattr(args, "checkpoint_keep", 2),
+        "resume": getattr(args, "resume", None),
+        "inject_failure": getattr(args, "inject_actor_failure", None),
+        "max_restarts": getattr(args, "max_restarts", 3),
     }
 
 
@@ -591,6 +612,28 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     _run_options(p)
     p.add_argument("--plot", metavar="OUT.png", help="pipeline Gantt here, energy in OUT-energy")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    g = p.add_argument_group("checkpoints and failures")
+    g.add_argument("--checkpoint", metavar="DIR", help="save checkpoints into DIR (atomically)")
+    g.add_argument(
+        "--checkpoint-every",
+        type=_positive(int),
+        metavar="N",
+        help="every N training batches (default with --checkpoint: once per epoch; without "
+        "it: in memory, to recover from a dead actor)",
+    )
+    g.add_argument(
+        "--checkpoint-keep", type=_positive(int), default=2, metavar="K", help="newest K kept"
+    )
+    g.add_argument("--resume", metavar="DIR", help="continue the run checkpointed in DIR")
+    g.add_argument(
+        "--inject-actor-failure",
+        type=_failure,
+        metavar="CORE@BATCH",
+        help="crash the Ray actor holding CORE (e.g. pe-0-1) at training batch BATCH",
+    )
+    g.add_argument(
+        "--max-restarts", type=int, default=3, metavar="N", help="dead actors survived (3)"
+    )
     p.set_defaults(func=_run)
     p = sub.add_parser("trace", help="Perfetto trace of the emulated timeline of a run")
     _run_options(p)
@@ -684,6 +727,13 @@ def _rate(text: str) -> float:
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
     return value
+
+
+def _failure(text: str) -> tuple[str, int]:
+    core, at, batch = text.rpartition("@")
+    if not at or not core or not batch.isdigit():
+        raise argparse.ArgumentTypeError(f"expected CORE@BATCH (e.g. pe-0-1@2), got {text!r}")
+    return core, int(batch)
 
 
 def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:

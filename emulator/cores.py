@@ -59,6 +59,21 @@ from emulator.snn import Neuron, im2col, pool
 from emulator.topology import ConvLayer
 
 CONTROLLER = "controller"
+IN_FLIGHT = 2
+"""Batches the controller lets into the chip at once (its flow control)."""
+
+
+def window_credit(batch: int, frame_samples: int | None, in_flight: int = IN_FLIGHT) -> int:
+    """Windows a controller feeding ``batch``-sample training batches (and evaluation
+    batches of :data:`EVAL_BATCH`) in windows of ``frame_samples`` may have in the chip: the
+    bound (:attr:`Plan.window_credit`) past which cores refuse frames instead of buffering."""
+    if frame_samples is None:
+        return in_flight
+    return in_flight * -(-max(batch, EVAL_BATCH) // frame_samples)
+
+
+class CreditError(ValueError):
+    """A frame beyond the window credit: buffering it would let a queue grow without bound."""
 
 
 @dataclass(frozen=True)
@@ -141,6 +156,7 @@ class PECore:
         self.xbars: list[Crossbar] = []
         self.formed: list[FormedCrossbar] = []
         self.applied = 0  # updates applied
+        self.feedback_rows = 0  # training errors read by its feedback arrays
         self.waiting: list[Frame] = []
         for layer in plan.layers:
             if name in layer.pes:
@@ -181,6 +197,17 @@ class PECore:
 
     def _check(self, frame: Frame) -> None:
         """Refuse (ValueError) a frame this core cannot use, before buffering it."""
+        credit = self.plan.window_credit
+        if len(self.waiting) >= 2 * credit:  # reads and updates of the batches in flight
+            raise CreditError(f"{self.name}: {len(self.waiting)} frames wait already")
+        if frame.kind in ("spikes", "update") and not (
+            frame.batch < self.applied + credit
+            and (frame.kind == "spikes" or frame.batch >= self.applied)
+        ):
+            raise CreditError(
+                f"{self.name}: a {frame.kind} frame of batch {frame.batch}, "
+                f"{self.applied} updates applied"
+            )
         if frame.kind == "spikes" and self.layer is not None:
             expect(frame, math.prod(self.layer.in_shape), self.name)
         elif frame.kind == "update" and self.layer is not None:
@@ -284,6 +311,7 @@ class PECore:
         assert fb is not None
         e = frame.array()
         w = Window.of(frame, len(e))
+        self.feedback_rows += w.size
         blocks = [fb.blocks[j] for j in self.block_ids]
         parts = [
             array.read_bitserial(e[:, b.in_start : b.in_stop], w.event, window=(w.first, w.total))
@@ -299,6 +327,34 @@ class PECore:
             blocks=self.block_ids,
         )
 
+    def settled(self, batches: int, samples: int) -> bool:
+        """Nothing buffered, ``batches`` updates applied and the errors of ``samples``
+        training samples read: the state a checkpoint after that batch holds."""
+        return (
+            not self.waiting
+            and (self.layer is None or self.applied >= batches)
+            and (not self.formed or self.feedback_rows >= samples)
+        )
+
+    def state(self) -> dict[str, Any]:
+        """What the run changed (see :meth:`settled`); the rest follows from the plan."""
+        return {
+            "applied": self.applied,
+            "feedback_rows": self.feedback_rows,
+            "xbars": [x.state() for x in self.xbars],
+            "formed": [a.state() for a in self.formed],
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take back :meth:`state` (of a core of the same plan)."""
+        _same_count(self.name, "xbars", state["xbars"], self.xbars)
+        _same_count(self.name, "formed", state["formed"], self.formed)
+        arrays: list[Crossbar | FormedCrossbar] = [*self.xbars, *self.formed]
+        for array, saved in zip(arrays, [*state["xbars"], *state["formed"]], strict=True):
+            array.restore(saved)
+        self.applied, self.feedback_rows = int(state["applied"]), int(state["feedback_rows"])
+        self.waiting = []
+
     def report(self) -> dict[str, Any]:
         """Effective codes of its weight blocks and the counters of all its arrays."""
         arrays: list[Crossbar | FormedCrossbar] = [*self.xbars, *self.formed]
@@ -311,6 +367,11 @@ class PECore:
             "stuck": [x.stuck for x in self.xbars],
             "feedback": bool(self.formed),
         }
+
+
+def _same_count(core: str, what: str, saved: list, held: list) -> None:
+    if len(saved) != len(held):
+        raise ValueError(f"{core}: {len(saved)} saved {what}, the core holds {len(held)}")
 
 
 # --------------------------------------------------------------------------------- tile
@@ -339,6 +400,7 @@ class _Homed:
     optimizer: Any
     next_seq: int = 0
     applied: int = 0  # updates applied (and their WRITE stamped)
+    trained: int = 0  # training samples of those updates: their timing is forgotten
     inbox: dict[int, Frame] = field(default_factory=dict)  # input windows by seq
     psums: dict[int, list[Frame]] = field(default_factory=dict)
     windows: dict[int, Window] = field(default_factory=dict)
@@ -413,6 +475,19 @@ class Clock:
             "log": [list(vars(op).values()) for op in self.log],
         }
 
+    def state(self) -> dict[str, Any]:
+        """Everything but ``log_samples`` (a property of the run, not of the chip)."""
+        return self.report() | {"free": self.free, "logged_batches": sorted(self.logged_batches)}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take back :meth:`state`."""
+        self.free = {str(k): int(v) for k, v in state["free"].items()}
+        self.energy = {str(k): float(v) for k, v in state["energy_pj"].items()}
+        self.counters = {str(k): float(v) for k, v in state["counters"].items()}
+        self.end, self.ops = int(state["end_ps"]), int(state["ops"])
+        self.log = [LoggedOp(*op) for op in state["log"]]
+        self.logged_batches = {int(b) for b in state["logged_batches"]}
+
 
 def rate(active: int, size: int) -> float:
     """A fraction of inputs active: the one formula every core records and costs with."""
@@ -454,24 +529,37 @@ class TileCore:
     def handle(self, frame: Frame) -> list[Frame]:
         """Dispatch by kind (and by layer for the feedback group's frames)."""
         group = len(self.plan.layers)
+        if frame.layer == group and not self.feedback_home:
+            raise ValueError(f"{self.name}: does not hold the feedback group")
         if frame.kind == "spikes":
             home = self.homed[frame.layer]
             expect(frame, math.prod(home.plan.in_shape), self.name)
             seq = int(frame.meta["seq"])
             if seq < home.next_seq or seq in home.inbox:
                 raise ValueError(f"{self.name}: window {seq} of layer {frame.layer} again")
+            self._credit(seq, home.next_seq, f"layer {frame.layer}'s input")
             home.inbox[seq] = frame
             return self._advance(home)
         if frame.kind == "psum" and frame.layer == group:
+            fb = self.plan.feedback
+            assert fb is not None  # feedback_home
+            self._expected(frame, self.fb_errors, self.fb_parts, len(fb.pes))
             return self._feedback_part(frame)
         if frame.kind == "psum":
             home = self.homed[frame.layer]
+            self._expected(frame, home.windows, home.psums, len(home.plan.pes))
             home.psums.setdefault(int(frame.meta["seq"]), []).append(frame)
             return self._advance(home)
         if frame.kind == "error" and frame.layer == group:
+            seq = int(frame.meta["seq"])
+            if seq < self.fb_next or seq in self.fb_errors or seq in self.fb_done:
+                raise ValueError(f"{self.name}: the error of window {seq} again")
+            self._credit(seq, self.fb_next, "the feedback group's")
             return self._scatter_error(frame)
         if frame.kind in ("error", "feedback"):
-            return self._error(self.homed[frame.layer], frame)
+            home = self.homed[frame.layer]
+            self._credit(frame.batch, home.applied, f"layer {frame.layer}'s batch", 1)
+            return self._error(home, frame)
         what = frame.meta.get("what")
         if frame.kind == "control" and what == "written":
             return self._written(self.homed[frame.layer], frame)
@@ -480,6 +568,20 @@ class TileCore:
         if frame.kind == "control" and what == "grad_done":
             return self._grads_done(self.homed[frame.layer], frame)
         raise ValueError(f"{self.name}: cannot handle a {frame.kind} frame for {frame.layer}")
+
+    def _credit(self, seq: int, first: int, what: str, extra: int = 0) -> None:
+        """Refuse a window (or batch) too far ahead of ``first``, the oldest one expected."""
+        if not first <= seq < first + self.plan.window_credit + extra:
+            raise CreditError(
+                f"{self.name}: {what} {seq} is outside the window credit "
+                f"[{first}, {first + self.plan.window_credit + extra})"
+            )
+
+    def _expected(self, frame: Frame, started: dict, parts: dict, expected: int) -> None:
+        """Refuse a partial result of a window not started here, or one too many."""
+        seq = int(frame.meta["seq"])
+        if seq not in started or len(parts.get(seq, [])) >= expected:
+            raise ValueError(f"{self.name}: an unexpected psum of window {seq}")
 
     # forward ----------------------------------------------------------------------------
 
@@ -715,8 +817,11 @@ class TileCore:
             self.costs.write(layer.index, fraction, per_cell), max(ends.values()), version
         )
         home.record_writes[version] = (fraction, per_cell)
-        del home.last_sample[version]
+        home.trained = home.last_sample.pop(version) + 1
         home.applied += 1
+        for timing in (home.neuron_end, home.active, home.grad_end):  # bounded: forget the batch
+            for n in [n for n in timing if n < home.trained]:
+                del timing[n]
         return self._advance(home)
 
     # the gradient unit -------------------------------------------------------------------
@@ -759,6 +864,8 @@ class TileCore:
     def _remote_grads(self, frame: Frame) -> list[Frame]:
         m = frame.meta
         jobs = list(zip(m["samples"], m["ready_ps"], m["active"], strict=True))
+        if any(n < self.grad_next[0] for n, _, _ in jobs):
+            raise ValueError(f"{self.name}: gradient jobs of samples already done")
         return self._queue_grads(frame.layer, int(m["k"]), jobs, int(m["size"]), frame.batch)
 
     def _queue_grads(self, layer: int, k: int, jobs, size: int, batch: int) -> list[Frame]:
@@ -818,7 +925,8 @@ class TileCore:
     def _grads_done_local(self, home: _Homed, k: int, ends: list[tuple[int, int]]) -> list[Frame]:
         out = []
         for n, end in ends:
-            home.grad_end.setdefault(n, {})[k] = end
+            if n >= home.trained:  # a late report of a written batch's sample is not needed
+                home.grad_end.setdefault(n, {})[k] = end
         for version, last in list(home.last_sample.items()):
             if any(n == last for n, _ in ends):
                 out += self._try_write(home, version)
@@ -909,6 +1017,78 @@ class TileCore:
                 )
         return out
 
+    # checkpoints ------------------------------------------------------------------------
+
+    def settled(self, batches: int, samples: int) -> bool:
+        """Nothing buffered or queued, ``batches`` updates written in every homed layer, the
+        gradient unit and the feedback group through ``samples`` training samples."""
+        homes = all(
+            h.applied >= batches
+            and not (h.inbox or h.psums or h.windows or h.batches or h.written or h.last_sample)
+            for h in self.homed.values()
+        )
+        grads = not self.grad_jobs and (not self.grad_order or self.grad_next[0] >= samples)
+        feedback = not (self.fb_parts or self.fb_errors or self.fb_done) and (
+            not self.feedback_home or len(self.record_errors) >= samples
+        )
+        return homes and grads and feedback
+
+    def state(self) -> dict[str, Any]:
+        """What the run changed, when :meth:`settled`: optimizer moments, the clock, the
+        progress counters and the activity record."""
+        return {
+            "homed": {
+                i: {
+                    "optimizer": h.optimizer.state_dict(),
+                    "next_seq": h.next_seq,
+                    "applied": h.applied,
+                    "trained": h.trained,
+                    "neuron_end": h.neuron_end,
+                    "active": h.active,
+                    "grad_end": h.grad_end,
+                    "record_inputs": h.record_inputs,
+                    "record_grad": h.record_grad,
+                    "record_writes": h.record_writes,
+                }
+                for i, h in self.homed.items()
+            },
+            "clock": self.clock.state(),
+            "grad_next": list(self.grad_next),
+            "fb_next": self.fb_next,
+            "record_errors": self.record_errors,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take back :meth:`state` (of a tile of the same plan)."""
+        saved = {int(i): h for i, h in state["homed"].items()}
+        if set(saved) != set(self.homed):
+            raise ValueError(
+                f"{self.name}: saved layers {sorted(saved)}, the tile homes {sorted(self.homed)}"
+            )
+        for i, h in saved.items():
+            home = self.homed[i] = _Homed(self.homed[i].plan, self.homed[i].optimizer)
+            if h["optimizer"].get("name") != home.optimizer.name:
+                raise ValueError(
+                    f"{self.name}: layer {i}'s saved optimizer is {h['optimizer'].get('name')}, "
+                    f"this run's is {home.optimizer.name}"
+                )
+            home.optimizer.load_state_dict(h["optimizer"])
+            home.next_seq, home.applied = int(h["next_seq"]), int(h["applied"])
+            home.trained = int(h["trained"])
+            home.neuron_end = _ints(h["neuron_end"])
+            home.active = _ints(h["active"])
+            home.grad_end = {int(n): _ints(e) for n, e in h["grad_end"].items()}
+            home.record_inputs = {int(n): list(r) for n, r in h["record_inputs"].items()}
+            home.record_grad = {int(n): float(r) for n, r in h["record_grad"].items()}
+            home.record_writes = {int(b): tuple(w) for b, w in h["record_writes"].items()}
+        self.clock.restore(state["clock"])
+        n, i = state["grad_next"]
+        self.grad_next = (int(n), int(i))
+        self.grad_jobs = {}
+        self.fb_next = int(state["fb_next"])
+        self.fb_parts, self.fb_errors, self.fb_done = {}, {}, {}
+        self.record_errors = {int(n): float(r) for n, r in state["record_errors"].items()}
+
     def report(self) -> dict[str, Any]:
         """This tile's timeline totals and its part of the run's per-op activity record."""
         return {
@@ -919,6 +1099,10 @@ class TileCore:
             "writes": {i: h.record_writes for i, h in self.homed.items()},
             "errors": self.record_errors,
         }
+
+
+def _ints(d: dict[Any, Any]) -> dict[int, int]:
+    return {int(k): int(v) for k, v in d.items()}
 
 
 # --------------------------------------------------------------------------- controller
@@ -948,6 +1132,11 @@ class Controller:
     events); then the train and test sets are evaluated in :data:`EVAL_BATCH` batches.
     ``in_flight`` batches may be in the chip at once. A batch travels in windows of
     ``frame_samples`` samples (None: the whole batch in one window).
+
+    With ``checkpoint_every`` N, feeding stops after every N-th training batch (and after the
+    last) until the runtime has taken a checkpoint (:attr:`at_checkpoint`, :meth:`release`):
+    the chip drains, every core settles, and the state is consistent without any frame in
+    flight. Results do not change, since no result depends on when a frame arrives.
     """
 
     def __init__(
@@ -958,15 +1147,27 @@ class Controller:
         epochs: int,
         batch: int,
         frame_samples: int | None,
-        in_flight: int = 2,
+        in_flight: int = IN_FLIGHT,
+        checkpoint_every: int | None = None,
         progress: Callable[[int, int, float], None] | None = None,
     ) -> None:
+        if checkpoint_every is not None and checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every: must be >= 1, got {checkpoint_every}")
         self.plan, self.data = plan, dataset
+        self.checkpoint_every = checkpoint_every
+        self.checkpointed = 0  # training batches done at the last checkpoint taken
         self.epochs, self.batch, self.frame_samples = epochs, batch, frame_samples
         self.in_flight, self.progress = in_flight, progress
         self.group = math.prod(plan.layers[-1].send_shape) // plan.net.num_classes
         self.batches = list(self._batches())
         self.train_batches = sum(1 for b in self.batches if b[0] == "train")
+        needed = window_credit(batch, frame_samples, in_flight)
+        if needed > plan.window_credit:
+            raise ValueError(
+                f"window_credit: {in_flight} batches of {batch} samples in windows of "
+                f"{frame_samples} need {needed} windows in the chip; the plan allows "
+                f"{plan.window_credit} (emulator.cores.window_credit)"
+            )
         self.next_batch = 0
         self.seq = 0
         self.samples = 0  # training samples fed so far
@@ -995,12 +1196,59 @@ class Controller:
         """All batches fed and answered."""
         return self.next_batch == len(self.batches) and not self.pending
 
+    def _boundary(self) -> bool:
+        """Feeding waits here for a checkpoint."""
+        b, every = self.next_batch, self.checkpoint_every
+        return (
+            every is not None
+            and 0 < b <= self.train_batches
+            and (b % every == 0 or b == self.train_batches)
+            and b != self.checkpointed
+        )
+
+    @property
+    def at_checkpoint(self) -> bool:
+        """Every batch before a checkpoint boundary answered: the runtime may take it once
+        the cores have settled (``settled(next_batch, samples)``)."""
+        return self._boundary() and not self.pending
+
+    def release(self) -> list[Frame]:
+        """The checkpoint is taken: feed on."""
+        self.checkpointed = self.next_batch
+        return self.start()
+
     def start(self) -> list[Frame]:
-        """The first batches' input frames."""
+        """Input frames of the next batches (the first ones, or after a checkpoint)."""
         out: list[Frame] = []
-        while self.next_batch < len(self.batches) and len(self.pending) < self.in_flight:
+        while (
+            self.next_batch < len(self.batches)
+            and len(self.pending) < self.in_flight
+            and not self._boundary()
+        ):
             out += self._feed()
         return out
+
+    def state(self) -> dict[str, Any]:
+        """Progress through the batches, with nothing pending."""
+        if self.pending:
+            raise RuntimeError("controller: a checkpoint needs every fed batch answered")
+        return {
+            "next_batch": self.next_batch,
+            "seq": self.seq,
+            "samples": self.samples,
+            "losses": list(self.losses),
+            "right": dict(self.right),
+            "done_batches": self.done_batches,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Go back to :meth:`state`; the next batch fed is the one after it."""
+        self.next_batch, self.seq = int(state["next_batch"]), int(state["seq"])
+        self.samples, self.done_batches = int(state["samples"]), int(state["done_batches"])
+        self.losses = [float(x) for x in state["losses"]]
+        self.right = {str(k): int(v) for k, v in state["right"].items()}
+        self.pending = {}
+        self.checkpointed = self.next_batch
 
     def _feed(self) -> list[Frame]:
         mode, split, ids, event = self.batches[self.next_batch]
@@ -1051,10 +1299,7 @@ class Controller:
         if pending.rows < w.total:
             return []
         del self.pending[first_seq]
-        out = self._answer(pending)
-        while self.next_batch < len(self.batches) and len(self.pending) < self.in_flight:
-            out += self._feed()
-        return out
+        return self._answer(pending) + self.start()
 
     def _answer(self, p: _Pending) -> list[Frame]:
         assert p.spikes is not None

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -193,6 +194,25 @@ class Crossbar:
     def _slice_weights(self) -> np.ndarray:
         return 2.0 ** (self.cell_bits * np.arange(self.slices))
 
+    def state(self) -> dict[str, Any]:
+        """What a write changes (conductances, levels, codes, counters, writes so far); the
+        rest (d2d spans, stuck cells) follows from the chip, the seed and the array's id."""
+        return {
+            "conductances": self.conductances,
+            "levels": self.levels,
+            "codes": self.codes,
+            "counters": self.counters.as_dict(),
+            "writes": self._writes,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take back :meth:`state` (copied, shapes and types checked)."""
+        self.conductances = _restored(state, "conductances", self.conductances)
+        self.levels = _restored(state, "levels", self.levels)
+        self.codes = _restored(state, "codes", self.codes)
+        self.counters = Counters(**state["counters"])
+        self._writes = int(state["writes"])
+
     def _count_reads(self, b: int, active: np.ndarray, conversions: int) -> None:
         total = int(active.sum())
         self.counters.reads += b
@@ -277,6 +297,25 @@ class FormedCrossbar:
         self.counters.cell_reads += int(active.sum()) * 2 * self.n_out
         self.counters.conversions += conversions
         return acc * (forming.formed_g_us / self.scale_us) * scale[:, None]
+
+    def state(self) -> dict[str, Any]:
+        """Only the counters change: the formed conductances follow from the seed."""
+        return {"counters": self.counters.as_dict()}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take back :meth:`state`."""
+        self.counters = Counters(**state["counters"])
+
+
+def _restored(state: dict[str, Any], key: str, like: np.ndarray) -> np.ndarray:
+    """A copy of ``state[key]``, refused (ValueError) unless it has ``like``'s shape and type."""
+    value = np.asarray(state[key])
+    if value.shape != like.shape or value.dtype != like.dtype:
+        raise ValueError(
+            f"{key}: {value.dtype}{list(value.shape)} does not fit this array's "
+            f"{like.dtype}{list(like.shape)}"
+        )
+    return value.copy()
 
 
 def _stuck_cells(

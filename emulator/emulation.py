@@ -14,10 +14,12 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from emulator.checkpoint import CheckpointError, Checkpoints, RunConfig, find, holds_checkpoints
 from emulator.compare import fit_chip
-from emulator.cores import Controller, run_sha
+from emulator.cores import Controller, run_sha, window_credit
 from emulator.crossbar import Counters
 from emulator.plan import Plan
 from emulator.schedule import Activity, OpActivity, simulate_run, write_activity
@@ -87,44 +89,96 @@ def run_emulation(
     baseline: str | ChipSpec = "pipelayer",
     log_samples: int = 0,
     cpus: int | None = None,
+    checkpoint_dir: str | None = None,
+    checkpoint_every: int | None = None,
+    checkpoint_keep: int = 2,
+    resume: str | None = None,
+    inject_failure: tuple[str, int] | None = None,
+    max_restarts: int = 3,
     progress: Callable[[int, int, float], None] | None = None,
 ) -> dict[str, Any]:
     """Train ``net`` on ``chip`` through the cores; the JSON-able summary of the run, with
     PipeLayer (``baseline``) evaluated by the cost model on the run's own activity.
     ``cpus``: start Ray with that many CPUs and keep the core actors on that many cores.
-    ``baseline`` is a chip file or name, or a ChipSpec."""
+    ``baseline`` is a chip file or name, or a ChipSpec.
+
+    Checkpoints (:mod:`emulator.checkpoint`): every ``checkpoint_every`` training batches
+    (default with ``checkpoint_dir``: once per epoch) into ``checkpoint_dir`` (None: kept in
+    memory, for recovery only), the newest ``checkpoint_keep`` kept; ``resume`` continues
+    the run whose checkpoint is there (and saves on into that folder unless
+    ``checkpoint_dir`` says otherwise). ``inject_failure`` (core, batch) crashes the Ray actor
+    holding that core at that batch; up to ``max_restarts`` failures are survived."""
     start = time.perf_counter()
     epochs = net.training.epochs if epochs is None else epochs
     batch = net.training.batch if batch is None else batch
+    lr = net.training.lr if lr is None else lr
+    optimizer = optimizer or net.training.optimizer
     plan = Plan(
-        chip,
-        net,
-        seed,
-        algorithm,
-        net.training.lr if lr is None else lr,
-        optimizer or net.training.optimizer,
-        log_samples,
+        chip, net, seed, algorithm, lr, optimizer, log_samples, window_credit(batch, frame_samples)
     )
     data_set = load_for(net, dataset, data, seed)
     window = frame_samples
+    if checkpoint_dir is None and resume is not None:
+        checkpoint_dir = str(_checkpoint_root(resume))
+    if checkpoint_dir is not None and checkpoint_every is None:
+        checkpoint_every = -(-len(data_set.x_train) // batch)  # once per epoch
     controller = Controller(
-        plan, data_set, epochs=epochs, batch=batch, frame_samples=window, progress=progress
+        plan,
+        data_set,
+        epochs=epochs,
+        batch=batch,
+        frame_samples=window,
+        checkpoint_every=checkpoint_every,
+        progress=progress,
     )
+    if inject_failure is not None:
+        _check_failure(inject_failure, runtime, plan, controller.train_batches)
+    config = RunConfig(
+        network=net.model_dump(mode="json"),
+        chip=chip.model_dump(mode="json"),
+        dataset=dataset,
+        data=None if data is None else os.path.abspath(data),
+        algorithm=algorithm,
+        epochs=epochs,
+        batch=batch,
+        lr=lr,
+        optimizer=optimizer,
+        seed=seed,
+        frame_samples=window,
+    )
+    checkpoints = Checkpoints(config, plan.cores, directory=checkpoint_dir, keep=checkpoint_keep)
+    if resume is None and checkpoint_dir is not None and holds_checkpoints(Path(checkpoint_dir)):
+        raise CheckpointError(
+            f"{checkpoint_dir}: holds checkpoints of an earlier run; continue it with "
+            "--resume, or choose an empty folder"
+        )
+    saved = checkpoints.resume(resume, controller) if resume is not None else None
     if runtime == "local":
         from emulator.runtime.local import LocalRuntime
 
         rt = LocalRuntime(plan, shuffle_seed=shuffle_seed)
-        rt.run(controller)
-        reports, actors, placement = rt.reports(), 0, []
+        if saved is not None:
+            _restore(rt, saved, resume)
+        rt.run(controller, checkpoints)
+        reports, actors, placement, recoveries = rt.reports(), 0, [], []
         rejected = rt.inbox.rejected
         frames, packets = rt.frames, rt.packets
     elif runtime == "ray":
         from emulator.runtime.ray_runtime import RayRuntime
 
         with ray_session(address, cpus):
-            rt = RayRuntime(plan, cores_per_actor=cores_per_actor, cpus=cpus)
+            rt = RayRuntime(
+                plan,
+                cores_per_actor=cores_per_actor,
+                cpus=cpus,
+                fail_at=inject_failure,
+                max_restarts=max_restarts,
+            )
             try:
-                rt.run(controller)
+                if saved is not None:
+                    _restore(rt, saved, resume)
+                rt.run(controller, checkpoints)
+                recoveries = rt.recoveries
                 reports, placement = rt.reports(), rt.placement()
                 rejected = sum(p["rejected"] for p in placement)
                 # every frame is counted once, where it arrives: the driver, or an actor
@@ -161,6 +215,8 @@ def run_emulation(
         "packets": packets,
         "frames_rejected": rejected,
         "faults": fault_summary(chip, [s for r in reports for s in r.get("stuck", [])]),
+        "checkpoints": checkpoints.summary(),
+        "recoveries": recoveries,
         "actors": actors,
         "cores": {"tiles": len(plan.tiles), "pe_cores": len(plan.pe_cores)},
         "placement": placement,
@@ -170,6 +226,33 @@ def run_emulation(
         result["ops_log"] = ops_log(reports)
     result["wall_s"] = time.perf_counter() - start
     return result
+
+
+def _checkpoint_root(resume: str) -> Path:
+    """The folder a resumed run saves into: the one holding the checkpoint it resumes."""
+    return find(resume).parent
+
+
+def _check_failure(fail_at: tuple[str, int], runtime: str, plan: Plan, train_batches: int) -> None:
+    if runtime != "ray":
+        raise ValueError("inject_actor_failure: needs the Ray runtime (actors to kill)")
+    if fail_at[0] not in plan.cores:
+        raise ValueError(
+            f"inject_actor_failure: no core named {fail_at[0]!r} on this chip "
+            f"(its cores: {', '.join(plan.cores)})"
+        )
+    if not 0 <= fail_at[1] < train_batches:
+        raise ValueError(
+            f"inject_actor_failure: batch {fail_at[1]} is not in this run's "
+            f"{train_batches} training batches (0 … {train_batches - 1})"
+        )
+
+
+def _restore(rt: Any, states: dict[str, bytes], resume: str | None) -> None:
+    try:
+        rt.restore(states)
+    except ValueError as err:
+        raise CheckpointError(f"{resume}: {err}") from None
 
 
 @dataclass

@@ -75,6 +75,7 @@ class Plan:
     lr: float
     optimizer: str
     log_samples: int = 0  # the tiles log the ops of the first training samples (traces)
+    window_credit: int = 2  # windows in the chip at once: the cores' bound on what they buffer
     mapping: ChipMapping = field(init=False)
     layers: list[LayerPlan] = field(init=False)
     feedback: FeedbackPlan | None = field(init=False)

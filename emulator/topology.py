@@ -465,7 +465,8 @@ def _read_yaml(path: Path) -> Any:
         raise TopologyError(f"{path}: YAML syntax error: {err}") from None
 
 
-def _format_errors(path: Path, err: ValidationError) -> str:
+def format_errors(path: Path, err: ValidationError) -> str:
+    """Each pydantic error of the file at ``path`` as one ``FILE: field.path: reason`` line."""
     lines = []
     for e in err.errors(include_url=False):
         loc = ".".join(str(p) for p in e["loc"] if not _is_union_tag(p))
@@ -498,7 +499,7 @@ def load_file(path: str | os.PathLike, kind: str | None = None) -> ChipSpec | Ne
     try:
         return _KINDS[kind].model_validate(data)
     except ValidationError as err:
-        raise TopologyError(_format_errors(path, err)) from None
+        raise TopologyError(format_errors(path, err)) from None
 
 
 def _kind(data: Any) -> str:

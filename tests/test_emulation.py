@@ -260,3 +260,56 @@ def test_a_ray_actor_survives_malformed_frames(references: dict, ray_cluster: No
         assert run_sha(plan, rt.reports()) == references["tiny"]["weights_sha256"]
     finally:
         rt.shutdown()
+
+
+def test_frames_beyond_the_window_credit_are_refused(references: dict) -> None:
+    """Back-pressure: no core buffers more than the controller's credit of windows, so a
+    frame from far ahead (a bug, or junk) is refused instead of queued for ever."""
+    import numpy as np
+
+    from emulator.cores import Controller, run_sha
+    from emulator.noc import Frame, encode
+    from emulator.runtime.local import LocalRuntime
+    from emulator.training import load_for
+
+    net, chip = load_network("tiny-mlp"), load_chip("tiny")
+    plan = Plan(chip, net, 0, "sdfa", net.training.lr, net.training.optimizer)
+    data = load_for(net, "digits", None, 0)
+    first = Controller(plan, data, epochs=1, batch=32, frame_samples=None).start()[0]
+    ahead = Frame.pack(
+        "spikes",
+        "controller",
+        first.dst,
+        0,
+        0,
+        first.samples,
+        first.steps,
+        first.times_ns,
+        first.array(),
+        dict(first.meta) | {"seq": plan.window_credit},
+    )
+    layer = plan.layers[0]
+    pe = layer.pes[0]
+    size = sum(layer.blocks[j].n_in * layer.blocks[j].n_out for j in layer.blocks_of(pe))
+    update = Frame.pack(
+        "update",
+        layer.home,
+        pe,
+        0,
+        5,
+        [-1],
+        [-1],
+        [0.0],
+        np.zeros((1, size), dtype=np.int64),
+        {"event": [0, 5]},
+    )
+    controller = Controller(plan, data, epochs=1, batch=32, frame_samples=None)
+    rt = LocalRuntime(plan, shuffle_seed=2)
+    rt.injected = [encode(ahead), encode(update)]
+    rt.run(controller)
+    assert rt.inbox.rejected == 2
+    assert sum("outside the window credit" in r for r in rt.inbox.reasons) == 1
+    assert sum("0 updates applied" in r for r in rt.inbox.reasons) == 1
+    assert run_sha(plan, rt.reports()) == references["tiny"]["weights_sha256"]
+    with pytest.raises(ValueError, match="need 74 windows in the chip; the plan allows 2"):
+        Controller(plan, data, epochs=1, batch=32, frame_samples=7)

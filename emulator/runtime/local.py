@@ -11,6 +11,7 @@ from collections import deque
 
 import numpy as np
 
+from emulator.checkpoint import Checkpoints, restore_cores, settled_states
 from emulator.cores import CONTROLLER, Controller, PECore, TileCore
 from emulator.noc import encode
 from emulator.plan import Plan
@@ -32,21 +33,41 @@ class LocalRuntime:
         self.bytes = 0
         self.injected: list[bytes] = []  # test hook: raw messages delivered first
 
-    def run(self, controller: Controller) -> None:
-        """Deliver frames until the controller is done."""
+    def run(self, controller: Controller, checkpoints: Checkpoints | None = None) -> None:
+        """Deliver frames until the controller is done; at each of its checkpoint boundaries
+        the queue has drained, and the cores' states go to ``checkpoints``."""
         cores = {**self.cores, CONTROLLER: controller}
         queue: deque[bytes] = deque([*self.injected, *(encode(f) for f in controller.start())])
-        while queue:
-            if self.rng is not None:
-                queue.rotate(-int(self.rng.integers(len(queue))))
-            data = queue.popleft()
-            self.bytes += len(data)
-            queue.extend(encode(f) for f in self.inbox.open(data, cores))
+        while True:
+            while queue:
+                if self.rng is not None:
+                    queue.rotate(-int(self.rng.integers(len(queue))))
+                data = queue.popleft()
+                self.bytes += len(data)
+                queue.extend(encode(f) for f in self.inbox.open(data, cores))
+            if not controller.at_checkpoint:
+                break
+            if checkpoints is not None:
+                self._checkpoint(controller, checkpoints)
+            queue.extend(encode(f) for f in controller.release())
         if not controller.done:
             raise RuntimeError(
                 "the run stalled: frames ran out before the controller was done"
                 + stall_reasons([self.inbox.report()])
             )
+
+    def _checkpoint(self, controller: Controller, checkpoints: Checkpoints) -> None:
+        states = settled_states(self.cores, controller.next_batch, controller.samples)
+        if states is None:
+            raise RuntimeError(
+                f"the run stalled before the checkpoint after batch {controller.next_batch}: "
+                "frames ran out with work left" + stall_reasons([self.inbox.report()])
+            )
+        checkpoints.save(controller, states)
+
+    def restore(self, states: dict[str, bytes]) -> None:
+        """Put every core back to a checkpoint's state."""
+        restore_cores(self.cores, states)
 
     @property
     def frames(self) -> int:

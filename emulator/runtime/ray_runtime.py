@@ -14,60 +14,125 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from typing import Any
 
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from emulator.checkpoint import Checkpoints, restore_cores, settled_states
 from emulator.cores import CONTROLLER, Controller, PECore, TileCore
-from emulator.noc import decode, encode
+from emulator.noc import FrameError, decode, encode
 from emulator.plan import Plan
 from emulator.runtime.inbox import Inbox, stall_reasons
 
 
 class CoreGroup:
-    """The body of one actor: some cores, the handles of every other actor."""
+    """The body of one actor: some cores, the handles of every other actor.
 
-    def __init__(self, plan: Plan, names: list[str], cpus: int | None = None) -> None:
+    Frames carry the run's *generation*: after a failure every actor is put back to the last
+    checkpoint under a new generation, and frames of the old one still travelling are dropped.
+    """
+
+    def __init__(
+        self,
+        plan: Plan,
+        names: list[str],
+        cpus: int | None = None,
+        fail_at: tuple[str, int] | None = None,
+    ) -> None:
+        """``fail_at`` (core, batch): the process exits when that core gets its first frame
+        of that training batch or a later one (a crash, for tests and demos)."""
         if cpus is not None:  # the emulator's own scaling: keep this process on `cpus` cores
             allowed = sorted(os.sched_getaffinity(0))
             os.sched_setaffinity(0, allowed[:cpus])
-        self.cores: dict[str, TileCore | PECore] = {
-            name: TileCore(plan, name) if name.startswith("tile-") else PECore(plan, name)
-            for name in names
-        }
+        self.plan = plan
+        self.cores: dict[str, TileCore | PECore] = {name: _core(plan, name) for name in names}
         self.route: dict[str, Any] = {}
         self.inbox = Inbox(set())
         self.outbox: list[bytes] = []
         self.lock = threading.Condition()
+        self.generation = 0
+        self.stale = 0  # frames of an earlier generation, dropped
+        self.fail_at = fail_at
 
     def connect(self, route: dict[str, Any]) -> None:
         """Receive every core's actor handle (None for this actor's own cores)."""
         self.route = route
         self.inbox.known = {*route, CONTROLLER}
 
-    def deliver(self, data: bytes) -> None:
+    def deliver(self, data: bytes, generation: int = 0) -> None:
         """Handle one frame and everything it causes inside this actor; send the rest."""
         with self.lock:
+            if generation != self.generation:
+                self.stale += 1
+                return
             pending = [data]
             while pending:
-                for out in self.inbox.open(pending.pop(0), self.cores):
-                    raw = encode(out)
+                raw = pending.pop(0)
+                if self.fail_at is not None:
+                    self._maybe_fail(raw)
+                for out in self.inbox.open(raw, self.cores):
+                    encoded = encode(out)
                     if out.dst == CONTROLLER:
-                        self.outbox.append(raw)
-                        self.lock.notify_all()
+                        self.outbox.append(encoded)
                     elif out.dst in self.cores:
-                        pending.append(raw)
+                        pending.append(encoded)
                     else:
-                        self.route[out.dst].deliver.remote(raw)
+                        self.route[out.dst].deliver.remote(encoded, self.generation)
+            self.lock.notify_all()
+
+    def _maybe_fail(self, raw: bytes) -> None:
+        core, batch = self.fail_at  # type: ignore[misc]
+        try:
+            frame = decode(raw)
+        except FrameError:
+            return
+        if frame.dst == core and frame.batch >= batch:
+            os._exit(1)  # no clean-up: a crash
 
     def collect(self, timeout_s: float = 60.0) -> list[bytes]:
         """Frames for the controller; waits until there is one (or the timeout)."""
         with self.lock:
             if not self.outbox:
-                self.lock.wait(timeout_s)
+                self.lock.wait_for(lambda: bool(self.outbox), timeout_s)
             out, self.outbox = self.outbox, []
             return out
+
+    def snapshot(
+        self, batches: int, samples: int, generation: int, timeout_s: float
+    ) -> dict[str, bytes] | None:
+        """Its cores' packed states once all have settled after ``batches`` training batches;
+        None if the run went back to a checkpoint meanwhile."""
+        deadline = time.monotonic() + timeout_s
+        with self.lock:
+            while generation == self.generation:
+                states = settled_states(self.cores, batches, samples)
+                if states is not None:
+                    return states
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise RuntimeError(
+                        f"{', '.join(self.cores)}: not settled {timeout_s:.0f} s after batch "
+                        f"{batches}" + stall_reasons([self.inbox.report()])
+                    )
+                self.lock.wait(left)
+            return None
+
+    def restore(self, generation: int, states: dict[str, bytes] | None) -> None:
+        """Go back to a checkpoint (``states``; None: the run's start) as ``generation``."""
+        with self.lock:
+            self.generation = generation
+            self.outbox = []
+            if states is None:
+                self.cores = {name: _core(self.plan, name) for name in self.cores}
+            else:
+                restore_cores(self.cores, states)
+            self.lock.notify_all()
+
+    def ping(self) -> int:
+        """The generation (answers while the cores are busy: the caller checks liveness)."""
+        return self.generation
 
     def report(self) -> list[dict[str, Any]]:
         """Reports of this actor's cores."""
@@ -84,14 +149,19 @@ class CoreGroup:
             "cores": list(self.cores),
             "frames": self.inbox.frames,
             "packets": self.inbox.packets,
+            "stale": self.stale,
             **self.inbox.report(),
         }
 
 
-CoreActor = ray.remote(max_concurrency=2, num_cpus=0)(CoreGroup)
-"""Threaded (2): one thread may wait in ``collect`` while the other delivers. ``num_cpus=0``:
-cores are placed whatever the cluster's CPU count (an actor idles between frames); where they
-go is :func:`node_slots`'s choice."""
+def _core(plan: Plan, name: str) -> TileCore | PECore:
+    return TileCore(plan, name) if name.startswith("tile-") else PECore(plan, name)
+
+
+CoreActor = ray.remote(max_concurrency=4, num_cpus=0)(CoreGroup)
+"""Threaded: a ``collect`` or ``snapshot`` may wait while deliveries go on, and ``ping``
+answers throughout. ``num_cpus=0``: cores are placed whatever the cluster's CPU count (an
+actor idles between frames); where they go is :func:`node_slots`'s choice."""
 
 
 def node_slots() -> list[str]:
@@ -159,59 +229,206 @@ def check_memory(plan: Plan, cores_per_actor: int, available: float) -> None:
     )
 
 
-class RayRuntime:
-    """Runs a :class:`Controller` against cores in Ray actors."""
+class ActorDied(Exception):
+    """Actors of the run died (their labels)."""
 
-    def __init__(self, plan: Plan, *, cores_per_actor: int = 1, cpus: int | None = None) -> None:
+    def __init__(self, labels: list[str]) -> None:
+        super().__init__(", ".join(labels))
+        self.labels = labels
+
+
+class RayRuntime:
+    """Runs a :class:`Controller` against cores in Ray actors.
+
+    An actor that dies is started again, every actor goes back to the last checkpoint
+    (:class:`~emulator.checkpoint.Checkpoints`; the run's start if none was taken) and the
+    controller replays the batches since: the results are those of an undisturbed run.
+    """
+
+    POLL_S = 2.0
+    """How long the driver waits for the chip's output before it checks that every actor is
+    alive (the delay before a lost actor is noticed)."""
+    STALL_S = 60.0
+    """No output for this long, every actor alive: the run has stalled."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        *,
+        cores_per_actor: int = 1,
+        cpus: int | None = None,
+        fail_at: tuple[str, int] | None = None,
+        max_restarts: int = 3,
+    ) -> None:
         """``cpus``: pin every actor process to the machine's first ``cpus`` cores (Ray's
         ``num_cpus`` is a logical count and does not stop idle-placed actors from running in
-        parallel)."""
+        parallel). ``fail_at`` (core, batch): crash the actor holding that core when the core
+        meets that training batch. ``max_restarts``: failures survived before giving up."""
         if cores_per_actor < 1:
             raise ValueError(f"cores_per_actor: must be >= 1, got {cores_per_actor}")
-        self.plan = plan
+        self.plan, self.cpus, self.max_restarts = plan, cpus, max_restarts
         check_memory(plan, cores_per_actor, ray.cluster_resources().get("memory", float("inf")))
         names = plan.cores
-        groups = [names[i : i + cores_per_actor] for i in range(0, len(names), cores_per_actor)]
-        self.actors = []
-        route: dict[str, Any] = {}
-        slots = node_slots()
-        for g, members in enumerate(groups):
-            label = members[0] if cores_per_actor == 1 else f"cores-{g}"
-            where = (
-                NodeAffinitySchedulingStrategy(slots[g % len(slots)], soft=False)
-                if slots
-                else "SPREAD"
-            )
-            actor = CoreActor.options(name=label, scheduling_strategy=where).remote(
-                plan, members, cpus
-            )
-            self.actors.append(actor)
-            route.update(dict.fromkeys(members, actor))
-        ray.get([actor.connect.remote(route) for actor in self.actors])
-        self.route = route
+        self.groups = [
+            names[i : i + cores_per_actor] for i in range(0, len(names), cores_per_actor)
+        ]
+        self.labels = [
+            members[0] if cores_per_actor == 1 else f"cores-{g}"
+            for g, members in enumerate(self.groups)
+        ]
+        self.slots = node_slots()
+        self.actors = [
+            self._start(g, fail_at if fail_at and fail_at[0] in members else None)
+            for g, members in enumerate(self.groups)
+        ]
+        self.route: dict[str, Any] = {}
+        self._connect()
+        self.generation = 0
+        self.recoveries: list[dict[str, Any]] = []
         self.frames = 0  # frames the controller received (actors count their own)
         self.packets = 0
 
-    def run(self, controller: Controller) -> None:
-        """Send the controller's frames; collect what comes back until it is done."""
+    def _start(self, g: int, fail_at: tuple[str, int] | None) -> Any:
+        where = (
+            NodeAffinitySchedulingStrategy(self.slots[g % len(self.slots)], soft=False)
+            if self.slots
+            else "SPREAD"
+        )
+        return CoreActor.options(name=self.labels[g], scheduling_strategy=where).remote(
+            self.plan, self.groups[g], self.cpus, fail_at
+        )
+
+    def _connect(self) -> None:
+        self.route = {
+            name: actor
+            for actor, members in zip(self.actors, self.groups, strict=True)
+            for name in members
+        }
+        ray.get([actor.connect.remote(self.route) for actor in self.actors])
+
+    def restore(self, states: dict[str, bytes] | None) -> None:
+        """Put every core back to a checkpoint's packed states (None: the run's start)."""
+        ray.get(
+            [
+                actor.restore.remote(
+                    self.generation, None if states is None else _subset(states, members)
+                )
+                for actor, members in zip(self.actors, self.groups, strict=True)
+            ]
+        )
+
+    def run(self, controller: Controller, checkpoints: Checkpoints | None = None) -> None:
+        """Send the controller's frames and collect what comes back until it is done; take
+        the checkpoints it stops for (kept in memory if ``checkpoints`` is None); survive up
+        to ``max_restarts`` dead actors."""
+        checkpoints = checkpoints or Checkpoints(None, self.plan.cores)
+        checkpoints.begin(controller)
+        while True:
+            try:
+                self._drive(controller, checkpoints)
+                return
+            except ActorDied as died:
+                if len(self.recoveries) >= self.max_restarts:
+                    raise RuntimeError(
+                        f"actor {died} died after {len(self.recoveries)} restarts "
+                        f"(max_restarts {self.max_restarts}); the run gives up"
+                    ) from None
+                self._recover(died.labels, controller, checkpoints)
+
+    def _drive(self, controller: Controller, checkpoints: Checkpoints) -> None:
         self._send(controller.start())
         output_home = self.route[self.plan.layers[-1].home]
+        quiet = 0.0
         while not controller.done:
-            batch = ray.get(output_home.collect.remote())
+            if controller.at_checkpoint:
+                states = self._gather(controller.next_batch, controller.samples)
+                checkpoints.save(controller, states)
+                self._send(controller.release())
+                continue
+            try:
+                batch = ray.get(output_home.collect.remote(self.POLL_S))
+            except ray.exceptions.RayActorError:
+                raise ActorDied(self._dead() or [self._label(output_home)]) from None
             if not batch:
-                places = ray.get([a.placement.remote() for a in self.actors])
-                raise RuntimeError(
-                    "the run stalled: no output from the chip for 60 s" + stall_reasons(places)
-                )
+                dead = self._dead()
+                if dead:
+                    raise ActorDied(dead)
+                quiet += self.POLL_S
+                if quiet >= self.STALL_S:
+                    raise RuntimeError(
+                        f"the run stalled: no output from the chip for {quiet:.0f} s"
+                        + stall_reasons(self.placement())
+                    )
+                continue
+            quiet = 0.0
             for data in batch:
                 frame = decode(data)
                 self.frames += 1
                 self.packets += frame.n_packets
                 self._send(controller.handle(frame))
 
+    def _gather(self, batches: int, samples: int) -> dict[str, bytes]:
+        """Every core's packed state once all have settled after ``batches``."""
+        refs = [
+            actor.snapshot.remote(batches, samples, self.generation, self.STALL_S)
+            for actor in self.actors
+        ]
+        while True:
+            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=self.POLL_S)
+            if len(ready) == len(refs):
+                break
+            dead = self._dead()
+            if dead:
+                raise ActorDied(dead)
+        states: dict[str, bytes] = {}
+        try:
+            for part in ray.get(refs):
+                states.update(part)
+        except ray.exceptions.RayActorError:
+            raise ActorDied(self._dead()) from None
+        return states
+
+    def _dead(self) -> list[str]:
+        """Labels of the actors that no longer answer because they died."""
+        refs = [actor.ping.remote() for actor in self.actors]
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=10.0)
+        dead = []
+        for label, ref in zip(self.labels, refs, strict=True):
+            if ref in ready:
+                try:
+                    ray.get(ref)
+                except ray.exceptions.RayActorError:
+                    dead.append(label)
+        return dead
+
+    def _label(self, actor: Any) -> str:
+        return self.labels[self.actors.index(actor)]
+
+    def _recover(self, labels: list[str], controller: Controller, checkpoints: Checkpoints) -> None:
+        """Start the dead actors again, put every core back to the last checkpoint under a
+        new generation (frames of the old one are dropped), rewind the controller."""
+        lost = controller.next_batch
+        dead = sorted(set(labels) | set(self._dead()))
+        for label in dead:
+            g = self.labels.index(label)
+            ray.kill(self.actors[g], no_restart=True)  # frees its name
+            self.actors[g] = self._start(g, None)
+        self._connect()
+        self.generation += 1
+        state, cores = checkpoints.restart_point()
+        self.restore(cores)
+        controller.restore(state)
+        self.recoveries.append(
+            {
+                "actors": dead,
+                "restored_to_batch": controller.next_batch,
+                "replayed_batches": lost - controller.next_batch,
+            }
+        )
+
     def _send(self, frames: list) -> None:
         for frame in frames:
-            self.route[frame.dst].deliver.remote(encode(frame))
+            self.route[frame.dst].deliver.remote(encode(frame), self.generation)
 
     def reports(self) -> list[dict]:
         """Every core's report, in plan order (tiles, then PE cores)."""
@@ -227,3 +444,10 @@ class RayRuntime:
         """Kill the actors."""
         for actor in self.actors:
             ray.kill(actor)
+
+
+def _subset(states: dict[str, bytes], names: list[str]) -> dict[str, bytes]:
+    missing = [n for n in names if n not in states]
+    if missing:
+        raise ValueError(f"{missing[0]}: the checkpoint holds no state for this core")
+    return {n: states[n] for n in names}

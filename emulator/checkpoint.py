@@ -1,0 +1,412 @@
+"""Checkpoints of an emulated training run: what they hold, how they are written and checked.
+
+A checkpoint is taken at a batch boundary once the chip has drained (the controller stops
+feeding, every core :meth:`settles <emulator.cores.TileCore.settled>`), so no frame is in
+flight and the cores' states alone are the run: crossbar conductances, levels, codes and
+counters (PE cores); optimizer moments, clocks and the activity record (tiles); the
+controller's progress. There is no RNG state to save: every draw comes from a keyed stream
+(:func:`emulator.rng.stream`) whose key names the event, so a resumed run draws what the
+undisturbed run drew.
+
+On disk, ``DIR/ckpt-000004/`` (after 4 training batches) holds ``state.msgpack`` (the
+controller's state and each core's state, msgpack; arrays as an extension type) and
+``manifest.json`` (:class:`Manifest`: the run's configuration and each file's size and
+SHA-256). A checkpoint is written into a hidden folder, synced, then renamed into place;
+``DIR/latest`` names the newest and is replaced the same way, so a crash at any moment
+leaves the previous checkpoint whole. Loading refuses a missing, corrupt or foreign
+checkpoint with one line: ``FILE: reason``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import msgpack
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from emulator.topology import format_errors
+
+FORMAT = "pipesdfa-checkpoint"
+VERSION = 1
+MANIFEST = "manifest.json"
+STATE = "state.msgpack"
+LATEST = "latest"
+_ARRAY = 1  # msgpack extension code of a numpy array
+_KINDS = "biuf"  # array kinds a checkpoint may hold: no objects, no strings
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message is ``FILE: reason``."""
+
+
+class RunConfig(BaseModel):
+    """What makes two runs the same run: a checkpoint resumes only the run it came from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    network: dict[str, Any] = Field(description="The network file's content, validated.")
+    chip: dict[str, Any] = Field(description="The chip file's content, validated.")
+    dataset: str = Field(description="Dataset name.")
+    data: str | None = Field(description="Dataset folder (absolute), if the dataset has one.")
+    algorithm: str = Field(description="Training algorithm.")
+    epochs: int = Field(description="Training epochs.")
+    batch: int = Field(description="Samples per batch.")
+    lr: float = Field(description="Learning rate.")
+    optimizer: str = Field(description="Optimizer name.")
+    seed: int = Field(description="The run's seed (every keyed stream derives from it).")
+    frame_samples: int | None = Field(description="Samples per frame (None: a whole batch).")
+
+
+class FileEntry(BaseModel):
+    """One file of a checkpoint, for the integrity check."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bytes: int = Field(ge=0, description="Size in bytes.")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the content, hex.")
+
+
+class Manifest(BaseModel):
+    """``manifest.json`` of a checkpoint."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["pipesdfa-checkpoint"] = Field(description="What this file is.")
+    version: int = Field(description=f"Format version; this emulator reads {VERSION}.")
+    created: str = Field(description="When it was written (UTC, ISO 8601).")
+    batches_done: int = Field(ge=0, description="Training batches applied before it.")
+    train_batches: int = Field(ge=0, description="Training batches of the whole run.")
+    samples_done: int = Field(ge=0, description="Training samples fed before it.")
+    cores: list[str] = Field(description="The cores whose states it holds, in plan order.")
+    config: RunConfig = Field(description="The run it belongs to.")
+    files: dict[str, FileEntry] = Field(description="Its other files.")
+
+
+# ------------------------------------------------------------------------------- codec
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind not in _KINDS:
+            raise TypeError(f"cannot checkpoint a {obj.dtype} array")
+        a = np.ascontiguousarray(obj)
+        return msgpack.ExtType(_ARRAY, msgpack.packb([a.dtype.str, list(a.shape), a.tobytes()]))
+    if isinstance(obj, np.generic):
+        return obj.item()
+    raise TypeError(f"cannot checkpoint a {type(obj).__name__}")
+
+
+def _ext(code: int, data: bytes) -> Any:
+    if code != _ARRAY:
+        raise ValueError(f"unknown extension type {code}")
+    dtype, shape, raw = msgpack.unpackb(data)
+    dt = np.dtype(dtype)
+    if dt.kind not in _KINDS:
+        raise ValueError(f"an array of {dt} (only numbers and booleans are allowed)")
+    return np.frombuffer(raw, dtype=dt).reshape(shape).copy()
+
+
+def pack(obj: Any) -> bytes:
+    """msgpack of plain data and numpy arrays (bit for bit; integer keys kept)."""
+    return msgpack.packb(obj, default=_default, use_bin_type=True)
+
+
+def unpack(data: bytes) -> Any:
+    """The inverse of :func:`pack` (ValueError on anything else)."""
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=_ext)
+    except (ValueError, TypeError, msgpack.UnpackException) as err:
+        raise ValueError(f"not a checkpoint state: {err}") from None
+
+
+# ------------------------------------------------------------------------------- files
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _write(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _sync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def checkpoint_name(batches_done: int) -> str:
+    """``ckpt-000004``: the folder of the checkpoint after that many training batches."""
+    return f"ckpt-{batches_done:06d}"
+
+
+def save(
+    directory: Path, manifest: Manifest, controller: dict[str, Any], cores: dict[str, bytes]
+) -> Path:
+    """Write one checkpoint atomically (hidden folder, fsync, rename), then point ``latest``
+    at it; returns its folder. ``cores``: each core's state, already :func:`pack`-ed."""
+    directory.mkdir(parents=True, exist_ok=True)
+    name = checkpoint_name(manifest.batches_done)
+    final, tmp = directory / name, directory / f".{name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    state = pack({"controller": controller, "cores": cores})
+    _write(tmp / STATE, state)
+    entry = FileEntry(bytes=len(state), sha256=_sha256(state))
+    manifest = manifest.model_copy(update={"files": {STATE: entry}})
+    _write(tmp / MANIFEST, manifest.model_dump_json(indent=2).encode())
+    _sync_dir(tmp)
+    if final.exists():  # a resumed run passing a checkpoint it had already made
+        old = directory / f".{name}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, final)
+    _write(directory / f".{LATEST}.tmp", f"{name}\n".encode())
+    os.replace(directory / f".{LATEST}.tmp", directory / LATEST)
+    _sync_dir(directory)
+    return final
+
+
+def prune(directory: Path, keep: int) -> list[str]:
+    """Delete all but the newest ``keep`` checkpoints (never the one ``latest`` names)."""
+    latest = (directory / LATEST).read_text().strip() if (directory / LATEST).exists() else ""
+    names = sorted(p.name for p in directory.glob("ckpt-*") if p.is_dir())
+    gone = [n for n in names[: max(0, len(names) - keep)] if n != latest]
+    for n in gone:
+        shutil.rmtree(directory / n)
+    return gone
+
+
+def find(path: str | os.PathLike) -> Path:
+    """The checkpoint folder ``path`` means: itself, or the one its ``latest`` names."""
+    p = Path(path)
+    if (p / MANIFEST).exists():
+        return p
+    if (p / LATEST).exists():
+        name = (p / LATEST).read_text(errors="replace").strip()
+        if not name.startswith("ckpt-") or not (p / name / MANIFEST).exists():
+            raise CheckpointError(f"{p / LATEST}: names {name!r}, which holds no checkpoint")
+        return p / name
+    if not p.exists():
+        raise CheckpointError(f"{p}: no such checkpoint folder")
+    raise CheckpointError(f"{p}: not a checkpoint (no {MANIFEST}, no {LATEST})")
+
+
+def holds_checkpoints(directory: Path) -> bool:
+    """Whether ``directory`` already has checkpoints in it."""
+    return (directory / LATEST).exists() or any(directory.glob("ckpt-*"))
+
+
+def load(path: str | os.PathLike) -> tuple[Manifest, dict[str, Any], Path]:
+    """The manifest and the state (``controller``, ``cores``: name → packed state) of the
+    checkpoint at ``path`` (a checkpoint folder, or a folder with ``latest``); every file's
+    size and SHA-256 checked against the manifest."""
+    folder = find(path)
+    manifest = _manifest(folder / MANIFEST)
+    if STATE not in manifest.files:
+        raise CheckpointError(f"{folder / MANIFEST}: files: lists no {STATE}")
+    for name, entry in manifest.files.items():
+        file = folder / name
+        try:
+            data = file.read_bytes()
+        except OSError as err:
+            raise CheckpointError(f"{file}: cannot read: {err.strerror or err}") from None
+        if len(data) != entry.bytes or _sha256(data) != entry.sha256:
+            raise CheckpointError(
+                f"{file}: corrupt: {len(data)} bytes with SHA-256 {_sha256(data)[:12]}…, "
+                f"the manifest says {entry.bytes} bytes with {entry.sha256[:12]}…"
+            )
+    file = folder / STATE
+    try:
+        state = unpack(file.read_bytes())
+    except ValueError as err:
+        raise CheckpointError(f"{file}: {err}") from None
+    if (
+        not isinstance(state, dict)
+        or not isinstance(state.get("controller"), dict)
+        or not isinstance(state.get("cores"), dict)
+    ):
+        raise CheckpointError(f"{file}: not a checkpoint state (controller, cores)")
+    if sorted(state["cores"]) != sorted(manifest.cores):
+        raise CheckpointError(f"{file}: its cores are not the ones its manifest lists")
+    return manifest, state, folder
+
+
+def _manifest(file: Path) -> Manifest:
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise CheckpointError(f"{file}: cannot read: {err.strerror or err}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{file}: not JSON: {err}") from None
+    if isinstance(data, dict) and data.get("format") == FORMAT and data.get("version") != VERSION:
+        raise CheckpointError(
+            f"{file}: version: {data.get('version')!r}; this emulator reads version {VERSION}"
+        )
+    try:
+        return Manifest.model_validate(data)
+    except ValidationError as err:
+        lines = format_errors(file, err).splitlines()
+        more = f" (+{len(lines) - 1} more)" if len(lines) > 1 else ""
+        raise CheckpointError(lines[0] + more) from None
+
+
+def mismatch(saved: RunConfig, wanted: RunConfig) -> str | None:
+    """The first setting in which a checkpoint's run differs from this run, or None."""
+    return _first_difference(saved.model_dump(), wanted.model_dump(), "config")
+
+
+def _first_difference(a: Any, b: Any, where: str) -> str | None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b), key=lambda k: (k != "name", str(k))):  # name first
+            if key not in a or key not in b:
+                return f"{where}.{key}: only {'this run' if key in b else 'the checkpoint'} has it"
+            found = _first_difference(a[key], b[key], f"{where}.{key}")
+            if found:
+                return found
+        return None
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            found = _first_difference(x, y, f"{where}.{i}")
+            if found:
+                return found
+        return None
+    if a != b:
+        return f"{where}: the checkpoint has {a!r}, this run {b!r}"
+    return None
+
+
+def manifest_for(
+    config: RunConfig, cores: list[str], batches_done: int, train_batches: int, samples: int
+) -> Manifest:
+    """The manifest of a checkpoint about to be written (files filled in by :func:`save`)."""
+    return Manifest(
+        format=FORMAT,
+        version=VERSION,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        batches_done=batches_done,
+        train_batches=train_batches,
+        samples_done=samples,
+        cores=cores,
+        config=config,
+        files={},
+    )
+
+
+# ------------------------------------------------------------------------- a run's view
+
+
+class Checkpoints:
+    """A run's checkpoints: where they go, and the last one, from which a run that lost an
+    actor starts again. The run's start is the first (a failure before any checkpoint
+    replays from the beginning); ``directory`` None keeps them in memory only."""
+
+    def __init__(
+        self,
+        config: RunConfig | None,
+        cores: list[str],
+        *,
+        directory: str | os.PathLike | None = None,
+        keep: int = 2,
+    ) -> None:
+        if keep < 1:
+            raise ValueError(f"checkpoint_keep: must be >= 1, got {keep}")
+        if config is None and directory is not None:
+            raise ValueError("checkpoint_dir: checkpoints on disk need the run's config")
+        self.config, self.cores = config, cores
+        self.directory = None if directory is None else Path(directory)
+        self.keep = keep
+        self.last: tuple[bytes, dict[str, bytes] | None] | None = None
+        self.saved: list[int] = []
+        self.resumed_from: int | None = None
+
+    def begin(self, controller: Any) -> None:
+        """The run starts here (unless it resumed)."""
+        if self.last is None:
+            self.last = (pack(controller.state()), None)
+
+    def resume(self, path: str | os.PathLike, controller: Any) -> dict[str, bytes]:
+        """Load the checkpoint at ``path``, refuse it unless it is this run's, put
+        ``controller`` back to it; the cores' packed states."""
+        manifest, state, folder = load(path)
+        where = folder / MANIFEST
+        if self.config is None:
+            raise ValueError("resume: needs the run's config to check the checkpoint against")
+        different = mismatch(manifest.config, self.config)
+        if different:
+            raise CheckpointError(f"{where}: made by a different run: {different}")
+        if manifest.cores != self.cores:
+            raise CheckpointError(f"{where}: cores: not this run's cores")
+        try:
+            controller.restore(state["controller"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise CheckpointError(f"{folder / STATE}: controller: {err!r}") from None
+        self.last = (pack(state["controller"]), state["cores"])
+        self.resumed_from = manifest.batches_done
+        return state["cores"]
+
+    def save(self, controller: Any, cores: dict[str, bytes]) -> None:
+        """A checkpoint now (the controller at a boundary, ``cores`` packed, settled)."""
+        state = controller.state()
+        self.last = (pack(state), cores)
+        if self.directory is not None and self.config is not None:
+            manifest = manifest_for(
+                self.config,
+                self.cores,
+                state["next_batch"],
+                controller.train_batches,
+                state["samples"],
+            )
+            save(self.directory, manifest, state, cores)
+            prune(self.directory, self.keep)
+        self.saved.append(int(state["next_batch"]))
+
+    def restart_point(self) -> tuple[dict[str, Any], dict[str, bytes] | None]:
+        """The controller's state and the cores' packed states (None: fresh) to go back to."""
+        assert self.last is not None, "begin() or resume() first"
+        controller, cores = self.last
+        return unpack(controller), cores
+
+    def summary(self) -> dict[str, Any]:
+        """For the run's JSON."""
+        return {
+            "dir": None if self.directory is None else str(self.directory),
+            "saved": len(self.saved),
+            "last_after_batch": self.saved[-1] if self.saved else None,
+            "resumed_from_batch": self.resumed_from,
+        }
+
+
+def restore_cores(cores: dict[str, Any], states: dict[str, bytes]) -> None:
+    """Put each core back to its packed state (ValueError naming the core that does not fit)."""
+    for name, core in cores.items():
+        if name not in states:
+            raise ValueError(f"{name}: the checkpoint holds no state for this core")
+        try:
+            core.restore(unpack(states[name]))
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"{name}: its saved state does not fit: {err!r}") from None
+
+
+def settled_states(cores: dict[str, Any], batches: int, samples: int) -> dict[str, bytes] | None:
+    """Each core's packed state, if every one has settled after ``batches`` training batches
+    (``samples`` samples); else None."""
+    if not all(core.settled(batches, samples) for core in cores.values()):
+        return None
+    return {name: pack(core.state()) for name, core in cores.items()}

@@ -1,0 +1,306 @@
+"""Checkpoints, resume and actor-failure recovery: a run that was checkpointed, stopped and
+resumed, or that lost an actor, ends with the bits of an undisturbed run (whose weights,
+accuracies and crossbar counters are the reference model's); bad checkpoints are refused."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import emulator.checkpoint as ckpt
+from emulator.cli import main
+from emulator.emulation import run_emulation
+from emulator.runtime.local import LocalRuntime
+from emulator.topology import load_chip, load_network
+from emulator.training import run_training
+
+NETWORK, CHIP = "tiny-mlp", "tiny"
+SAME = ("weights_sha256", "train_accuracy", "test_accuracy", "loss", "counters", "faults")
+TIMELINE = ("time_ns", "cycles", "energy_pj", "energy_breakdown_pj", "ops", "comparison")
+
+
+def _run(**kw: Any) -> dict[str, Any]:
+    return run_emulation(load_network(NETWORK), load_chip(CHIP), epochs=1, **kw)
+
+
+@pytest.fixture(scope="module")
+def undisturbed() -> dict[str, Any]:
+    """The run without checkpoints, checked against the reference model."""
+    result = _run(runtime="local")
+    reference = run_training(
+        load_network(NETWORK),
+        chip=load_chip(CHIP),
+        dataset="digits",
+        data=None,
+        algorithm="sdfa",
+        seed=0,
+        epochs=1,
+    )
+    for key in ("weights_sha256", "train_accuracy", "test_accuracy", "counters"):
+        assert result[key] == reference[key]
+    return result
+
+
+def _same_run(result: dict[str, Any], undisturbed: dict[str, Any]) -> None:
+    for key in SAME + TIMELINE:
+        assert result[key] == undisturbed[key], key
+
+
+# ------------------------------------------------------------------------------- codec
+
+
+def test_state_codec_is_bit_exact_and_refuses_objects() -> None:
+    rng = np.random.default_rng(1)
+    state = {
+        3: {"g": rng.normal(size=(4, 3, 2)), "levels": rng.integers(0, 4, (5,)), "n": 7},
+        "flags": np.array([True, False]),
+        "x": [np.float64(0.1), np.int64(-2)],
+    }
+    back = ckpt.unpack(ckpt.pack(state))
+    assert back[3]["g"].tobytes() == state[3]["g"].tobytes()
+    assert back[3]["levels"].dtype == np.int64 and back[3]["n"] == 7
+    assert back["flags"].tolist() == [True, False] and back["x"] == [0.1, -2]
+    with pytest.raises(TypeError, match="object"):
+        ckpt.pack({"a": np.array([object()])})
+    with pytest.raises(ValueError, match="not a checkpoint state"):
+        ckpt.unpack(b"\xc1 not msgpack")
+
+
+# ------------------------------------------------------------------- save, keep, resume
+
+
+def test_checkpoints_resume_to_the_undisturbed_run(tmp_path: Path, undisturbed: dict) -> None:
+    saved = _run(runtime="local", checkpoint_dir=str(tmp_path), checkpoint_every=10)
+    _same_run(saved, undisturbed)  # draining the chip at each checkpoint changes nothing
+    batches = -(-1437 // 32)  # digits' training split, tiny-mlp's batch
+    assert saved["checkpoints"]["last_after_batch"] == batches
+    assert saved["checkpoints"]["saved"] == len(range(10, batches, 10)) + 1
+    kept = sorted(p.name for p in tmp_path.iterdir())
+    assert kept == ["ckpt-000040", f"ckpt-{batches:06d}", "latest"]  # keep=2, nothing hidden
+    assert (tmp_path / "latest").read_text().strip() == f"ckpt-{batches:06d}"
+    manifest = json.loads((tmp_path / "ckpt-000040" / "manifest.json").read_text())
+    assert manifest["batches_done"] == 40 and manifest["samples_done"] == 40 * 32
+
+    resumed = _run(runtime="local", resume=str(tmp_path / "ckpt-000040"))
+    _same_run(resumed, undisturbed)
+    assert resumed["checkpoints"]["resumed_from_batch"] == 40
+    assert resumed["frames"] < undisturbed["frames"] / 4  # only the last batches were run
+
+
+def test_a_checkpoint_resumes_in_another_runtime(
+    tmp_path: Path, undisturbed: dict, ray_cluster: None
+) -> None:
+    _run(runtime="local", frame_samples=8, checkpoint_dir=str(tmp_path), checkpoint_every=20)
+    resumed = _run(runtime="ray", frame_samples=8, cores_per_actor=2, resume=str(tmp_path))
+    for key in (*SAME, "time_ns", "cycles", "ops"):
+        assert resumed[key] == undisturbed[key], key
+    # 8-sample windows stamp the same ops in another order: float sums agree to rounding
+    assert resumed["energy_pj"] == pytest.approx(undisturbed["energy_pj"], rel=1e-12)
+    assert resumed["checkpoints"]["resumed_from_batch"] == 45  # `latest`: after training
+
+
+def test_a_crash_while_saving_leaves_the_last_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _run(runtime="local", checkpoint_dir=str(tmp_path), checkpoint_every=20)
+    before = ckpt.load(tmp_path)[0].batches_done
+    replace = os.replace
+
+    def crash(src: Any, dst: Any) -> None:
+        if Path(dst).name.startswith("ckpt-"):
+            raise OSError("power cut")
+        replace(src, dst)
+
+    monkeypatch.setattr(ckpt.os, "replace", crash)
+    manifest, state, folder = ckpt.load(tmp_path)
+    with pytest.raises(OSError, match="power cut"):
+        ckpt.save(tmp_path, manifest.model_copy(update={"batches_done": 99}), {}, state["cores"])
+    assert ckpt.load(tmp_path)[0].batches_done == before  # `latest` still names a whole one
+    assert folder.name == f"ckpt-{before:06d}"
+
+
+# -------------------------------------------------------------------------- refusals
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("ckpt")
+    _run(runtime="local", checkpoint_dir=str(folder), checkpoint_every=40)
+    return folder
+
+
+def _copy(saved: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    shutil.copytree(saved, tmp_path / "c")
+    return tmp_path / "c"
+
+
+def _latest(folder: Path) -> Path:
+    return folder / (folder / "latest").read_text().strip()
+
+
+def test_a_corrupt_state_file_is_refused(saved: Path, tmp_path: Path) -> None:
+    folder = _copy(saved, tmp_path)
+    state = _latest(folder) / "state.msgpack"
+    data = bytearray(state.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    state.write_bytes(bytes(data))
+    with pytest.raises(ckpt.CheckpointError, match=r"state\.msgpack: corrupt: .* the manifest"):
+        _run(runtime="local", resume=str(folder))
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda m: "{ not json", r"manifest\.json: not JSON"),
+        (lambda m: json.dumps(m | {"version": 7}), r"version: 7; this emulator reads version 1"),
+        (lambda m: json.dumps(m | {"batches_done": -1}), r"manifest\.json: batches_done: "),
+        (lambda m: json.dumps({k: v for k, v in m.items() if k != "files"}), r"files: Field"),
+    ],
+)
+def test_a_bad_manifest_is_refused(saved: Path, tmp_path: Path, edit: Any, message: str) -> None:
+    folder = _copy(saved, tmp_path)
+    manifest = _latest(folder) / "manifest.json"
+    manifest.write_text(edit(json.loads(manifest.read_text())))
+    with pytest.raises(ckpt.CheckpointError, match=message):
+        _run(runtime="local", resume=str(folder))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"seed": 1}, r"made by a different run: config\.seed: the checkpoint has 0, this run 1"),
+        ({"lr": 0.5}, r"config\.lr: the checkpoint has 0\.01, this run 0\.5"),
+        ({"frame_samples": 8}, r"config\.frame_samples: the checkpoint has None, this run 8"),
+    ],
+)
+def test_a_checkpoint_of_another_run_is_refused(saved: Path, change: dict, message: str) -> None:
+    with pytest.raises(ckpt.CheckpointError, match=message):
+        _run(runtime="local", resume=str(saved), **change)
+
+
+def test_another_chip_and_missing_folders_are_refused(saved: Path, tmp_path: Path) -> None:
+    with pytest.raises(ckpt.CheckpointError, match=r"config\.chip\.name: the checkpoint has"):
+        run_emulation(
+            load_network(NETWORK), load_chip("pipesdfa-edge"), epochs=1, resume=str(saved)
+        )
+    with pytest.raises(ckpt.CheckpointError, match="no such checkpoint folder"):
+        _run(runtime="local", resume=str(tmp_path / "nowhere"))
+    with pytest.raises(ckpt.CheckpointError, match=r"not a checkpoint \(no manifest\.json"):
+        _run(runtime="local", resume=str(tmp_path))
+    with pytest.raises(ckpt.CheckpointError, match="holds checkpoints of an earlier run"):
+        _run(runtime="local", checkpoint_dir=str(saved))  # nothing is overwritten
+
+
+def test_the_cli_refuses_a_bad_checkpoint_in_one_line(
+    saved: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    folder = _copy(saved, tmp_path)
+    (_latest(folder) / "state.msgpack").write_bytes(b"garbage")
+    argv = ["run", "--runtime", "local", "--chip", CHIP, "--network", NETWORK, "--epochs", "1"]
+    assert main([*argv, "--resume", str(folder), "--json"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("pipesdfa run: ") and "state.msgpack: corrupt" in err
+    assert len(err.splitlines()) == 1
+
+
+# ---------------------------------------------------------------- settling and bounds
+
+
+def test_cores_keep_no_timing_of_finished_batches() -> None:
+    from emulator.cores import Controller
+    from emulator.plan import Plan
+    from emulator.training import load_for
+
+    net, chip = load_network(NETWORK), load_chip(CHIP)
+    plan = Plan(chip, net, 0, "sdfa", net.training.lr, net.training.optimizer)
+    data = load_for(net, "digits", None, 0)
+    controller = Controller(plan, data, epochs=1, batch=32, frame_samples=None)
+    runtime = LocalRuntime(plan)
+    runtime.run(controller)
+    for name in plan.tiles:
+        tile = runtime.cores[name]
+        assert tile.settled(controller.train_batches, controller.samples)
+        for home in tile.homed.values():
+            assert not (home.neuron_end or home.active or home.grad_end)  # memory is bounded
+            assert home.trained == controller.samples
+    homes = [n for n in plan.tiles if runtime.cores[n].homed]
+    assert homes and not any(
+        runtime.cores[n].settled(controller.train_batches + 1, 0) for n in homes
+    )
+
+
+# ------------------------------------------------------------------- actor failures
+
+
+@pytest.mark.parametrize(
+    ("core", "every", "cores_per_actor", "actor", "restored"),
+    [
+        ("pe-0-0", 1, 1, "pe-0-0", 2),  # a PE core's actor, from the checkpoint after batch 2
+        ("tile-0", None, 2, "cores-0", 0),  # a tile's (the controller's peer), from the start
+    ],
+)
+def test_a_dead_actor_is_restarted_and_the_run_ends_undisturbed(
+    core: str,
+    every: int | None,
+    cores_per_actor: int,
+    actor: str,
+    restored: int,
+    undisturbed: dict,
+    ray_cluster: None,
+) -> None:
+    result = _run(
+        runtime="ray",
+        inject_failure=(core, 2),
+        checkpoint_every=every,
+        cores_per_actor=cores_per_actor,
+    )
+    _same_run(result, undisturbed)
+    (recovery,) = result["recoveries"]
+    assert recovery["actors"] == [actor]
+    assert recovery["restored_to_batch"] == restored
+    assert recovery["replayed_batches"] >= 3 - restored  # batch 2 was in the chip
+    assert actor in {p["actor"] for p in result["placement"]}  # started again, same name
+
+
+def test_a_run_gives_up_after_max_restarts(ray_cluster: None) -> None:
+    with pytest.raises(RuntimeError, match=r"died after 0 restarts \(max_restarts 0\)"):
+        _run(runtime="ray", inject_failure=("pe-0-0", 1), max_restarts=0)
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"runtime": "local"}, "needs the Ray runtime"),
+        ({"runtime": "ray", "inject_failure": ("pe-9-9", 1)}, "no core named 'pe-9-9'"),
+        ({"runtime": "ray", "inject_failure": ("pe-0-0", 45)}, r"batch 45 is not in .* 45 train"),
+    ],
+)
+def test_a_bad_failure_injection_is_refused(kw: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        _run(**({"inject_failure": ("pe-0-0", 1)} | kw))
+
+
+def test_the_cli_checkpoints_resumes_and_survives_a_crash(
+    tmp_path: Path, undisturbed: dict, ray_cluster: None, capsys: pytest.CaptureFixture
+) -> None:
+    argv = ["run", "--chip", CHIP, "--network", NETWORK, "--epochs", "1", "--json"]
+    saving = ["--runtime", "local", "--checkpoint", str(tmp_path), "--checkpoint-every", "20"]
+    saving += ["--checkpoint-keep", "3"]  # 20, 40 and 45
+    assert main([*argv, *saving]) == 0
+    first = json.loads(capsys.readouterr().out)
+    crash = ["--resume", str(tmp_path / "ckpt-000020"), "--inject-actor-failure", "pe-0-0@30"]
+    assert main([*argv, *crash]) == 0
+    out = capsys.readouterr().out
+    resumed = json.loads(out)  # stdout holds the answer alone, though Ray reported a dead worker
+    assert first["weights_sha256"] == resumed["weights_sha256"] == undisturbed["weights_sha256"]
+    assert resumed["checkpoints"]["resumed_from_batch"] == 20
+    (recovery,) = resumed["recoveries"]
+    assert recovery["restored_to_batch"] == 20  # the checkpoint it resumed from
+    assert (tmp_path / "latest").read_text().strip() == "ckpt-000045"  # saved over, whole
