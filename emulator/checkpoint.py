@@ -350,7 +350,10 @@ class Checkpoints:
             raise ValueError("resume: needs the run's config to check the checkpoint against")
         different = mismatch(manifest.config, self.config)
         if different:
-            raise CheckpointError(f"{where}: made by a different run: {different}")
+            raise CheckpointError(
+                f"{where}: made by a different run: {different} (resume with the options of "
+                "the run that made it)"
+            )
         if manifest.cores != self.cores:
             raise CheckpointError(f"{where}: cores: not this run's cores")
         try:

@@ -323,17 +323,24 @@ class RayRuntime:
         to ``max_restarts`` dead actors."""
         checkpoints = checkpoints or Checkpoints(None, self.plan.cores)
         checkpoints.begin(controller)
+        dead: list[str] = []
         while True:
             try:
+                if dead:
+                    self._recover(dead, controller, checkpoints)
                 self._drive(controller, checkpoints)
                 return
             except ActorDied as died:
-                if len(self.recoveries) >= self.max_restarts:
-                    raise RuntimeError(
-                        f"actor {died} died after {len(self.recoveries)} restarts "
-                        f"(max_restarts {self.max_restarts}); the run gives up"
-                    ) from None
-                self._recover(died.labels, controller, checkpoints)
+                dead = died.labels
+            except ray.exceptions.RayActorError:  # one more died while the run recovered
+                dead = self._dead()
+                if not dead:
+                    raise
+            if len(self.recoveries) >= self.max_restarts:
+                raise RuntimeError(
+                    f"actor {', '.join(dead)} died after {len(self.recoveries)} restarts "
+                    f"(max_restarts {self.max_restarts}); the run gives up"
+                )
 
     def _drive(self, controller: Controller, checkpoints: Checkpoints) -> None:
         self._send(controller.start())
@@ -409,6 +416,7 @@ class RayRuntime:
         new generation (frames of the old one are dropped), rewind the controller."""
         lost = controller.next_batch
         dead = sorted(set(labels) | set(self._dead()))
+        self.slots = node_slots()  # the nodes alive now: a lost node's actors go elsewhere
         for label in dead:
             g = self.labels.index(label)
             ray.kill(self.actors[g], no_restart=True)  # frees its name
