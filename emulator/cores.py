@@ -430,21 +430,40 @@ class LoggedOp:
     end_ps: int
 
 
+FIXED = 2**64
+"""Energy and counters are summed in units of 1/FIXED (Python integers): every float of
+magnitude ≥ 2⁻¹¹ is an exact multiple of it, so a total is the exact sum of its ops whatever
+order frame windows and delivery stamped them in — the same bits in every runtime."""
+
+
+def _fixed(value: float) -> int:
+    return round(value * FIXED)
+
+
 class Clock:
     """A core's share of the emulated timeline (:mod:`emulator.schedule` rules): the free
-    time of each resource it owns, and the energy and counters of every op it stamped.
-    The ops of the first ``log_samples`` training samples, and the WRITEs of their batches,
-    are kept in :attr:`log`."""
+    time of each resource it owns, and the energy and counters of every op it stamped
+    (exact sums, see :data:`FIXED`). The ops of the first ``log_samples`` training samples,
+    and the WRITEs of their batches, are kept in :attr:`log`."""
 
     def __init__(self, log_samples: int = 0) -> None:
         self.log_samples = log_samples
         self.log: list[LoggedOp] = []
         self.logged_batches: set[int] = set()
         self.free: dict[str, int] = {}
-        self.energy: dict[str, float] = {}
-        self.counters: dict[str, float] = {}
+        self.sums: dict[str, dict[str, int]] = {"energy_pj": {}, "counters": {}}
         self.end = 0
         self.ops = 0
+
+    @property
+    def energy(self) -> dict[str, float]:
+        """Energy by component, pJ."""
+        return {k: n / FIXED for k, n in self.sums["energy_pj"].items()}
+
+    @property
+    def counters(self) -> dict[str, float]:
+        """Counters by name."""
+        return {k: n / FIXED for k, n in self.sums["counters"].items()}
 
     def run(self, cost: OpCost, ready: int, batch: int, sample: int = -1, step: int = -1) -> int:
         """Stamp one op (issued after every earlier op on its resource); returns its end."""
@@ -452,10 +471,11 @@ class Clock:
         end = start + cost.dur_ps
         if cost.exclusive:
             self.free[cost.resource] = end
+        energy, counters = self.sums["energy_pj"], self.sums["counters"]
         for k, v in cost.energy_pj.items():
-            self.energy[k] = self.energy.get(k, 0.0) + v
+            energy[k] = energy.get(k, 0) + _fixed(v)
         for k, v in cost.counters.items():
-            self.counters[k] = self.counters.get(k, 0.0) + v
+            counters[k] = counters.get(k, 0) + _fixed(v)
         self.ops += 1
         self.end = max(self.end, end)
         if 0 <= sample < self.log_samples or (sample < 0 and batch in self.logged_batches):
@@ -476,14 +496,22 @@ class Clock:
         }
 
     def state(self) -> dict[str, Any]:
-        """Everything but ``log_samples`` (a property of the run, not of the chip)."""
-        return self.report() | {"free": self.free, "logged_batches": sorted(self.logged_batches)}
+        """Everything but ``log_samples`` (a property of the run, not of the chip); the exact
+        sums as decimal strings (they outgrow msgpack's 64-bit integers)."""
+        sums = {part: {k: str(n) for k, n in d.items()} for part, d in self.sums.items()}
+        return self.report() | {
+            "sums": sums,
+            "free": self.free,
+            "logged_batches": sorted(self.logged_batches),
+        }
 
     def restore(self, state: dict[str, Any]) -> None:
         """Take back :meth:`state`."""
         self.free = {str(k): int(v) for k, v in state["free"].items()}
-        self.energy = {str(k): float(v) for k, v in state["energy_pj"].items()}
-        self.counters = {str(k): float(v) for k, v in state["counters"].items()}
+        self.sums = {
+            part: {str(k): int(n) for k, n in state["sums"][part].items()}
+            for part in ("energy_pj", "counters")
+        }
         self.end, self.ops = int(state["end_ps"]), int(state["ops"])
         self.log = [LoggedOp(*op) for op in state["log"]]
         self.logged_batches = {int(b) for b in state["logged_batches"]}

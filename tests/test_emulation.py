@@ -36,6 +36,19 @@ def references() -> dict[str, dict[str, Any]]:
     return {case: _reference(*names) for case, names in CASES.items()}
 
 
+@pytest.fixture(scope="module")
+def in_process() -> dict[str, dict[str, Any]]:
+    """Each case once in process, whole batches in order: the timeline the others must equal."""
+    return {case: _run(case, runtime="local") for case in CASES}
+
+
+def _same_timeline(result: dict[str, Any], other: dict[str, Any]) -> None:
+    """Cycles, energy and NoC counters bit for bit (exact sums: windows and delivery order
+    stamp the same ops in other orders)."""
+    for key in ("time_ns", "cycles", "energy_pj", "energy_breakdown_pj", "noc_bits", "ops"):
+        assert result[key] == other[key], key
+
+
 def _run(case: str, **kw: Any) -> dict[str, Any]:
     network, chip = CASES[case]
     return emulation.run_emulation(load_network(network), load_chip(chip), epochs=1, **kw)
@@ -52,19 +65,21 @@ def _same_as_reference(result: dict[str, Any], reference: dict[str, Any]) -> Non
 @pytest.mark.parametrize("case", sorted(CASES))
 @pytest.mark.parametrize(("frame_samples", "shuffle"), [(None, None), (7, 5)])
 def test_local_runtime_matches_the_reference(
-    case: str, frame_samples: int | None, shuffle: int | None, references: dict
+    case: str, frame_samples: int | None, shuffle: int | None, references: dict, in_process: dict
 ) -> None:
     result = _run(case, runtime="local", frame_samples=frame_samples, shuffle_seed=shuffle)
     _same_as_reference(result, references[case])
+    _same_timeline(result, in_process[case])
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 @pytest.mark.parametrize("cores_per_actor", [1, 2])
 def test_ray_runtime_matches_the_reference(
-    case: str, cores_per_actor: int, references: dict, ray_cluster: None
+    case: str, cores_per_actor: int, references: dict, in_process: dict, ray_cluster: None
 ) -> None:
     result = _run(case, runtime="ray", cores_per_actor=cores_per_actor, frame_samples=16)
     _same_as_reference(result, references[case])
+    _same_timeline(result, in_process[case])
     network, chip = CASES[case]
     plan = Plan(load_chip(chip), load_network(network), 0, "sdfa", 0.1, "adam")
     cores = len(plan.tiles) + len(plan.pe_cores)
