@@ -268,8 +268,11 @@ def _manifest(file: Path) -> Manifest:
 
 
 def mismatch(saved: RunConfig, wanted: RunConfig) -> str | None:
-    """The first setting in which a checkpoint's run differs from this run, or None."""
-    return _first_difference(saved.model_dump(), wanted.model_dump(), "config")
+    """The first setting in which a checkpoint's run differs from this run, or None. The
+    epochs may differ: epoch e's batches do not depend on how many follow, so a checkpoint
+    of a shorter run is also one of a longer run (the caller checks it is not past the end)."""
+    a, b = saved.model_dump(exclude={"epochs"}), wanted.model_dump(exclude={"epochs"})
+    return _first_difference(a, b, "config")
 
 
 def _first_difference(a: Any, b: Any, where: str) -> str | None:
@@ -356,6 +359,11 @@ class Checkpoints:
             )
         if manifest.cores != self.cores:
             raise CheckpointError(f"{where}: cores: not this run's cores")
+        if manifest.batches_done > controller.train_batches:
+            raise CheckpointError(
+                f"{where}: batches_done: {manifest.batches_done} training batches, past the "
+                f"{controller.train_batches} of this run's {self.config.epochs} epochs"
+            )
         try:
             controller.restore(state["controller"])
         except (KeyError, TypeError, ValueError) as err:

@@ -9,8 +9,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import emulator.checkpoint as ckpt
 from emulator.cli import main
@@ -182,6 +185,23 @@ def test_a_checkpoint_of_another_run_is_refused(saved: Path, change: dict, messa
         _run(runtime="local", resume=str(saved), **change)
 
 
+def test_a_finished_run_goes_on_for_more_epochs(saved: Path, tmp_path: Path) -> None:
+    """Epoch e's batches do not depend on how many epochs follow: the checkpoint after a
+    1-epoch run's training resumes as a 2-epoch run, which must equal the reference's."""
+    folder = _copy(saved, tmp_path)
+    net, chip = load_network(NETWORK), load_chip(CHIP)
+    longer = run_emulation(net, chip, runtime="local", epochs=2, resume=str(folder))
+    reference = run_training(
+        net, chip=chip, dataset="digits", data=None, algorithm="sdfa", seed=0, epochs=2
+    )
+    for key in ("weights_sha256", "train_accuracy", "test_accuracy", "counters"):
+        assert longer[key] == reference[key], key
+    assert longer["checkpoints"]["resumed_from_batch"] == 45
+    assert longer["checkpoints"]["last_after_batch"] == 90
+    with pytest.raises(ckpt.CheckpointError, match="batches_done: 90 training batches, past"):
+        _run(runtime="local", resume=str(folder))  # 1 epoch: that checkpoint is after its end
+
+
 def test_another_chip_and_missing_folders_are_refused(saved: Path, tmp_path: Path) -> None:
     with pytest.raises(ckpt.CheckpointError, match=r"config\.chip\.name: the checkpoint has"):
         run_emulation(
@@ -309,3 +329,46 @@ def test_the_cli_checkpoints_resumes_and_survives_a_crash(
     (recovery,) = resumed["recoveries"]
     assert recovery["restored_to_batch"] == 20  # the checkpoint it resumed from
     assert (tmp_path / "latest").read_text().strip() == "ckpt-000045"  # saved over, whole
+
+
+# ------------------------------------------------------------------------------ fuzz
+
+_DTYPES = st.sampled_from(["<f8", "<i8", "|b1", "|u1", "|O", "<U3", "<M8[s]", "bogus", 7])
+_ARRAYS = st.builds(
+    lambda dtype, shape, raw: msgpack.ExtType(1, msgpack.packb([dtype, shape, raw])),
+    _DTYPES,
+    st.one_of(st.lists(st.integers(-2, 9), max_size=3), st.text(max_size=3), st.none()),
+    st.binary(max_size=64),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(
+        st.binary(max_size=256),
+        st.builds(
+            lambda ext, junk: msgpack.packb({"cores": {"pe-0-0": ext}, "x": junk}),
+            st.one_of(_ARRAYS, st.integers(0, 127).map(lambda c: msgpack.ExtType(c, b"\x00"))),
+            st.binary(max_size=16),
+        ),
+    )
+)
+def test_a_checkpoint_state_decodes_to_data_or_a_value_error(data: bytes) -> None:
+    """Whatever a state file holds, reading it gives data or one ValueError: never another
+    exception, never an array of objects."""
+    try:
+        state = ckpt.unpack(data)
+    except ValueError as err:
+        assert str(err).startswith("not a checkpoint state")
+        return
+    assert all(a.dtype.kind in "biuf" for a in _arrays(state))
+
+
+def _arrays(value: Any) -> list[np.ndarray]:
+    if isinstance(value, np.ndarray):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return [a for v in value for a in _arrays(v)]
+    return []
