@@ -215,6 +215,23 @@ def test_another_chip_and_missing_folders_are_refused(saved: Path, tmp_path: Pat
         _run(runtime="local", checkpoint_dir=str(saved))  # nothing is overwritten
 
 
+@pytest.mark.parametrize("runtime", ["local", "ray"])
+def test_a_core_state_that_does_not_fit_is_refused(
+    saved: Path, tmp_path: Path, runtime: str, ray_cluster: None
+) -> None:
+    """A checkpoint whose checksums hold but whose PE state has the wrong shape (written by
+    another emulator version, say): refused naming the core, in either runtime."""
+    folder = _copy(saved, tmp_path)
+    manifest, state, _ = ckpt.load(folder)
+    pe = ckpt.unpack(state["cores"]["pe-0-0"])
+    g = pe["xbars"][0]["conductances"]
+    pe["xbars"][0]["conductances"] = g[:-1]
+    cores = state["cores"] | {"pe-0-0": ckpt.pack(pe)}
+    ckpt.save(folder, manifest, state["controller"], cores)
+    with pytest.raises(ckpt.CheckpointError, match=r"pe-0-0: its saved state does not fit: .*"):
+        _run(runtime=runtime, resume=str(folder))
+
+
 def test_the_cli_refuses_a_bad_checkpoint_in_one_line(
     saved: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

@@ -307,15 +307,21 @@ class RayRuntime:
         ray.get([actor.connect.remote(self.route) for actor in self.actors])
 
     def restore(self, states: dict[str, bytes] | None) -> None:
-        """Put every core back to a checkpoint's packed states (None: the run's start)."""
-        ray.get(
-            [
-                actor.restore.remote(
-                    self.generation, None if states is None else _subset(states, members)
-                )
-                for actor, members in zip(self.actors, self.groups, strict=True)
-            ]
-        )
+        """Put every core back to a checkpoint's packed states (None: the run's start);
+        ValueError naming the core whose state does not fit."""
+        try:
+            ray.get(
+                [
+                    actor.restore.remote(
+                        self.generation, None if states is None else _subset(states, members)
+                    )
+                    for actor, members in zip(self.actors, self.groups, strict=True)
+                ]
+            )
+        except ray.exceptions.RayTaskError as err:  # the actor's own ValueError, not its trace
+            if isinstance(err.cause, ValueError):
+                raise ValueError(str(err.cause)) from None
+            raise
 
     def run(self, controller: Controller, checkpoints: Checkpoints | None = None) -> None:
         """Send the controller's frames and collect what comes back until it is done; take
@@ -392,7 +398,10 @@ class RayRuntime:
             for part in ray.get(refs):
                 states.update(part)
         except ray.exceptions.RayActorError:
-            raise ActorDied(self._dead()) from None
+            dead = self._dead()
+            if not dead:
+                raise
+            raise ActorDied(dead) from None
         return states
 
     def _dead(self) -> list[str]:

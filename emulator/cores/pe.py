@@ -1,0 +1,246 @@
+"""The PE core: its crossbar blocks of one layer, or of the feedback group, as a message
+handler."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from emulator.cores.window import CreditError, Window, _frame, _steps_major, expect
+from emulator.crossbar import Crossbar, FormedCrossbar
+from emulator.hardware import initial_codes, program_block
+from emulator.learning import init_weights
+from emulator.noc import Frame
+from emulator.plan import LayerPlan, Plan
+from emulator.snn import im2col
+from emulator.topology import ConvLayer
+
+
+class PECore:
+    """A PE core: its crossbar blocks of one layer, or of the feedback group."""
+
+    def __init__(self, plan: Plan, name: str) -> None:
+        self.plan, self.name = plan, name
+        self.layer: LayerPlan | None = None
+        self.block_ids: list[int] = []
+        self.xbars: list[Crossbar] = []
+        self.formed: list[FormedCrossbar] = []
+        self.applied = 0  # updates applied
+        self.feedback_rows = 0  # training errors read by its feedback arrays
+        self.waiting: list[Frame] = []
+        for layer in plan.layers:
+            if name in layer.pes:
+                self._hold_layer(layer)
+        fb = plan.feedback
+        if fb is not None and name in fb.pes:
+            self.block_ids = fb.blocks_of(name)
+            self.formed = [
+                FormedCrossbar(plan.chip, b.n_in, b.n_out, seed=plan.seed, xbar_id=b.id)
+                for b in (fb.blocks[j] for j in self.block_ids)
+            ]
+
+    def _hold_layer(self, layer: LayerPlan) -> None:
+        self.layer = layer
+        self.block_ids = layer.blocks_of(self.name)
+        w = init_weights(self.plan.net, self.plan.seed)[layer.index]
+        codes, _ = initial_codes(w, self.plan.chip.crossbar.weight_bits)
+        self.xbars = [
+            program_block(self.plan.chip, layer.blocks[j], codes, self.plan.seed)
+            for j in self.block_ids
+        ]
+
+    def handle(self, frame: Frame) -> list[Frame]:
+        """Reads, updates and feedback reads, each once its turn (``version``) has come."""
+        self._check(frame)
+        self.waiting.append(frame)
+        out: list[Frame] = []
+        progress = True
+        while progress:
+            progress = False
+            for f in sorted(self.waiting, key=lambda f: (f.batch, f.kind != "update")):
+                if self._ready(f):
+                    self.waiting.remove(f)
+                    out += self._run(f)
+                    progress = True
+                    break
+        return out
+
+    def _check(self, frame: Frame) -> None:
+        """Refuse (ValueError) a frame this core cannot use, before buffering it."""
+        credit = self.plan.window_credit
+        if len(self.waiting) >= 2 * credit:  # reads and updates of the batches in flight
+            raise CreditError(f"{self.name}: {len(self.waiting)} frames wait already")
+        if frame.kind in ("spikes", "update") and not (
+            frame.batch < self.applied + credit
+            and (frame.kind == "spikes" or frame.batch >= self.applied)
+        ):
+            raise CreditError(
+                f"{self.name}: a {frame.kind} frame of batch {frame.batch}, "
+                f"{self.applied} updates applied"
+            )
+        if frame.kind == "spikes" and self.layer is not None:
+            expect(frame, math.prod(self.layer.in_shape), self.name)
+        elif frame.kind == "update" and self.layer is not None:
+            expect(frame, sum(b.n_in * b.n_out for b in self._blocks()), self.name)
+        elif frame.kind == "error" and self.formed:
+            fb = self.plan.feedback
+            assert fb is not None
+            expect(frame, fb.rows, self.name)
+        else:
+            raise ValueError(f"{self.name}: cannot handle a {frame.kind} frame")
+
+    def _ready(self, frame: Frame) -> bool:
+        if frame.kind == "update":
+            return frame.batch == self.applied
+        if frame.kind == "spikes":
+            return frame.batch <= self.applied
+        return True
+
+    def _run(self, frame: Frame) -> list[Frame]:
+        if frame.kind == "spikes":
+            return [self._read(frame)]
+        if frame.kind == "update":
+            return [self._update(frame)]
+        return [self._feedback(frame)]  # _check let only these three kinds in
+
+    def _read(self, frame: Frame) -> Frame:
+        layer = self.layer
+        assert layer is not None
+        steps = self.plan.net.time_steps
+        x = frame.array().reshape(steps, -1, *layer.in_shape)
+        w = Window.of(frame, x.shape[1])
+        spec = self.plan.net.layers[layer.net_index]
+        p = layer.positions
+        parts = []
+        for t in range(steps):
+            rows = x[t].reshape(w.size, -1)
+            if isinstance(spec, ConvLayer):
+                rows = im2col(x[t], spec.kernel, spec.stride, spec.padding)
+            event = (*w.event, t)
+            window = (w.first * p, w.total * p)
+            parts.append(
+                np.concatenate(
+                    [
+                        xbar.read(rows[:, b.in_start : b.in_stop], event, window=window)
+                        for b, xbar in zip(self._blocks(), self.xbars, strict=True)
+                    ],
+                    axis=1,
+                )
+            )
+        data = np.stack(parts)  # (T, W·P, columns of this PE's blocks)
+        return _frame(
+            "psum",
+            self.name,
+            layer.home,
+            layer.index,
+            w,
+            _steps_major(data),
+            blocks=self.block_ids,
+        )
+
+    def _blocks(self):
+        layer = self.layer
+        assert layer is not None
+        return [layer.blocks[j] for j in self.block_ids]
+
+    def _update(self, frame: Frame) -> Frame:
+        layer = self.layer
+        assert layer is not None
+        flat, before = frame.array()[0], self._written()
+        offset = 0
+        for block, xbar in zip(self._blocks(), self.xbars, strict=True):
+            size = block.n_in * block.n_out
+            part = flat[offset : offset + size].reshape(block.n_in, block.n_out)
+            offset += size
+            if part.any():
+                xbar.update(part)
+        self.applied += 1
+        cells, pulses = (a - b for a, b in zip(self._written(), before, strict=True))
+        meta = {"version": frame.batch, "cells_written": cells, "pulses": pulses}
+        return Frame.pack(
+            "control",
+            self.name,
+            layer.home,
+            layer.index,
+            frame.batch,
+            [-1],
+            [-1],
+            [0.0],
+            None,
+            meta | {"what": "written"},
+        )
+
+    def _written(self) -> tuple[int, int]:
+        return (
+            sum(x.counters.cells_written for x in self.xbars),
+            sum(x.counters.pulses for x in self.xbars),
+        )
+
+    def _feedback(self, frame: Frame) -> Frame:
+        fb = self.plan.feedback
+        assert fb is not None
+        e = frame.array()
+        w = Window.of(frame, len(e))
+        self.feedback_rows += w.size
+        blocks = [fb.blocks[j] for j in self.block_ids]
+        parts = [
+            array.read_bitserial(e[:, b.in_start : b.in_stop], w.event, window=(w.first, w.total))
+            for b, array in zip(blocks, self.formed, strict=True)
+        ]
+        return _frame(
+            "psum",
+            self.name,
+            fb.home,
+            frame.layer,
+            w,
+            np.concatenate(parts, axis=1),
+            blocks=self.block_ids,
+        )
+
+    def settled(self, batches: int, samples: int) -> bool:
+        """Nothing buffered, ``batches`` updates applied and the errors of ``samples``
+        training samples read: the state a checkpoint after that batch holds."""
+        return (
+            not self.waiting
+            and (self.layer is None or self.applied >= batches)
+            and (not self.formed or self.feedback_rows >= samples)
+        )
+
+    def state(self) -> dict[str, Any]:
+        """What the run changed (see :meth:`settled`); the rest follows from the plan."""
+        return {
+            "applied": self.applied,
+            "feedback_rows": self.feedback_rows,
+            "xbars": [x.state() for x in self.xbars],
+            "formed": [a.state() for a in self.formed],
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take back :meth:`state` (of a core of the same plan)."""
+        _same_count(self.name, "xbars", state["xbars"], self.xbars)
+        _same_count(self.name, "formed", state["formed"], self.formed)
+        arrays: list[Crossbar | FormedCrossbar] = [*self.xbars, *self.formed]
+        for array, saved in zip(arrays, [*state["xbars"], *state["formed"]], strict=True):
+            array.restore(saved)
+        self.applied, self.feedback_rows = int(state["applied"]), int(state["feedback_rows"])
+        self.waiting = []
+
+    def report(self) -> dict[str, Any]:
+        """Effective codes of its weight blocks and the counters of all its arrays."""
+        arrays: list[Crossbar | FormedCrossbar] = [*self.xbars, *self.formed]
+        return {
+            "name": self.name,
+            "layer": -1 if self.layer is None else self.layer.index,
+            "blocks": self.block_ids,
+            "codes": [x.effective_codes() for x in self.xbars],
+            "counters": [a.counters.as_dict() for a in arrays],
+            "stuck": [x.stuck for x in self.xbars],
+            "feedback": bool(self.formed),
+        }
+
+
+def _same_count(core: str, what: str, saved: list, held: list) -> None:
+    if len(saved) != len(held):
+        raise ValueError(f"{core}: {len(saved)} saved {what}, the core holds {len(held)}")
