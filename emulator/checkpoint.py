@@ -22,14 +22,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgpack
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from emulator.topology import format_errors
 
@@ -86,7 +87,9 @@ class Manifest(BaseModel):
     samples_done: int = Field(ge=0, description="Training samples fed before it.")
     cores: list[str] = Field(description="The cores whose states it holds, in plan order.")
     config: RunConfig = Field(description="The run it belongs to.")
-    files: dict[str, FileEntry] = Field(description="Its other files.")
+    files: dict[Annotated[str, StringConstraints(pattern=r"^[\w-][\w.-]*$")], FileEntry] = Field(
+        description="Its other files, by name (in the checkpoint's folder)."
+    )
 
 
 # ------------------------------------------------------------------------------- codec
@@ -200,7 +203,7 @@ def find(path: str | os.PathLike) -> Path:
         return p
     if (p / LATEST).exists():
         name = (p / LATEST).read_text(errors="replace").strip()
-        if not name.startswith("ckpt-") or not (p / name / MANIFEST).exists():
+        if not re.fullmatch(r"ckpt-\d{6}", name) or not (p / name / MANIFEST).exists():
             raise CheckpointError(f"{p / LATEST}: names {name!r}, which holds no checkpoint")
         return p / name
     if not p.exists():
@@ -243,7 +246,7 @@ def load(path: str | os.PathLike) -> tuple[Manifest, dict[str, Any], Path]:
         or not isinstance(state.get("cores"), dict)
     ):
         raise CheckpointError(f"{file}: not a checkpoint state (controller, cores)")
-    if sorted(state["cores"]) != sorted(manifest.cores):
+    if set(state["cores"]) != set(manifest.cores):
         raise CheckpointError(f"{file}: its cores are not the ones its manifest lists")
     return manifest, state, folder
 

@@ -162,6 +162,10 @@ def test_a_corrupt_state_file_is_refused(saved: Path, tmp_path: Path) -> None:
         (lambda m: json.dumps(m | {"version": 7}), r"version: 7; this emulator reads version 1"),
         (lambda m: json.dumps(m | {"batches_done": -1}), r"manifest\.json: batches_done: "),
         (lambda m: json.dumps({k: v for k, v in m.items() if k != "files"}), r"files: Field"),
+        (
+            lambda m: json.dumps(m | {"files": {"../state.msgpack": m["files"]["state.msgpack"]}}),
+            r"manifest\.json: files\.\.\./state\.msgpack\.\[key\]: String should match",
+        ),
     ],
 )
 def test_a_bad_manifest_is_refused(saved: Path, tmp_path: Path, edit: Any, message: str) -> None:
