@@ -373,6 +373,7 @@ def _emulate(args: argparse.Namespace, log_samples: int) -> dict[str, Any]:
                 baseline=args.baseline,
                 log_samples=log_samples,
                 progress=progress.update,
+                notify=progress.note,
             )
     except ValueError as err:  # a network that does not fit, a chip the cores cannot run
         raise UserError(str(err)) from None

@@ -96,6 +96,7 @@ def run_emulation(
     inject_failure: tuple[str, int] | None = None,
     max_restarts: int = 3,
     progress: Callable[[int, int, float], None] | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Train ``net`` on ``chip`` through the cores; the JSON-able summary of the run, with
     PipeLayer (``baseline``) evaluated by the cost model on the run's own activity.
@@ -107,7 +108,8 @@ def run_emulation(
     memory, for recovery only), the newest ``checkpoint_keep`` kept; ``resume`` continues
     the run whose checkpoint is there (and saves on into that folder unless
     ``checkpoint_dir`` says otherwise). ``inject_failure`` (core, batch) crashes the Ray actor
-    holding that core at that batch; up to ``max_restarts`` failures are survived."""
+    holding that core at that batch; up to ``max_restarts`` failures are survived, each told
+    to ``notify`` as it happens."""
     start = time.perf_counter()
     epochs = net.training.epochs if epochs is None else epochs
     batch = net.training.batch if batch is None else batch
@@ -173,6 +175,7 @@ def run_emulation(
                 cpus=cpus,
                 fail_at=inject_failure,
                 max_restarts=max_restarts,
+                notify=notify,
             )
             try:
                 if saved is not None:

@@ -36,6 +36,15 @@ class Progress:
         self.stream.flush()
         self._drawn = True
 
+    def note(self, text: str) -> None:
+        """Print one line now (an event worth seeing as it happens), above the bar; shown
+        on pipes too."""
+        if self._drawn:
+            self.stream.write("\n")
+            self._drawn = False
+        self.stream.write(f"{self.label}: {text}\n")
+        self.stream.flush()
+
     def close(self) -> None:
         """End the status line."""
         if self._drawn:

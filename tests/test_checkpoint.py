@@ -343,7 +343,8 @@ def test_the_cli_checkpoints_resumes_and_survives_a_crash(
     first = json.loads(capsys.readouterr().out)
     crash = ["--resume", str(tmp_path / "ckpt-000020"), "--inject-actor-failure", "pe-0-0@30"]
     assert main([*argv, *crash]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "run: actor pe-0-0 died: started again, every core back to training batch 20" in err
     resumed = json.loads(out)  # stdout holds the answer alone, though Ray reported a dead worker
     assert first["weights_sha256"] == resumed["weights_sha256"] == undisturbed["weights_sha256"]
     assert resumed["checkpoints"]["resumed_from_batch"] == 20

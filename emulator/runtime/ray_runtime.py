@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import ray
@@ -259,14 +260,17 @@ class RayRuntime:
         cpus: int | None = None,
         fail_at: tuple[str, int] | None = None,
         max_restarts: int = 3,
+        notify: Callable[[str], None] | None = None,
     ) -> None:
         """``cpus``: pin every actor process to the machine's first ``cpus`` cores (Ray's
         ``num_cpus`` is a logical count and does not stop idle-placed actors from running in
         parallel). ``fail_at`` (core, batch): crash the actor holding that core when the core
-        meets that training batch. ``max_restarts``: failures survived before giving up."""
+        meets that training batch. ``max_restarts``: failures survived before giving up;
+        ``notify`` hears of each as it happens."""
         if cores_per_actor < 1:
             raise ValueError(f"cores_per_actor: must be >= 1, got {cores_per_actor}")
         self.plan, self.cpus, self.max_restarts = plan, cpus, max_restarts
+        self.notify = notify
         check_memory(plan, cores_per_actor, ray.cluster_resources().get("memory", float("inf")))
         names = plan.cores
         self.groups = [
@@ -435,13 +439,18 @@ class RayRuntime:
         state, cores = checkpoints.restart_point()
         self.restore(cores)
         controller.restore(state)
-        self.recoveries.append(
-            {
-                "actors": dead,
-                "restored_to_batch": controller.next_batch,
-                "replayed_batches": lost - controller.next_batch,
-            }
-        )
+        recovery = {
+            "actors": dead,
+            "restored_to_batch": controller.next_batch,
+            "replayed_batches": lost - controller.next_batch,
+        }
+        self.recoveries.append(recovery)
+        if self.notify is not None:
+            self.notify(
+                f"actor {', '.join(dead)} died: started again, every core back to training "
+                f"batch {recovery['restored_to_batch']}, replaying "
+                f"{recovery['replayed_batches']} batches"
+            )
 
     def _send(self, frames: list) -> None:
         for frame in frames:
