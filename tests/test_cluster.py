@@ -18,6 +18,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
 import yaml
 
 from emulator.emulation import run_emulation
@@ -77,8 +78,73 @@ print({MARK!r} + json.dumps(out), flush=True)
 """
 
 
-def _two_node_run(timeout_s: float = 240.0) -> dict:
-    """Run ``TWO_NODES`` in its own process group (killed whole on a timeout)."""
+NODE_LOSS = f"""
+import json
+import time
+
+import ray
+from ray.cluster_utils import Cluster
+
+from emulator.emulation import run_emulation
+from emulator.topology import load_chip, load_network
+
+
+@ray.remote(num_cpus=0)
+def node_of():
+    return ray.get_runtime_context().get_node_id()
+
+
+cluster = Cluster()
+try:
+    # The GCS declares a silent node dead after 3 missed 0.5 s health checks (default: 15 s).
+    head = cluster.add_node(
+        num_cpus=1,
+        node_ip_address="127.0.0.1",
+        include_dashboard=False,
+        _system_config={{"health_check_period_ms": 500, "health_check_failure_threshold": 3}},
+    )
+    worker = cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False)
+    deadline = time.monotonic() + 60
+    while len(set(ray.get([node_of.options(scheduling_strategy="SPREAD").remote()
+                           for _ in range(4)]))) < 2:
+        assert time.monotonic() < deadline, "the worker node never took a task"
+    lost = []
+
+    def progress(done, total, loss):  # the worker node goes down after training batch 12
+        if done == 12 and not lost:
+            lost.append(worker.node_id)
+            cluster.remove_node(worker, allow_graceful=False)
+
+    result = run_emulation(
+        load_network("tiny-mlp"),
+        load_chip("tiny"),
+        runtime="ray",
+        address=cluster.address,
+        epochs=2,
+        checkpoint_every=5,
+        progress=progress,
+    )
+finally:
+    ray.shutdown()
+    cluster.shutdown()
+out = {{
+    "head": head.node_id,
+    "lost": lost,
+    "placement": result["placement"],
+    "recoveries": result["recoveries"],
+    "weights_sha256": result["weights_sha256"],
+    "counters": result["counters"],
+    "time_ns": result["time_ns"],
+    "energy_pj": result["energy_pj"],
+}}
+print({MARK!r} + json.dumps(out), flush=True)
+"""
+
+
+def _two_node_run(timeout_s: float = 240.0, script: str = TWO_NODES) -> dict:
+    """Run ``script`` in its own process group (killed whole on a timeout)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     env |= {
         "RAY_AUTH_MODE": "token",
@@ -87,7 +153,7 @@ def _two_node_run(timeout_s: float = 240.0) -> dict:
         "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
     }
     proc = subprocess.Popen(
-        [sys.executable, "-c", TWO_NODES],
+        [sys.executable, "-c", script],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -118,6 +184,23 @@ def test_two_node_cluster_spreads_cores_and_matches_local() -> None:
     assert len({p["pid"] for p in placement}) == len(placement)
     local = run_emulation(load_network("tiny-mlp"), load_chip("tiny"), runtime="local", epochs=1)
     assert got["weights_sha256"] == local["weights_sha256"]
+
+
+@pytest.mark.slow
+def test_a_lost_node_s_cores_restart_on_the_other_and_the_run_ends_undisturbed() -> None:
+    """Kill a worker node mid-run: its actors are started again on the node left, every core
+    goes back to the last checkpoint, and the run ends with the in-process run's bits."""
+    got = _two_node_run(script=NODE_LOSS)
+    assert got["lost"], "the worker node was never removed"
+    # to a checkpoint after the loss, or a later one (a killed node's workers run on briefly)
+    assert got["recoveries"]
+    assert all(
+        r["actors"] and r["restored_to_batch"] in range(10, 91, 5) for r in got["recoveries"]
+    )
+    assert {p["node"] for p in got["placement"]} == {got["head"]}  # all on the node left
+    local = run_emulation(load_network("tiny-mlp"), load_chip("tiny"), runtime="local", epochs=2)
+    for key in ("weights_sha256", "counters", "time_ns", "energy_pj"):
+        assert got[key] == local[key], key
 
 
 def test_node_slots_follow_cpus_driver_node_first(ray_cluster) -> None:
