@@ -38,7 +38,13 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    print(json.dumps(topology.json_schema(args.kind), indent=2))
+    if args.kind == "checkpoint":
+        from emulator.checkpoint import Manifest
+
+        schema = Manifest.model_json_schema()
+    else:
+        schema = topology.json_schema(args.kind)
+    print(json.dumps(schema, indent=2))
     return 0
 
 
@@ -761,7 +767,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", type=Path)
     p.set_defaults(func=_validate)
     p = sub.add_parser("schema", help="print the JSON Schema of a file kind")
-    p.add_argument("kind", choices=("chip", "network"))
+    p.add_argument("kind", choices=("chip", "network", "checkpoint"))
     p.set_defaults(func=_schema)
     _add_run(sub)
     _add_train(sub)

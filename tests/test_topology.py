@@ -203,13 +203,14 @@ def test_validate_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "Traceback" not in captured.err
 
 
-@pytest.mark.parametrize("kind", ["chip", "network"])
-def test_schema_command(kind: str, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("kind", "field"), [("chip", "dataflow"), ("network", "layers"), ("checkpoint", "config")]
+)
+def test_schema_command(kind: str, field: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["schema", kind]) == 0
     schema = json.loads(capsys.readouterr().out)
     assert schema["additionalProperties"] is False
-    props = schema["properties"]
-    assert ("dataflow" in props) if kind == "chip" else ("layers" in props)
+    assert field in schema["properties"]
     # Every field of every model carries a description.
     for model in [schema, *schema.get("$defs", {}).values()]:
         for name, prop in model.get("properties", {}).items():
