@@ -639,7 +639,11 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         help="crash the Ray actor holding CORE (e.g. pe-0-1) at training batch BATCH",
     )
     g.add_argument(
-        "--max-restarts", type=int, default=3, metavar="N", help="dead actors survived (3)"
+        "--max-restarts",
+        type=_positive(int, zero=True),
+        default=3,
+        metavar="N",
+        help="dead actors survived (3)",
     )
     p.set_defaults(func=_run)
     p = sub.add_parser("trace", help="Perfetto trace of the emulated timeline of a run")
@@ -743,14 +747,16 @@ def _failure(text: str) -> tuple[str, int]:
     return core, int(batch)
 
 
-def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+def _positive(kind: Callable[[str], Any], *, zero: bool = False) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        if value < 0 or (value == 0 and not zero):
+            raise argparse.ArgumentTypeError(
+                f"must be {'>= 0' if zero else 'positive'}, got {text}"
+            )
         return value
 
     return parse

@@ -394,3 +394,19 @@ def _arrays(value: Any) -> list[np.ndarray]:
     if isinstance(value, list):
         return [a for v in value for a in _arrays(v)]
     return []
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--max-restarts", "-1"], "--max-restarts: must be >= 0, got -1"),
+        (["--inject-actor-failure", "pe-0-0"], "expected CORE@BATCH (e.g. pe-0-1@2)"),
+        (["--checkpoint-every", "0"], "--checkpoint-every: must be positive, got 0"),
+    ],
+)
+def test_bad_recovery_options_are_refused_before_ray_starts(
+    option: list[str], message: str, capsys: pytest.CaptureFixture
+) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["run", *option])
+    assert stop.value.code == 2 and message in capsys.readouterr().err

@@ -269,6 +269,8 @@ class RayRuntime:
         ``notify`` hears of each as it happens."""
         if cores_per_actor < 1:
             raise ValueError(f"cores_per_actor: must be >= 1, got {cores_per_actor}")
+        if max_restarts < 0:
+            raise ValueError(f"max_restarts: must be >= 0, got {max_restarts}")
         self.plan, self.cpus, self.max_restarts = plan, cpus, max_restarts
         self.notify = notify
         check_memory(plan, cores_per_actor, ray.cluster_resources().get("memory", float("inf")))
