@@ -251,6 +251,28 @@ def load(path: str | os.PathLike) -> tuple[Manifest, dict[str, Any], Path]:
     return manifest, state, folder
 
 
+def describe(path: str | os.PathLike) -> dict[str, Any]:
+    """What ``pipesdfa checkpoint`` says of the checkpoint at ``path`` once :func:`load` has
+    checked it whole: where it is, how far its run got, which run it is."""
+    manifest, _, folder = load(path)
+    config = manifest.config
+    return {
+        "path": str(folder),
+        "created": manifest.created,
+        "batches_done": manifest.batches_done,
+        "train_batches": manifest.train_batches,
+        "samples_done": manifest.samples_done,
+        "cores": len(manifest.cores),
+        "bytes": sum(entry.bytes for entry in manifest.files.values()),
+        "run": {
+            "network": config.network.get("name"),
+            "chip": config.chip.get("name"),
+            **config.model_dump(exclude={"network", "chip"}),
+        },
+        "checkpoints": sorted(p.name for p in folder.parent.glob("ckpt-*") if p.is_dir()),
+    }
+
+
 def _manifest(file: Path) -> Manifest:
     try:
         data = json.loads(file.read_text(encoding="utf-8"))

@@ -48,6 +48,31 @@ def _schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _checkpoint(args: argparse.Namespace) -> int:
+    from emulator.checkpoint import CheckpointError, describe
+
+    try:
+        info = describe(args.path)
+    except CheckpointError as err:
+        raise UserError(str(err)) from None
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    run = info["run"]
+    print(
+        f"{info['path']}: ok, after training batch {info['batches_done']} of "
+        f"{info['train_batches']} ({info['samples_done']} samples), written {info['created']}"
+    )
+    print(
+        f"  {run['network']} on {run['chip']} · {run['dataset']} · {run['algorithm']} · "
+        f"{run['epochs']} epochs · batch {run['batch']} · lr {run['lr']} {run['optimizer']} · "
+        f"seed {run['seed']} · {info['cores']} cores · {info['bytes'] / 2**20:.1f} MiB"
+    )
+    if len(info["checkpoints"]) > 1:
+        print(f"  in this folder: {', '.join(info['checkpoints'])}")
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     from emulator.training import run_training
 
@@ -776,6 +801,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("kind", choices=("chip", "network", "checkpoint"))
     p.set_defaults(func=_schema)
     _add_run(sub)
+    p = sub.add_parser("checkpoint", help="check a checkpoint and say which run it holds")
+    p.add_argument("path", metavar="DIR", help="a checkpoint folder, or a folder with latest")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_checkpoint)
     _add_train(sub)
     _add_scale(sub)
     p = sub.add_parser("map", help="map a network on a chip, or one conv layer (VW-SDK)")

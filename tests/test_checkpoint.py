@@ -236,6 +236,24 @@ def test_a_core_state_that_does_not_fit_is_refused(
         _run(runtime=runtime, resume=str(folder))
 
 
+def test_the_checkpoint_command_checks_and_describes(
+    saved: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert main(["checkpoint", str(saved), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["path"] == str(saved / "ckpt-000045")  # `latest`
+    assert (info["batches_done"], info["train_batches"], info["samples_done"]) == (45, 45, 1437)
+    assert info["run"]["network"] == NETWORK and info["run"]["chip"] == CHIP
+    assert info["run"]["seed"] == 0 and info["cores"] == 5
+    assert info["checkpoints"] == ["ckpt-000040", "ckpt-000045"]
+    assert info["bytes"] == (saved / "ckpt-000045" / "state.msgpack").stat().st_size
+    folder = _copy(saved, tmp_path)
+    (_latest(folder) / "state.msgpack").write_bytes(b"garbage")
+    assert main(["checkpoint", str(folder)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("pipesdfa checkpoint: ") and "state.msgpack: corrupt" in err
+
+
 def test_the_cli_refuses_a_bad_checkpoint_in_one_line(
     saved: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
