@@ -842,6 +842,16 @@ def loopback_ray() -> None:
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 
+def _resume_hint(args: argparse.Namespace) -> str:
+    """After an interrupted run that saved checkpoints: how to go on."""
+    from emulator.checkpoint import holds_checkpoints
+
+    folder = getattr(args, "checkpoint", None) or getattr(args, "resume", None)
+    if not folder or not Path(folder).is_dir() or not holds_checkpoints(Path(folder)):
+        return ""
+    return f"; go on with the same options and --resume {folder}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     args = build_parser().parse_args(argv)
@@ -853,7 +863,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pipesdfa {args.command}: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print(f"pipesdfa {args.command}: interrupted", file=sys.stderr)
+        print(f"pipesdfa {args.command}: interrupted{_resume_hint(args)}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # e.g. `pipesdfa compare --paper | head`
         sys.stderr.close()

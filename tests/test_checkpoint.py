@@ -428,3 +428,19 @@ def test_bad_recovery_options_are_refused_before_ray_starts(
     with pytest.raises(SystemExit) as stop:
         main(["run", *option])
     assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_an_interrupted_run_says_how_to_go_on(
+    saved: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    import emulator.emulation
+
+    def interrupted(*args: Any, **kw: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(emulator.emulation, "run_emulation", interrupted)
+    assert main(["run", "--runtime", "local", "--checkpoint", str(saved)]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err == f"pipesdfa run: interrupted; go on with the same options and --resume {saved}"
+    assert main(["run", "--runtime", "local"]) == 130
+    assert capsys.readouterr().err.strip() == "pipesdfa run: interrupted"
