@@ -15,6 +15,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import textwrap
 from collections import Counter
 from pathlib import Path
 
@@ -28,7 +29,14 @@ ROOT = Path(__file__).resolve().parents[1]
 LAUNCH = ROOT / "launch"
 MARK = "TWO-NODE-RESULT "
 
-TWO_NODES = f"""
+
+def _cluster_script(body: str, out: str) -> str:
+    """A script that starts a head and a worker node (one CPU each, on 127.0.0.1; the GCS
+    declares a silent node dead after 3 missed 0.5 s health checks, not 15 s), connects, waits
+    until both nodes take tasks, runs ``body`` (indented 4), shuts the cluster down and prints
+    the JSON of ``out`` (a dict expression) after :data:`MARK`."""
+    indented = textwrap.indent(textwrap.dedent(body).strip(), "    ")
+    return f"""
 import json
 import time
 
@@ -46,57 +54,6 @@ def node_of():
 
 cluster = Cluster()
 try:
-    head = cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1", include_dashboard=False)
-    worker = cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
-    cluster.wait_for_nodes()
-    ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False)
-    # The raylets' view of the cluster lags the GCS's just after a node starts (an actor sent
-    # to a node its raylet does not know yet lands elsewhere): wait until both take tasks.
-    deadline = time.monotonic() + 60
-    while len(set(ray.get([node_of.options(scheduling_strategy="SPREAD").remote()
-                           for _ in range(4)]))) < 2:
-        assert time.monotonic() < deadline, "the worker node never took a task"
-    result = run_emulation(
-        load_network("tiny-mlp"),
-        load_chip("tiny"),
-        runtime="ray",
-        address=cluster.address,
-        epochs=1,
-    )
-    driver_node = ray.get_runtime_context().get_node_id()
-finally:
-    ray.shutdown()
-    cluster.shutdown()
-out = {{
-    "nodes": [head.node_id, worker.node_id],
-    "driver_node": driver_node,
-    "placement": result["placement"],
-    "weights_sha256": result["weights_sha256"],
-    "actors": result["actors"],
-}}
-print({MARK!r} + json.dumps(out), flush=True)
-"""
-
-
-NODE_LOSS = f"""
-import json
-import time
-
-import ray
-from ray.cluster_utils import Cluster
-
-from emulator.emulation import run_emulation
-from emulator.topology import load_chip, load_network
-
-
-@ray.remote(num_cpus=0)
-def node_of():
-    return ray.get_runtime_context().get_node_id()
-
-
-cluster = Cluster()
-try:
-    # The GCS declares a silent node dead after 3 missed 0.5 s health checks (default: 15 s).
     head = cluster.add_node(
         num_cpus=1,
         node_ip_address="127.0.0.1",
@@ -106,10 +63,42 @@ try:
     worker = cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False)
+    # The raylets' view of the cluster lags the GCS's just after a node starts (an actor sent
+    # to a node its raylet does not know yet lands elsewhere): wait until both take tasks.
     deadline = time.monotonic() + 60
     while len(set(ray.get([node_of.options(scheduling_strategy="SPREAD").remote()
                            for _ in range(4)]))) < 2:
         assert time.monotonic() < deadline, "the worker node never took a task"
+{indented}
+finally:
+    ray.shutdown()
+    cluster.shutdown()
+print({MARK!r} + json.dumps({out}), flush=True)
+"""
+
+
+TWO_NODES = _cluster_script(
+    """
+    result = run_emulation(
+        load_network("tiny-mlp"),
+        load_chip("tiny"),
+        runtime="ray",
+        address=cluster.address,
+        epochs=1,
+    )
+    driver_node = ray.get_runtime_context().get_node_id()
+    """,
+    """{
+        "nodes": [head.node_id, worker.node_id],
+        "driver_node": driver_node,
+        "placement": result["placement"],
+        "weights_sha256": result["weights_sha256"],
+        "actors": result["actors"],
+    }""",
+)
+
+NODE_LOSS = _cluster_script(
+    """
     lost = []
 
     def progress(done, total, loss):  # the worker node goes down after training batch 12
@@ -126,21 +115,18 @@ try:
         checkpoint_every=5,
         progress=progress,
     )
-finally:
-    ray.shutdown()
-    cluster.shutdown()
-out = {{
-    "head": head.node_id,
-    "lost": lost,
-    "placement": result["placement"],
-    "recoveries": result["recoveries"],
-    "weights_sha256": result["weights_sha256"],
-    "counters": result["counters"],
-    "time_ns": result["time_ns"],
-    "energy_pj": result["energy_pj"],
-}}
-print({MARK!r} + json.dumps(out), flush=True)
-"""
+    """,
+    """{
+        "head": head.node_id,
+        "lost": lost,
+        "placement": result["placement"],
+        "recoveries": result["recoveries"],
+        "weights_sha256": result["weights_sha256"],
+        "counters": result["counters"],
+        "time_ns": result["time_ns"],
+        "energy_pj": result["energy_pj"],
+    }""",
+)
 
 
 def _two_node_run(timeout_s: float = 240.0, script: str = TWO_NODES) -> dict:
