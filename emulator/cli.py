@@ -194,32 +194,40 @@ def _ints(text: str, count: int, form: str) -> list[int]:
 
 def _compare(args: argparse.Namespace) -> int:
     from emulator import compare
-    from emulator.mapping import MappingError
-    from emulator.schedule import Activity
 
+    baselines = tuple(args.baseline or ())
+    if args.paper and args.sensitivity:
+        result = compare.paper_sensitivity(
+            chip=args.chip, baseline=baselines[0] if baselines else "pipelayer"
+        )
+        return _compare_out(args, result, _sensitivity_tables, result["networks"])
     if args.paper:
-        result = compare.paper_comparison(chip=args.chip, baseline=args.baseline)
-        if args.json:
-            print(json.dumps(result, indent=2))
-            return 0
-        print(_paper_table(result))
-        return 0
+        if args.plot:
+            raise UserError("--plot: with --paper, give --sensitivity (a tornado chart)")
+        result = compare.paper_comparison(
+            chip=args.chip, baselines=baselines or compare.PAPER_BASELINES
+        )
+        return _compare_out(args, result, _paper_table)
     if not args.network:
         raise UserError("give --network FILE (or --paper)")
+    if len(baselines) > 1:
+        raise UserError("--baseline: one baseline per network (several only with --paper)")
     net = topology.load_network(args.network)
-    chip, baseline = topology.load_chip(args.chip), topology.load_chip(args.baseline)
-    if args.activity:
-        activity = _load_activity(args.activity, net)
-    else:
-        activity = Activity.uniform(net, args.spike_rate)
+    chip = topology.load_chip(args.chip)
+    baseline = topology.load_chip(baselines[0] if baselines else "pipelayer")
+    activity = _activity(args, net)
     batch = args.batch or net.training.batch
-    try:
-        chip, baseline = compare.fit_chips(net, chip, baseline) if args.grow else (chip, baseline)
-        result = compare.compare(net, chip, baseline, activity, batch=batch)
-    except MappingError as err:
-        raise UserError(f"{err} (--grow places it on the smallest square mesh that fits)") from None
-    except ValueError as err:
-        raise UserError(str(err)) from None
+    if args.sensitivity:
+        result = _user_errors(
+            lambda: compare.sensitivity(net, chip, baseline, activity, batch=batch)
+        )
+        return _compare_out(args, result, _sensitivity_tables, [result])
+
+    def run() -> dict[str, Any]:
+        a, b = compare.fit_chips(net, chip, baseline) if args.grow else (chip, baseline)
+        return compare.compare(net, a, b, activity, batch=batch)
+
+    result = _user_errors(run)
     if args.plot:
         from emulator.plots import energy_breakdown
 
@@ -232,10 +240,42 @@ def _compare(args: argparse.Namespace) -> int:
             title=f"{net.name}: energy per sample, PipeSDFA vs PipeLayer",
         )
         result["plot"] = args.plot
-    if args.json:
-        print(json.dumps(result, indent=2))
-        return 0
-    print(_compare_table(result))
+    return _compare_out(args, result, _compare_table)
+
+
+def _activity(args: argparse.Namespace, net: topology.NetworkSpec):
+    from emulator.schedule import Activity
+
+    if args.activity:
+        return _load_activity(args.activity, net)
+    return Activity.uniform(net, args.spike_rate)
+
+
+def _user_errors(work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``work()``, a mapping error or a bad pairing of chips as one line."""
+    from emulator.mapping import MappingError
+
+    try:
+        return work()
+    except MappingError as err:
+        raise UserError(f"{err} (--grow places it on the smallest square mesh that fits)") from None
+    except ValueError as err:
+        raise UserError(str(err)) from None
+
+
+def _compare_out(
+    args: argparse.Namespace,
+    result: dict[str, Any],
+    text: Callable[[dict[str, Any]], str],
+    tornado: list[dict[str, Any]] | None = None,
+) -> int:
+    """Print ``result`` as JSON or text; with ``tornado`` and ``--plot``, draw the chart."""
+    if tornado is not None and args.plot:
+        from emulator.plots import sensitivity_tornado
+
+        sensitivity_tornado(tornado, args.plot)
+        result["plot"] = args.plot
+    print(json.dumps(result, indent=2) if args.json else text(result))
     return 0
 
 
@@ -294,27 +334,58 @@ def _compare_table(r: dict[str, Any]) -> str:
 def _paper_table(result: dict[str, Any]) -> str:
     lo_s, hi_s = result["paper"]["speedup"]
     lo_e, hi_e = result["paper"]["energy_ratio"]
+    baselines = result["chips"]["baselines"]
     rows = [
-        [
-            r["network"],
-            r["batch"],
-            r["pipesdfa"]["mapping"]["mesh"],
-            r["speedup"],
-            r["energy_ratio"],
+        [r["network"], r["batch"], r["mesh"]]
+        + [
+            x
+            for b in baselines
+            for x in (r["versus"][b]["speedup"], r["versus"][b]["energy_ratio"])
         ]
         for r in result["networks"]
     ]
+    header = ["network", "batch", "mesh"]
+    for b in baselines:
+        header += [f"speedup vs {b}", f"energy vs {b}"]
     lines = [
         f"PipeSDFA ({result['chips']['pipesdfa']}) vs PipeLayer "
-        f"({result['chips']['pipelayer']}), spike rate {result['spike_rate']}; "
+        f"({', '.join(baselines)}), spike rate {result['spike_rate']}; "
         f"paper: speedup {lo_s}–{hi_s}x, energy ratio {lo_e}–{hi_e}x",
         "",
-        table(rows, ["network", "batch", "mesh", "speedup", "energy ratio"]),
+        table(rows, header),
         "",
     ]
-    lines.extend(f"- {r['line']}" for r in result["networks"])
+    lines.extend(f"- {r['versus'][b]['line']}" for r in result["networks"] for b in baselines)
     lines.append(f"({result['wall_s']:.2f} s)")
     return "\n".join(lines)
+
+
+def _sensitivity_tables(result: dict[str, Any]) -> str:
+    """One table per network (a paper result holds several) of how each assumption moves
+    the speedup and the energy ratio."""
+    networks = result.get("networks", [result])
+    lines = []
+    for r in networks:
+        lines += [
+            f"{r['network']}, batch {r['batch']}: PipeSDFA ({r['chips']['pipesdfa']}) vs "
+            f"PipeLayer ({r['chips']['pipelayer']}): speedup {r['speedup']:.3g}x, "
+            f"energy ratio {r['energy_ratio']:.3g}x as shipped",
+            "",
+        ]
+        rows = [
+            [x["field"], str(x["low"]), str(x["high"]), *x["speedup"], *x["energy_ratio"]]
+            for x in r["sensitivity"]
+        ]
+        header = ["field", "low", "high", "speedup low", "high", "energy low", "high"]
+        lines += [table(rows, header), ""]
+        lines += [f"- {x['field']}: {x['note']}" for x in r["sensitivity"] if "note" in x]
+        lines += [f"- {x['field']}: {x['source']}" for x in r["sensitivity"][:3]]
+        lines.append("")
+    if "wall_s" in result:
+        lines.append(f"({result['wall_s']:.2f} s)")
+    if "plot" in result:
+        lines.append(f"plot: {result['plot']}")
+    return "\n".join(lines).rstrip()
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -468,8 +539,10 @@ def _scale(args: argparse.Namespace) -> int:
     try:
         fields = scaling.parse_sets(args.set)
         grid = scaling.points(fields)
-        chips = [(p, scaling.with_fields(chip, p), scaling.with_fields(baseline, p)) for p in grid]
-    except scaling.SweepError as err:
+        chips = [
+            (p, topology.with_fields(chip, p), topology.with_fields(baseline, p)) for p in grid
+        ]
+    except topology.SweepError as err:
         raise UserError(str(err)) from None
     cpus = _ints(args.cpus, len(args.cpus.split(",")), "--cpus C1,C2,...") if args.cpus else None
     if cpus and args.mode != "emulate":
@@ -584,6 +657,8 @@ def _scale_table(result: dict[str, Any]) -> str:
     for r in result["points"]:
         if not r["fits"]:
             lines.append(f"- {r['label']}: {r['reason']}")
+        if r.get("baseline_reason"):
+            lines.append(f"- {r['label']}: no ratios: {r['baseline_reason']}")
         scaling = r.get("cpu_scaling")
         if scaling:
             lines.append(f"- {r['label']}: the emulator on 1 .. N CPUs (wall clock):")
@@ -817,14 +892,29 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="PipeSDFA vs PipeLayer: time, energy, ablation")
     p.add_argument("--network", help="network file or shipped name")
     p.add_argument("--chip", default="pipesdfa-edge", help="the PipeSDFA chip")
-    p.add_argument("--baseline", default="pipelayer", help="the PipeLayer chip")
+    p.add_argument(
+        "--baseline",
+        action="append",
+        help="the PipeLayer chip (default pipelayer; with --paper repeatable, default "
+        "pipelayer and pipelayer-edge)",
+    )
     p.add_argument("--batch", type=_positive(int), help="default: the network file's")
     rate = p.add_mutually_exclusive_group()
     rate.add_argument("--spike-rate", type=_rate, default=0.1, help="uniform activity")
     rate.add_argument("--activity", help="activity file from `pipesdfa train --activity-out`")
     p.add_argument("--grow", action="store_true", help="grow both chips alike until it fits")
     p.add_argument("--paper", action="store_true", help="every paper network vs the paper")
-    p.add_argument("--plot", metavar="OUT.png", help="energy breakdown chart (one network)")
+    p.add_argument(
+        "--sensitivity",
+        action="store_true",
+        help="each documented assumption at its low and high value on both chips: how far "
+        "it moves the speedup and the energy ratio",
+    )
+    p.add_argument(
+        "--plot",
+        metavar="OUT.png",
+        help="energy breakdown chart (one network); with --sensitivity a tornado chart",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_compare)
     return parser

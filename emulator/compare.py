@@ -16,13 +16,24 @@ network on every chip. Chips that all hold it keep their size.
 from __future__ import annotations
 
 import math
+import os
 import time
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
+from emulator.cost.physical import error_planes
 from emulator.mapping import MappingError, map_network, pe_cores_needed
 from emulator.report import si
-from emulator.schedule import COMPONENTS, Activity, Schedule, bit_serial_reads, simulate
-from emulator.topology import ChipSpec, NetworkSpec, load_chip, load_network
+from emulator.schedule import COMPONENTS, Activity, Schedule, simulate
+from emulator.topology import (
+    ChipSpec,
+    NetworkSpec,
+    SweepError,
+    load_chip,
+    load_network,
+    with_fields,
+)
 
 PAPER_NETWORKS = (
     "nmnist-mlp2",
@@ -103,6 +114,70 @@ def _switched_off(chip: ChipSpec, level: str) -> ChipSpec:
     return chip.model_copy(update={"pipeline": pipeline})
 
 
+def _check_dataflows(chip: ChipSpec, baseline: ChipSpec) -> None:
+    if chip.dataflow != "pipesdfa" or baseline.dataflow != "pipelayer":
+        raise ValueError(
+            f"compare: needs a pipesdfa chip and a pipelayer baseline, got "
+            f"{chip.dataflow} ({chip.name}) and {baseline.dataflow} ({baseline.name})"
+        )
+
+
+def _baseline_activity(activity: Activity) -> Activity:
+    """The baseline's activity: the spikes; the write activity was measured on PipeSDFA's
+    weights and cells, so the baseline keeps its chip's assumed one."""
+    return activity.model_copy(update={"write_fraction": None, "pulses_per_cell": None})
+
+
+def versus(
+    net: NetworkSpec,
+    ps: Schedule,
+    baseline: ChipSpec,
+    activity: Activity,
+    *,
+    batches: int = 2,
+    keep_ops: bool = True,
+) -> dict[str, Any]:
+    """PipeLayer (``baseline``) against an already simulated PipeSDFA schedule ``ps``:
+    its result, ``speedup`` and ``energy_ratio`` (and the dominant terms with ``keep_ops``)."""
+    pl = simulate(
+        baseline,
+        net,
+        _baseline_activity(activity),
+        batch=ps.batch,
+        batches=batches,
+        keep_ops=keep_ops,
+    )
+    out = {
+        "pipelayer": _result(pl),
+        "speedup": pl.time_ns_per_batch / ps.time_ns_per_batch,
+        "energy_ratio": pl.total_pj_per_sample / ps.total_pj_per_sample,
+    }
+    if keep_ops:
+        out["dominant_terms"] = dominant_terms(net, ps, pl)
+    return out
+
+
+def ablation(
+    net: NetworkSpec, chip: ChipSpec, ps: Schedule, activity: Activity, *, batches: int = 2
+) -> dict[str, Any]:
+    """Each pipeline level of ``chip`` switched off in turn: batch period and slowdown."""
+    out = {}
+    for level in LEVELS:
+        off = simulate(
+            _switched_off(chip, level),
+            net,
+            activity,
+            batch=ps.batch,
+            batches=batches,
+            keep_ops=False,
+        )
+        out[level] = {
+            "time_ns_per_batch": off.time_ns_per_batch,
+            "slowdown": off.time_ns_per_batch / ps.time_ns_per_batch,
+        }
+    return out
+
+
 def compare(
     net: NetworkSpec,
     chip: ChipSpec,
@@ -118,45 +193,33 @@ def compare(
     energy per sample over PipeSDFA's; each ablation's ``slowdown`` is its batch period over
     the full pipeline's. Both chips see ``activity``'s spike rates; its write activity
     (measured on a PipeSDFA chip's weights and cells) applies to ``chip`` only, and the
-    baseline keeps the default write activity.
+    baseline keeps its chip's assumed write activity.
     """
-    if chip.dataflow != "pipesdfa" or baseline.dataflow != "pipelayer":
-        raise ValueError(
-            f"compare: needs a pipesdfa chip and a pipelayer baseline, got "
-            f"{chip.dataflow} ({chip.name}) and {baseline.dataflow} ({baseline.name})"
-        )
+    _check_dataflows(chip, baseline)
     ps = simulate(chip, net, activity, batch=batch, batches=batches)
-    spikes_only = activity.model_copy(update={"write_fraction": None, "pulses_per_cell": None})
-    pl = simulate(baseline, net, spikes_only, batch=batch, batches=batches)
-    ablation = {}
-    for level in LEVELS:
-        off = simulate(_switched_off(chip, level), net, activity, batch=batch, batches=batches)
-        ablation[level] = {
-            "time_ns_per_batch": off.time_ns_per_batch,
-            "slowdown": off.time_ns_per_batch / ps.time_ns_per_batch,
-        }
     return {
         "network": net.name,
         "batch": batch,
         "pipesdfa": _result(ps),
-        "pipelayer": _result(pl),
-        "speedup": pl.time_ns_per_batch / ps.time_ns_per_batch,
-        "energy_ratio": pl.total_pj_per_sample / ps.total_pj_per_sample,
-        "ablation": ablation,
-        "dominant_terms": dominant_terms(net, ps, pl),
+        **versus(net, ps, baseline, activity, batches=batches),
+        "ablation": ablation(net, chip, ps, activity, batches=batches),
     }
 
 
 # ---------------------------------------------------------------------- dominant terms
 
 
+WRITES = ("WRITE", "WRITE_T")
+"""The ops of a batch's update (a layer's arrays and its transposed copy)."""
+
+
 def _interval(s: Schedule) -> tuple[str, float]:
-    """The steady-state interval: the resource busiest with non-WRITE ops in the last batch,
+    """The steady-state interval: the resource busiest with non-write ops in the last batch,
     and its busy time per sample, ns."""
     busy: dict[str, int] = {}
     last = s.batches - 1
     for op in s.ops:
-        if op.exclusive and op.batch == last and op.kind != "WRITE":
+        if op.exclusive and op.batch == last and op.kind not in WRITES:
             busy[op.resource] = busy.get(op.resource, 0) + op.end_ps - op.start_ps
     resource = max(busy, key=lambda r: (busy[r], r))
     return resource, busy[resource] / 1000 / s.batch
@@ -164,7 +227,8 @@ def _interval(s: Schedule) -> tuple[str, float]:
 
 def _kinds_on(s: Schedule, resource: str) -> str:
     kinds = dict.fromkeys(op.kind for op in s.ops if op.resource == resource)
-    kinds.pop("WRITE", None)
+    for write in WRITES:
+        kinds.pop(write, None)
     return "+".join(kinds)
 
 
@@ -187,7 +251,7 @@ def _time_terms(net: NetworkSpec, ps: Schedule, pl: Schedule) -> list[str]:
         depth = len(pl.mapping.layers) - 1 + net.time_steps - 1
         terms.append(
             f"PipeLayer backward depth (L−1)+(T−1) = {depth} ERR stages of up to "
-            f"{si(_longest(pl, 'ERR'), 'ns')} ({bit_serial_reads(pl.mapping.chip)} bit-serial "
+            f"{si(_longest(pl, 'ERR'), 'ns')} ({error_planes(pl.mapping.chip)} bit-serial "
             f"reads per step)"
         )
     return terms
@@ -198,13 +262,21 @@ def _energy_terms(ps: Schedule, pl: Schedule) -> list[str]:
     total = pl.total_pj_per_sample - ps.total_pj_per_sample
     top = sorted(COMPONENTS, key=lambda c: -abs(diff[c]))[:3]
     a, b = pl.mapping.chip, ps.mapping.chip
+    copy = (
+        " and its transposed copy" if any(lm.transpose_arrays for lm in pl.mapping.layers) else ""
+    )
     why = {
-        "write": f"{a.device.write_energy_pj:g} vs {b.device.write_energy_pj:g} pJ/pulse",
+        "write": f"{a.device.write_energy_pj:g} vs {b.device.write_energy_pj:g} pJ/pulse; "
+        f"PipeLayer writes W{copy} ({a.crossbar.update} vs {b.crossbar.update})",
         "read": f"{a.device.read_energy_pj:g} vs {b.device.read_energy_pj:g} pJ/cell",
-        "grad": "PipeLayer gradients as crossbar MVMs",
-        "error_backprop": "PipeLayer transposed reads",
-        "feedback": "PipeSDFA feedback group",
-        "local_grad": "PipeSDFA digital local gradients",
+        "readout": f"{a.crossbar.readout} ({a.crossbar.serial_readout} errors) vs "
+        f"{b.crossbar.readout}, {a.crossbar.adc_energy_pj:g} vs {b.crossbar.adc_energy_pj:g} "
+        f"pJ/readout",
+        "grad": f"weight gradients: {a.tile.grad_datapath} vs {b.tile.grad_datapath} datapath",
+        "error_backprop": "PipeLayer's errors back through Wᵀ, every step and layer",
+        "feedback": "PipeSDFA's one feedback read per sample",
+        "spill": "buffer overflow to the global buffer over the NoC",
+        "buffer": "BPTT buffers an error per step, SDFA one per sample",
     }
     terms = []
     for c in top:
@@ -224,24 +296,216 @@ def dominant_terms(net: NetworkSpec, ps: Schedule, pl: Schedule) -> list[str]:
 
 # -------------------------------------------------------------------------- the paper
 
+PAPER_BASELINES = ("pipelayer", "pipelayer-edge")
+"""The paper table's baselines: PipeLayer as published (its architecture and its algorithm)
+and the edge chip running PipeLayer's dataflow (the algorithm and its pipeline alone)."""
+
 
 def paper_comparison(
     networks: tuple[str, ...] = PAPER_NETWORKS,
     chip: str = "pipesdfa-edge",
-    baseline: str = "pipelayer",
+    baselines: tuple[str, ...] = PAPER_BASELINES,
     rate: float = PAPER_RATE,
 ) -> dict[str, Any]:
-    """Every paper network on the default chips (grown alike where needed), at a uniform
-    spike rate, its network file's batch: our speedup and energy ratio beside the paper's."""
+    """Every paper network on ``chip`` and on each baseline (all grown alike where needed),
+    at a uniform spike rate, its network file's batch: our speedup and energy ratio per
+    baseline beside the paper's. Each row: the PipeSDFA result and ablation (once), and
+    ``versus[baseline]`` with the baseline's result, ratios, dominant terms and ``line``."""
     start = time.perf_counter()
-    ps_chip, pl_chip = load_chip(chip), load_chip(baseline)
+    ps_chip, others = load_chip(chip), [load_chip(b) for b in baselines]
+    for other in others:
+        _check_dataflows(ps_chip, other)
     rows = []
     for name in networks:
         net = load_network(name)
-        a, b = fit_chips(net, ps_chip, pl_chip)
-        result = compare(net, a, b, Activity.uniform(net, rate), batch=net.training.batch)
-        result["line"] = _line(result)
-        rows.append(result)
+        a, *grown = fit_chips(net, ps_chip, *others)
+        act, batch = Activity.uniform(net, rate), net.training.batch
+        ps = simulate(a, net, act, batch=batch)
+        row: dict[str, Any] = {
+            "network": name,
+            "batch": batch,
+            "mesh": a.noc.mesh,
+            "pipesdfa": _result(ps),
+            "ablation": ablation(net, a, ps, act),
+            "versus": {},
+        }
+        for label, b in zip(baselines, grown, strict=True):
+            result = versus(net, ps, b, act)
+            result["line"] = _line(name, batch, a.noc.mesh, label, result)
+            row["versus"][label] = result
+        rows.append(row)
+    return {
+        "chips": {"pipesdfa": chip, "baselines": list(baselines)},
+        "spike_rate": rate,
+        "paper": {k: list(v) for k, v in PAPER_RANGES.items()},
+        "networks": rows,
+        "wall_s": time.perf_counter() - start,
+    }
+
+
+def _line(network: str, batch: int, mesh: str, baseline: str, result: dict[str, Any]) -> str:
+    lo_s, hi_s = PAPER_RANGES["speedup"]
+    lo_e, hi_e = PAPER_RANGES["energy_ratio"]
+    return (
+        f"{network} vs {baseline} (B={batch}, {mesh} mesh): speedup "
+        f"{result['speedup']:.2f} (paper {lo_s}–{hi_s}), energy ratio "
+        f"{result['energy_ratio']:.3g} (paper {lo_e}–{hi_e}); "
+        + "; ".join(result["dominant_terms"])
+    )
+
+
+# ------------------------------------------------------------------------ sensitivity
+
+
+@dataclass(frozen=True)
+class Assumption:
+    """A modelling choice with its documented range: ``field`` (dotted chip path) at
+    ``low`` and ``high`` on both chips alike; ``source`` says where the range comes from."""
+
+    field: str
+    low: Any
+    high: Any
+    source: str
+
+
+ASSUMPTIONS: tuple[Assumption, ...] = (
+    Assumption("crossbar.error_bits", 4, 16, "assumed 8; 16 = a 16-bit datapath value"),
+    Assumption(
+        "crossbar.converters", 1, 128, "ISAAC: one ADC per crossbar; PipeLayer: one per column"
+    ),
+    Assumption("crossbar.adc_energy_pj", 0.79, 2.38, "ISAAC 4-bit and 10-bit ADC"),
+    Assumption("crossbar.serial_readout", "per_plane", "integrated", "PipeLayer's I&F integrates"),
+    Assumption("crossbar.transpose", "copy", "bidirectional", "not published (Wᵀ's read)"),
+    Assumption("crossbar.update", "pulse", "read_merge_write", "PipeLayer reads out, merges"),
+    Assumption("tile.grad_datapath", "digital", "crossbar", "PipeLayer: crossbar MVMs"),
+    Assumption(
+        "tile.grad_energy_pj_per_mac", 0.03, 0.3, "45 nm 8-bit add (Horowitz 2014); assumed"
+    ),
+    Assumption("tile.grad_macs_per_ns", 16.0, 256.0, "assumed"),
+    Assumption("tile.neuron_energy_pj", 0.03, 0.3, "assumed"),
+    Assumption("tile.buffer_kb", 16.0, 256.0, "assumed, around ISAAC's 64 KB"),
+    Assumption("tile.membrane_bits", 8, 32, "assumed"),
+    Assumption("tile.value_bits", 8, 32, "assumed"),
+    Assumption("device.read_energy_pj", 0.025, 1.08, "V²·Gmax·t (NeuroSim V2.1); NVSim"),
+    Assumption("device.write_energy_pj", 2.0, 3910.0, "assumed at 2 V; NVSim (PipeLayer)"),
+    Assumption("device.write_latency_ns", 10.0, 300_000.0, "assumed; NeuroSim RealDevice 300 µs"),
+    Assumption("activity.error_bit_rate", 0.1, 0.5, "assumed"),
+    Assumption("activity.write_fraction", 0.1, 1.0, "assumed"),
+    Assumption("mapping.conv_replication", 1, 16, "PipeLayer's G: no single published value"),
+)
+"""Every assumption ``compare --sensitivity`` moves, with its documented range."""
+
+
+def _ratios(
+    net: NetworkSpec, chip: ChipSpec, baseline: ChipSpec, activity: Activity, batch: int
+) -> tuple[float, float]:
+    """(speedup, energy ratio) of ``chip`` vs ``baseline``, grown alike if needed."""
+    a, b = fit_chips(net, chip, baseline)
+    ps = simulate(a, net, activity, batch=batch, keep_ops=False)
+    result = versus(net, ps, b, activity, keep_ops=False)
+    return result["speedup"], result["energy_ratio"]
+
+
+def _at(
+    job: tuple[NetworkSpec, ChipSpec, ChipSpec, Activity, int, str, Any],
+) -> dict[str, Any]:
+    """The ratios with one field set on both chips, or why that value does not apply."""
+    net, chip, baseline, activity, batch, field, value = job
+    try:
+        a, b = with_fields(chip, {field: value}), with_fields(baseline, {field: value})
+        speedup, energy = _ratios(net, a, b, activity, batch)
+    except SweepError as err:  # the value makes an invalid chip
+        reason = str(err).removeprefix(f"--set {field}: ").removeprefix("chip: ")
+        return {"speedup": None, "energy_ratio": None, "note": reason}
+    except MappingError as err:
+        return {"speedup": None, "energy_ratio": None, "note": str(err)}
+    return {"speedup": speedup, "energy_ratio": energy}
+
+
+def sensitivity(
+    net: NetworkSpec,
+    chip: ChipSpec,
+    baseline: ChipSpec,
+    activity: Activity,
+    *,
+    batch: int,
+    assumptions: tuple[Assumption, ...] = ASSUMPTIONS,
+    pool: Executor | None = None,
+) -> dict[str, Any]:
+    """How far each assumption moves the verdict on ``net``: for every assumption, both
+    chips (the original ones, grown alike again if needed) with the field at its low and
+    its high value, and the speedup and energy ratio there. Sorted by ``influence``, the
+    largest |ln(ratio at an end / ratio as shipped)| of either ratio. ``pool`` runs the
+    points in parallel."""
+    _check_dataflows(chip, baseline)
+    speedup, energy = _ratios(net, chip, baseline, activity, batch)
+    jobs = [
+        (net, chip, baseline, activity, batch, a.field, value)
+        for a in assumptions
+        for value in (a.low, a.high)
+    ]
+    points = list(pool.map(_at, jobs) if pool else map(_at, jobs))
+    rows = []
+    for k, a in enumerate(assumptions):
+        low, high = points[2 * k], points[2 * k + 1]
+        row = {
+            "field": a.field,
+            "low": a.low,
+            "high": a.high,
+            "source": a.source,
+            "speedup": [low["speedup"], high["speedup"]],
+            "energy_ratio": [low["energy_ratio"], high["energy_ratio"]],
+            "influence": _influence((speedup, energy), (low, high)),
+        }
+        notes = [f"{v}: {p['note']}" for v, p in ((a.low, low), (a.high, high)) if "note" in p]
+        if notes:
+            row["note"] = "; ".join(notes)
+        rows.append(row)
+    rows.sort(key=lambda r: -r["influence"])
+    return {
+        "network": net.name,
+        "batch": batch,
+        "chips": {"pipesdfa": chip.name, "pipelayer": baseline.name},
+        "speedup": speedup,
+        "energy_ratio": energy,
+        "sensitivity": rows,
+    }
+
+
+def _influence(base: tuple[float, float], ends: tuple[dict, dict]) -> float:
+    moves = [
+        abs(math.log(end[key] / value))
+        for end in ends
+        for key, value in zip(("speedup", "energy_ratio"), base, strict=True)
+        if end[key] is not None
+    ]
+    return max(moves, default=0.0)
+
+
+def paper_sensitivity(
+    networks: tuple[str, ...] = PAPER_NETWORKS,
+    chip: str = "pipesdfa-edge",
+    baseline: str = "pipelayer",
+    rate: float = PAPER_RATE,
+    workers: int | None = None,
+) -> dict[str, Any]:
+    """:func:`sensitivity` of every paper network on the shipped chips, the points spread
+    over ``workers`` processes (default: the machine's CPUs)."""
+    start = time.perf_counter()
+    ps_chip, pl_chip = load_chip(chip), load_chip(baseline)
+    workers = workers or os.cpu_count() or 1
+    with ProcessPoolExecutor(workers) if workers > 1 else _Serial() as pool:
+        rows = [
+            sensitivity(
+                net,
+                ps_chip,
+                pl_chip,
+                Activity.uniform(net, rate),
+                batch=net.training.batch,
+                pool=pool,
+            )
+            for net in map(load_network, networks)
+        ]
     return {
         "chips": {"pipesdfa": chip, "pipelayer": baseline},
         "spike_rate": rate,
@@ -251,13 +515,8 @@ def paper_comparison(
     }
 
 
-def _line(result: dict[str, Any]) -> str:
-    lo_s, hi_s = PAPER_RANGES["speedup"]
-    lo_e, hi_e = PAPER_RANGES["energy_ratio"]
-    mesh = result["pipesdfa"]["mapping"]["mesh"]
-    return (
-        f"{result['network']} (B={result['batch']}, {mesh} mesh): speedup "
-        f"{result['speedup']:.2f} (paper {lo_s}–{hi_s}), energy ratio "
-        f"{result['energy_ratio']:.3g} (paper {lo_e}–{hi_e}); "
-        + "; ".join(result["dominant_terms"])
-    )
+class _Serial(Executor):
+    """An executor that runs each call at once, in this process."""
+
+    def map(self, fn, *iterables, timeout=None, chunksize=1):
+        return map(fn, *iterables)

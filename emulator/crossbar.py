@@ -274,6 +274,9 @@ class FormedCrossbar:
         (2·(error_bits − 1) binary reads), each read with read noise and a readout whose step
         is ``formed_g_us`` (I&F counters subtract a reference column of pristine cells);
         the planes are shift-added and scaled back by m/(2**(error_bits−1) − 1) and 1/s.
+        With ``crossbar.serial_readout: integrated`` the counter integrates the planes'
+        charge weighted 2^k (a weighted-spike train) and is read once, saturating as one
+        count.
         ``window`` as for :meth:`Crossbar.read`.
         """
         v = _as_values(values, self.n_in)
@@ -289,9 +292,14 @@ class FormedCrossbar:
         forming = self.chip.device.forming
         signal = (current - forming.pristine_g_us * active[..., None]) / forming.formed_g_us
         signal = signal.reshape(*signal.shape[:-1], self.n_out, 2, 1)
-        plane_values, conversions = _readout(signal, self.chip)
-        signed = plane_values[:, 0, ..., 0] - plane_values[:, 1, ..., 0]
-        acc = np.tensordot(2.0 ** np.arange(signed.shape[0]), signed, axes=1)
+        weights = 2.0 ** np.arange(signal.shape[0])
+        if self.chip.crossbar.serial_readout == "integrated":  # one count of the whole train
+            total, conversions = _readout(np.tensordot(weights, signal, axes=1), self.chip)
+            acc = total[0, ..., 0] - total[1, ..., 0]
+        else:  # every plane read out, then shift-added
+            plane_values, conversions = _readout(signal, self.chip)
+            signed = plane_values[:, 0, ..., 0] - plane_values[:, 1, ..., 0]
+            acc = np.tensordot(weights, signed, axes=1)
         self.counters.reads += int(np.prod(x.shape[:-1]))
         self.counters.active_rows += int(active.sum())
         self.counters.cell_reads += int(active.sum()) * 2 * self.n_out

@@ -14,10 +14,7 @@ import numpy as np
 from emulator.crossbar import Counters, Crossbar, FormedCrossbar
 from emulator.mapping import Block, feedback_blocks, weight_blocks
 from emulator.rng import stream
-from emulator.topology import ChipSpec
-
-RANGE_OVER_INIT = 4.0
-"""A layer's weight range is this many times its initial weight bound (our assumption)."""
+from emulator.topology import ChipSpec, CrossbarSpec
 
 
 def stochastic_round(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -26,14 +23,15 @@ def stochastic_round(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (low + (rng.random(x.shape) < x - low)).astype(np.int64)
 
 
-def initial_codes(w: np.ndarray, weight_bits: int) -> tuple[np.ndarray, float]:
+def initial_codes(w: np.ndarray, crossbar: CrossbarSpec) -> tuple[np.ndarray, float]:
     """Initial weights (n_out, n_in) as codes (n_in, n_out) and the layer's LSB.
 
-    The layer's range is :data:`RANGE_OVER_INIT` times its largest initial weight.
+    The layer's range (code_max × LSB) is ``crossbar.weight_range_over_init`` times its
+    largest initial weight.
     """
-    code_max = 2**weight_bits - 1
+    code_max = 2**crossbar.weight_bits - 1
     bound = float(np.max(np.abs(w))) or 1.0
-    lsb = RANGE_OVER_INIT * bound / code_max
+    lsb = crossbar.weight_range_over_init * bound / code_max
     return np.clip(np.rint(w.T / lsb), -code_max, code_max).astype(np.int64), lsb
 
 
@@ -51,7 +49,7 @@ class ChipLayer:
         n_out, n_in = w.shape
         self.layer = layer
         self.seed = seed
-        codes, self.lsb = initial_codes(w, chip.crossbar.weight_bits)
+        codes, self.lsb = initial_codes(w, chip.crossbar)
         self.blocks = weight_blocks(chip, layer, n_in, n_out)
         self.xbars = [program_block(chip, b, codes, seed) for b in self.blocks]
         self.shape = (n_out, n_in)

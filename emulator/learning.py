@@ -15,7 +15,9 @@ The algorithms (DESIGN.md §2), with ``e = ∂loss/∂(output rates)`` of shape 
   random matrix B, the same at every step; ``δ_l[t] = g_l ⊙ σ'(H_l[t] - θ)``,
   ``ΔW_l = Σ_t δ_l[t]ᵀ·s_{l-1}[t]`` summed over the batch. As in the design's formula there
   is no ``∂H/∂X`` (1/τ) factor and no recurrence. The output layer uses the same rule with its
-  true spike gradient ``e/T``.
+  true spike gradient ``e/T``. A layer followed by pool layers gets its feedback after them
+  (the authors' ConvBlock: conv → neuron → max-pool → DFA): n_l is the pooled size, and g
+  reaches each max-pool window's winner at each step only (:func:`spike_error`).
 - ``sdfa-local-bptt`` (the authors' software form): ``∂loss/∂s_l[t] := g_l`` (``e/T`` for the
   output layer), back-propagated through the layer's own membrane recurrence only.
 
@@ -46,7 +48,14 @@ from emulator.snn import (
     pool_backward,
     rate_encode,
 )
-from emulator.topology import ConvLayer, FcLayer, NetworkSpec, PoolLayer, layer_shapes
+from emulator.topology import (
+    ConvLayer,
+    FcLayer,
+    NetworkSpec,
+    PoolLayer,
+    feedback_widths,
+    layer_shapes,
+)
 
 __all__ = [
     "ALGORITHMS",
@@ -73,6 +82,7 @@ __all__ = [
     "mse_loss",
     "network_inputs",
     "output_error",
+    "spike_error",
     "train",
     "weight_gradient",
     "weight_shapes",
@@ -179,12 +189,6 @@ def weight_shapes(net: NetworkSpec) -> list[tuple[int, int]]:
         else:
             out.append((math.prod(shapes[i + 1]), math.prod(shape_in)))
     return out
-
-
-def feedback_widths(net: NetworkSpec) -> list[int]:
-    """Neurons n_l of each hidden weighted layer (before any pool that follows it)."""
-    shapes = layer_shapes(net)
-    return [math.prod(shapes[i + 1]) for i in weighted_layers(net)[:-1]]
 
 
 def feedback_matrix(seed: int, outputs: int, width: int) -> np.ndarray:
@@ -412,9 +416,16 @@ class ReferenceModel:
             h = trace.h[i]
             assert h is not None
             g = e / steps if i == last else self.feedback.project(e, index, event)
+            grad_s = spike_error(self.net, i, trace.s[i], g)
             grads.append(
                 local_gradient(
-                    self.net.layers[i], self.neuron, self.algorithm, h, trace.s[i], trace.x[i], g
+                    self.net.layers[i],
+                    self.neuron,
+                    self.algorithm,
+                    h,
+                    trace.s[i],
+                    trace.x[i],
+                    grad_s,
                 )
             )
         return grads
@@ -493,6 +504,33 @@ def output_error(fr: np.ndarray, y: np.ndarray, group: int) -> np.ndarray:
     return np.repeat(e / group, group, axis=1)
 
 
+def spike_error(net: NetworkSpec, index: int, s: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """``∂loss/∂s[t]`` (T, B, *out shape) of the weighted layer ``net.layers[index]`` whose
+    spikes are ``s``, from an error ``g`` (B, …) that is the same at every step, given after
+    the pool layers that follow it (DESIGN.md §2; the authors' ConvBlock). Without a pool: g
+    at every step. Through a max pool: each window's error goes to that step's winner (the
+    first position holding the window's max: its first spike, or its first position when
+    none fired, PyTorch's rule), so the route changes with t; an avg pool spreads it evenly.
+    """
+    steps, batch = s.shape[:2]
+    pools = []
+    j = index + 1
+    while j < len(net.layers) and isinstance(net.layers[j], PoolLayer):
+        pools.append(net.layers[j])
+        j += 1
+    sent = layer_shapes(net)[j]
+    grad = np.broadcast_to(np.reshape(g, (1, batch, *sent)), (steps, batch, *sent))
+    if not pools:
+        return grad
+    inputs = [s.reshape(steps * batch, *s.shape[2:])]
+    for layer in pools[:-1]:
+        inputs.append(pool(inputs[-1], layer.mode, layer.kernel))
+    flat = grad.reshape(steps * batch, *sent)
+    for layer, x in zip(reversed(pools), reversed(inputs), strict=True):
+        flat = pool_backward(x, flat, layer.mode, layer.kernel)
+    return flat.reshape(s.shape)
+
+
 def local_gradient(
     layer: FcLayer | ConvLayer,
     neuron: Neuron,
@@ -500,13 +538,13 @@ def local_gradient(
     h: np.ndarray,
     s: np.ndarray,
     inputs: np.ndarray,
-    g: np.ndarray,
+    grad_s: np.ndarray,
 ) -> np.ndarray:
-    """A layer's weight gradient from its own error ``g`` (B, *out shape), the same at every
-    step: ``sdfa`` through the surrogate only, ``sdfa-local-bptt`` through the layer's own
-    membrane recurrence. ``h``, ``s`` (T, B, *out shape) and ``inputs`` (T, B, *in shape)
-    are the forward's. This is the whole of SDFA's per-layer learning rule."""
-    grad_s = np.broadcast_to(g.reshape(1, *h.shape[1:]), h.shape)
+    """A layer's weight gradient from the error of its own spikes ``grad_s`` (T, B, *out
+    shape; :func:`spike_error`): ``sdfa`` through the surrogate only, ``sdfa-local-bptt``
+    through the layer's own membrane recurrence. ``h``, ``s`` (T, B, *out shape) and
+    ``inputs`` (T, B, *in shape) are the forward's. This is the whole of SDFA's per-layer
+    learning rule."""
     if algorithm != "sdfa":
         return weight_gradient(layer, neuron.backward(h, s, grad_s), inputs)
     return weight_gradient(layer, grad_s * neuron.surrogate(h), inputs)

@@ -43,11 +43,19 @@ hidden layer has the group (BPTT on a ``pipelayer`` chip has no random feedback)
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
 
-from emulator.topology import ChipSpec, ConvLayer, FcLayer, NetworkSpec, layer_shapes
+from emulator.topology import (
+    ChipSpec,
+    ConvLayer,
+    FcLayer,
+    NetworkSpec,
+    feedback_widths,
+    layer_shapes,
+)
 
 
 @dataclass(frozen=True)
@@ -242,20 +250,29 @@ class LayerMapping:
     """One weighted layer (or the feedback group) on the chip.
 
     ``n_in`` × ``n_out`` is the weight matrix (conv: K·K·IC × OC; the feedback group: C × M).
-    ``reads_per_step`` is the array read cycles per time step per sample with all of the
-    layer's arrays read in parallel: 1 for fc, the window positions for conv.
+    ``positions`` is the input positions one time step applies to the layer's arrays (1 for
+    fc, the window positions for conv); ``replicas`` the copies of its arrays (conv: the
+    chip's ``mapping.conv_replication`` G, fc: 1), which share the positions, so a step takes
+    ``reads_per_step`` = ⌈positions / replicas⌉ read cycles. ``block_arrays`` is the arrays
+    of one copy, ``weight_arrays`` = block_arrays × replicas every array holding W, and
+    ``transpose_arrays`` those of its transposed copy of W (a dataflow that reads Wᵀ from a
+    copy, ``crossbar.transpose: copy``; else 0), placed after every layer and the feedback
+    group as a unit of kind "transpose" (:attr:`ChipMapping.transposes`), so that W sits
+    where it sits on a chip whose dataflow reads no Wᵀ.
 
     The arrays form a ``row_blocks`` × (arrays / row_blocks) grid. ``rows`` is the rows used
     summed down one column of blocks and ``columns`` the logical columns used summed along one
     row of blocks (fc: n_in and n_out; im2col: K²·IC and OC; VW-SDK: window area · IC and
     i·j · OC, the duplicated kernels; the group: C and M), so rows × columns × cells per
     logical column is every cell of the used rectangles. ``array_rows``/``array_columns`` are
-    those of the fullest array. ``cells`` counts the cells holding weights (VW-SDK: each
-    duplicated kernel; the group: 2 per entry), ``utilisation`` is cells over the cells of the
-    arrays the layer occupies. ``neurons`` is the layer's output neurons (conv: OC·H·W before
-    any pool; the group: M). ``tile_arrays[k]`` is the arrays held on tile ``tiles[k]`` and
+    those of the fullest array. ``cells`` counts the cells of one copy holding weights (VW-SDK:
+    each duplicated kernel; the group: 2 per entry), ``utilisation`` is the cells of every
+    copy over the cells of the arrays the layer occupies. ``neurons`` is the layer's output
+    neurons (conv: OC·H·W before any pool; the group: M). ``tile_arrays[k]`` is the arrays
+    held on tile ``tiles[k]`` and
     ``tile_weights[k]`` the distinct matrix entries they hold (arrays in block order, row block
-    then column block; a duplicated VW-SDK kernel counted once), summing to n_in · n_out.
+    then column block, then the replicas; a duplicated VW-SDK kernel and a replica hold no new
+    entry), summing to n_in · n_out (a transposed copy: 0 everywhere).
     """
 
     index: int
@@ -269,6 +286,10 @@ class LayerMapping:
     feedback_arrays: int
     reads_per_step: int
     pes: tuple[tuple[int, int], ...]
+    positions: int
+    replicas: int
+    block_arrays: int
+    transpose_arrays: int
     tiles: tuple[int, ...]
     utilisation: float
     rows: int
@@ -283,8 +304,15 @@ class LayerMapping:
 
     @property
     def arrays(self) -> int:
-        """Weight and feedback arrays together."""
-        return self.weight_arrays + self.feedback_arrays
+        """The arrays this unit occupies: weights (with replicas), or the feedback group's,
+        or (kind "transpose") the transposed copy's."""
+        copy = self.transpose_arrays if self.kind == "transpose" else 0
+        return self.weight_arrays + self.feedback_arrays + copy
+
+    @property
+    def weight_tiles(self) -> tuple[int, ...]:
+        """Indices k into :attr:`tiles` of the tiles holding distinct weights, in order."""
+        return tuple(k for k, n in enumerate(self.tile_weights) if n > 0)
 
     def as_row(self) -> dict[str, Any]:
         """A JSON-able dict of the fields shown in tables and ``--json``."""
@@ -297,7 +325,9 @@ class LayerMapping:
             "n_in": self.n_in,
             "n_out": self.n_out,
             "weight_arrays": self.weight_arrays,
+            "transpose_arrays": self.transpose_arrays,
             "feedback_arrays": self.feedback_arrays,
+            "replicas": self.replicas,
             "reads_per_step": self.reads_per_step,
             "pes": [list(pe) for pe in self.pes],
             "tiles": list(self.tiles),
@@ -310,12 +340,15 @@ class ChipMapping:
     """A network placed on a chip: its weighted layers, the feedback group, totals, mesh nodes.
 
     ``layers`` holds the weighted layers only; ``feedback`` the shared feedback group, or None
-    (a ``pipelayer`` chip, or a network without hidden layers).
+    (a ``pipelayer`` chip, or a network without hidden layers); ``transposes`` the transposed
+    copies of W (kind "transpose", one per layer, placed last; none unless the dataflow reads
+    Wᵀ from copies).
     """
 
     chip: ChipSpec
     layers: tuple[LayerMapping, ...]
     feedback: LayerMapping | None
+    transposes: tuple[LayerMapping, ...]
     arrays_used: int
     arrays_total: int
     pes_used: int
@@ -338,8 +371,9 @@ class ChipMapping:
         return self.feedback.tiles if self.feedback else ()
 
     def as_rows(self) -> list[dict[str, Any]]:
-        """One JSON-able dict per weighted layer, then one of kind "feedback" for the group."""
-        units = self.layers + ((self.feedback,) if self.feedback else ())
+        """One JSON-able dict per weighted layer, one of kind "feedback" for the group, then
+        one of kind "transpose" per transposed copy."""
+        units = self.layers + ((self.feedback,) if self.feedback else ()) + self.transposes
         return [unit.as_row() for unit in units]
 
 
@@ -411,9 +445,20 @@ class _Need:
     n_in: int
     n_out: int
     grid: _Grid
-    reads_per_step: int
+    positions: int
     cells: int
     neurons: int
+    replicas: int = 1
+    transpose: bool = False
+
+    @property
+    def arrays(self) -> int:
+        """Every array the unit takes: its copies of W (the replicas)."""
+        return self.grid.arrays * self.replicas
+
+    def transposed(self) -> _Need:
+        """The unit of this layer's transposed copy (as many arrays, no new entry)."""
+        return dataclasses.replace(self, kind="transpose", scheme="transpose")
 
 
 def _conv_need(chip: ChipSpec, layer: ConvLayer, shape_in: tuple[int, ...]) -> tuple:
@@ -437,66 +482,94 @@ def _conv_need(chip: ChipSpec, layer: ConvLayer, shape_in: tuple[int, ...]) -> t
     return cm.scheme, cm.window, k * k * c, grid, cm.positions, cells
 
 
+READS_TRANSPOSE = {"pipesdfa": False, "pipelayer": True}
+"""Whether a dataflow reads Wᵀ (back-propagation through the weights): BPTT does, SDFA not."""
+
+
 def _needs(chip: ChipSpec, net: NetworkSpec) -> list[_Need]:
-    """The weighted layers' needs, then the feedback group's (pipesdfa, ≥ 1 hidden layer)."""
+    """The weighted layers' needs, then the feedback group's (pipesdfa, ≥ 1 hidden layer),
+    then the transposed copies' (a dataflow reading Wᵀ from copies)."""
     xb = chip.crossbar
     shapes = layer_shapes(net)
     weighted = [i for i, layer in enumerate(net.layers) if isinstance(layer, FcLayer | ConvLayer)]
+    copy = READS_TRANSPOSE[chip.dataflow] and xb.transpose == "copy"
     needs = []
     for w, index in enumerate(weighted):
         layer, shape_in = net.layers[index], shapes[index]
         neurons = math.prod(shapes[index + 1])
+        replicas = 1
         if isinstance(layer, ConvLayer):
-            scheme, window, n_in, grid, reads, cells = _conv_need(chip, layer, shape_in)
+            scheme, window, n_in, grid, positions, cells = _conv_need(chip, layer, shape_in)
             kind, n_out = "conv", layer.out_channels
+            replicas = min(chip.mapping.conv_replication, positions)
         else:
             assert isinstance(layer, FcLayer)
             n_in, n_out = math.prod(shape_in), layer.out
-            kind, scheme, window, reads = "fc", "fc", None, 1
+            kind, scheme, window, positions = "fc", "fc", None, 1
             grid = _cut(n_in, n_out, xb.rows, xb.weights_per_row)
             cells = n_in * n_out * xb.columns_per_weight
         needs.append(
-            _Need(index, w, kind, scheme, window, n_in, n_out, grid, reads, cells, neurons)
+            _Need(
+                index,
+                w,
+                kind,
+                scheme,
+                window,
+                n_in,
+                n_out,
+                grid,
+                positions,
+                cells,
+                neurons,
+                replicas,
+                copy,
+            )
         )
     # BPTT (pipelayer) has no random feedback; a network without hidden layers needs none.
-    widths = [n.neurons for n in needs[:-1]]
+    widths = feedback_widths(net)
     if widths and chip.dataflow != "pipelayer":
         c, m = net.num_classes, max(widths)
         grid = _cut(c, m, xb.rows, xb.cols // 2)
         assert grid.arrays == len(feedback_blocks(chip, len(needs), c, m))
         group = _Need(-1, len(needs), "feedback", "feedback", None, c, m, grid, 1, 2 * c * m, m)
         needs.append(group)
-    return needs
+    return needs + [n.transposed() for n in needs if n.transpose]
 
 
 def pe_cores_needed(chip: ChipSpec, net: NetworkSpec) -> int:
     """PE cores ``net`` takes on a chip like ``chip`` of any size (each unit on fresh cores)."""
-    return sum(_ceil_div(n.grid.arrays, chip.pe.crossbars) for n in _needs(chip, net))
+    return sum(_ceil_div(n.arrays, chip.pe.crossbars) for n in _needs(chip, net))
 
 
 def map_network(chip: ChipSpec, net: NetworkSpec) -> ChipMapping:
     """Place ``net``'s weighted layers and feedback group on ``chip`` (module docstring)."""
     needs = _needs(chip, net)
     per_pe, pes_per_tile = chip.pe.crossbars, chip.tile.pes
-    pe_counts = [_ceil_div(n.grid.arrays, per_pe) for n in needs]
+    pe_counts = [_ceil_div(n.arrays, per_pe) for n in needs]
     pes_total = chip.tiles * pes_per_tile
     if sum(pe_counts) > pes_total:
-        weights = sum(n.grid.arrays for n in needs if n.kind != "feedback")
-        feedback = sum(n.grid.arrays for n in needs if n.kind == "feedback")
+        by_kind = {
+            kind: sum(n.arrays for n in needs if n.kind == kind)
+            for kind in ("feedback", "transpose")
+        }
+        weights = sum(n.arrays for n in needs) - sum(by_kind.values())
+        copies = f" + transposed copies {by_kind['transpose']}" if by_kind["transpose"] else ""
         raise MappingError(
-            f"network {net.name} needs {weights + feedback} crossbars (weights {weights} + "
-            f"feedback {feedback}) on {sum(pe_counts)} PE cores but chip {chip.name} has "
-            f"{chip.crossbars_total} crossbars on {pes_total} PE cores"
+            f"network {net.name} needs {sum(n.arrays for n in needs)} crossbars (weights "
+            f"{weights} + feedback {by_kind['feedback']}{copies}) on {sum(pe_counts)} PE cores "
+            f"but chip {chip.name} has {chip.crossbars_total} crossbars on {pes_total} PE cores"
         )
     units, next_pe = [], 0
     for need, count in zip(needs, pe_counts, strict=True):
         units.append(_place(chip, need, next_pe, count))
         next_pe += count
-    has_group = bool(units) and units[-1].kind == "feedback"
+    layers = tuple(u for u in units if u.kind not in ("feedback", "transpose"))
+    group = [u for u in units if u.kind == "feedback"]
     return ChipMapping(
         chip=chip,
-        layers=tuple(units[:-1] if has_group else units),
-        feedback=units[-1] if has_group else None,
+        layers=layers,
+        feedback=group[0] if group else None,
+        transposes=tuple(u for u in units if u.kind == "transpose"),
         arrays_used=sum(u.arrays for u in units),
         arrays_total=chip.crossbars_total,
         pes_used=next_pe,
@@ -506,19 +579,23 @@ def map_network(chip: ChipSpec, net: NetworkSpec) -> ChipMapping:
 
 
 def _place(chip: ChipSpec, need: _Need, first_pe: int, count: int) -> LayerMapping:
-    """``need`` on PE cores first_pe.. first_pe+count−1 (global numbers), arrays in order."""
+    """``need`` on PE cores first_pe.. first_pe+count−1 (global numbers), arrays in order:
+    one copy of W in block order, then its replicas."""
     per_pe, pes_per_tile = chip.pe.crossbars, chip.tile.pes
-    arrays = need.grid.arrays
+    arrays = need.arrays
     pes = tuple(divmod(g, pes_per_tile) for g in range(first_pe, first_pe + count))
     on_tile: dict[int, int] = {}
     weights: dict[int, int] = {}
-    block_weights = need.grid.block_weights()
+    block_weights = need.grid.block_weights()  # distinct entries; later arrays hold none
+    if need.kind == "transpose":
+        block_weights = [0] * len(block_weights)
     for k, (tile, _) in enumerate(pes):
         on_tile[tile] = on_tile.get(tile, 0) + min(per_pe, arrays - k * per_pe)
         held = sum(block_weights[k * per_pe : (k + 1) * per_pe])
         weights[tile] = weights.get(tile, 0) + held
-    feedback = need.kind == "feedback"
+    feedback, copy = need.kind == "feedback", need.kind == "transpose"
     g = need.grid
+    copies = g.arrays * need.replicas
     return LayerMapping(
         index=need.index,
         weighted=need.weighted,
@@ -527,12 +604,16 @@ def _place(chip: ChipSpec, need: _Need, first_pe: int, count: int) -> LayerMappi
         window=need.window,
         n_in=need.n_in,
         n_out=need.n_out,
-        weight_arrays=0 if feedback else arrays,
+        weight_arrays=0 if feedback or copy else copies,
         feedback_arrays=arrays if feedback else 0,
-        reads_per_step=need.reads_per_step,
+        reads_per_step=_ceil_div(need.positions, need.replicas),
         pes=pes,
+        positions=need.positions,
+        replicas=need.replicas,
+        block_arrays=g.arrays,
+        transpose_arrays=copies if need.transpose else 0,
         tiles=tuple(on_tile),
-        utilisation=need.cells / (arrays * chip.crossbar.rows * chip.crossbar.cols),
+        utilisation=need.cells * need.replicas / (arrays * chip.crossbar.rows * chip.crossbar.cols),
         rows=g.rows,
         columns=g.columns,
         row_blocks=g.row_blocks,

@@ -18,7 +18,7 @@ Wire format of the payload (all packets' payloads concatenated in packet order):
 - ``none`` (``control``): no payload; the shape is ``[]``.
 
 Wire *bytes* (what the emulator's actors exchange) differ from emulated wire *bits* (what the
-chip's NoC would carry): :data:`VALUE_BITS` gives the latter, and :func:`transfer_ns` /
+chip's NoC would carry): :func:`value_bits` gives the latter, and :func:`transfer_ns` /
 :func:`transfer_energy_pj` are the one place the NoC cost formulas live.
 
 Mesh positions are ``(row, col)``; node index = ``row * cols + col``. XY routing moves along X
@@ -54,21 +54,19 @@ KIND_DTYPE: dict[str, str] = {
 }
 """The payload encoding of each packet kind."""
 
-VALUE_BITS: dict[str, int] = {
-    "spikes": 1,
-    "psum": 16,
-    "error": 16,
-    "feedback": 16,
-    "update": 16,
-    "control": 0,
-}
-"""Emulated NoC bits per payload value, by kind (our assumption; the paper publishes none).
 
-A spike is one bit. Partial sums, errors and projected errors travel as 16-bit on-chip fixed
-point (ISAAC's 16-bit datapath), although the emulator computes them in float64. A weight-code
-delta travels as a 16-bit signed integer. A control packet carries no payload bits. Packet
-headers are not modelled: a packet's wire size is its payload.
-"""
+def value_bits(chip: ChipSpec, kind: str) -> int:
+    """Emulated NoC bits per payload value of a packet kind.
+
+    A spike is one bit; a control packet carries no payload bits; partial sums, errors,
+    projected errors and weight-code deltas travel as ``chip.tile.value_bits``-bit on-chip
+    values (16 by default, ISAAC's datapath), although the emulator computes them in float64.
+    Packet headers are not modelled: a packet's wire size is its payload.
+    """
+    if kind not in KIND_DTYPE:
+        raise ValueError(f"kind: {kind!r} is not one of {', '.join(KIND_DTYPE)}")
+    return {"spikes": 1, "control": 0}.get(kind, chip.tile.value_bits)
+
 
 MAX_FRAME_BYTES = 96 * 1024
 """Keep encoded frames under this (≈ 96 KB): larger Ray messages go through the object store."""
@@ -113,9 +111,9 @@ def parse_core(name: str) -> tuple[str, int, int]:
 # ----------------------------------------------------------------------------- packets
 
 
-def packet_bits(kind: str, values: int) -> int:
-    """Emulated NoC bits of one packet carrying ``values`` payload values (:data:`VALUE_BITS`)."""
-    return VALUE_BITS[kind] * values
+def packet_bits(chip: ChipSpec, kind: str, values: int) -> int:
+    """Emulated NoC bits of one packet carrying ``values`` payload values (:func:`value_bits`)."""
+    return value_bits(chip, kind) * values
 
 
 @dataclass(frozen=True)
@@ -210,10 +208,9 @@ class Frame(BaseModel):
             return -(-math.prod(self.shape) // 8)
         return _BYTES_PER_VALUE[self.dtype] * math.prod(self.shape)
 
-    @property
-    def bits_per_packet(self) -> int:
-        """Emulated NoC bits of one packet's payload (:func:`packet_bits`)."""
-        return packet_bits(self.kind, self.values_per_packet)
+    def bits_per_packet(self, chip: ChipSpec) -> int:
+        """Emulated NoC bits of one packet's payload on ``chip`` (:func:`packet_bits`)."""
+        return packet_bits(chip, self.kind, self.values_per_packet)
 
     # -- building and reading
 

@@ -17,7 +17,7 @@ from emulator.learning import init_weights, weighted_layers
 from emulator.mapping import Block, ChipMapping, feedback_blocks, map_network, weight_blocks
 from emulator.noc import pe_name, tile_name
 from emulator.schedule import CostModel
-from emulator.topology import ChipSpec, NetworkSpec, layer_shapes
+from emulator.topology import ChipSpec, NetworkSpec, feedback_widths, layer_shapes
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,9 @@ class Plan:
         plans = []
         for k, (i, lm, w) in enumerate(zip(weighted, self.mapping.layers, weights, strict=True)):
             n_out, n_in = w.shape
-            pes = tuple(pe_name(t, p) for t, p in lm.pes)
+            # the PE cores of one copy of W; replicas and a transposed copy are costed only
+            held = -(-lm.block_arrays // self.chip.pe.crossbars)
+            pes = tuple(pe_name(t, p) for t, p in lm.pes[:held])
             blocks = tuple(weight_blocks(self.chip, k, n_in, n_out))
             pools, j = [], i + 1
             while j < len(self.net.layers) and self.net.layers[j].type == "pool":
@@ -122,7 +124,7 @@ class Plan:
                     pes=pes,
                     blocks=blocks,
                     block_pe=_spread(len(blocks), len(pes), self.chip.pe.crossbars),
-                    lsb=initial_codes(w, self.chip.crossbar.weight_bits)[1],
+                    lsb=initial_codes(w, self.chip.crossbar)[1],
                     pool_after=tuple(pools),
                     in_shape=tuple(shapes[i]),
                     out_shape=tuple(shapes[i + 1]),
@@ -135,7 +137,7 @@ class Plan:
         fb = self.mapping.feedback
         if fb is None:
             return None
-        width = max(math.prod(layer.out_shape) for layer in self.layers[:-1])
+        width = max(feedback_widths(self.net))
         rows = math.prod(self.layers[-1].out_shape)
         blocks = tuple(feedback_blocks(self.chip, fb.weighted, rows, width))
         pes = tuple(pe_name(t, p) for t, p in fb.pes)
@@ -155,10 +157,12 @@ class Plan:
 
     @cached_property
     def tiles(self) -> list[str]:
-        """Every tile core the run uses (tiles holding any PE core in use), in order."""
-        used = {t for lm in self.mapping.layers for t in lm.tiles}
-        if self.mapping.feedback is not None:
-            used |= set(self.mapping.feedback.tiles)
+        """Every tile core the run uses (tiles holding a PE core in use or serving a GRAD),
+        in order."""
+        costs = self.costs
+        used = {int(pe.split("-")[1]) for pe in self.pe_cores}
+        for i, lm in enumerate(self.mapping.layers):
+            used |= {lm.tiles[k] for k in costs.grad_tiles(i)}
         return [tile_name(t) for t in sorted(used)]
 
     @cached_property

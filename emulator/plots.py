@@ -14,10 +14,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+
+from emulator.schedule import COMPONENTS
 
 WRITE_COLOR = "#333333"
 _ROW_RE = re.compile(r"^(xbar|neuron):(\d+)$")
@@ -178,9 +182,10 @@ def energy_breakdown(
     fig = Figure(figsize=(max(4.0, 1.4 * len(configs) + 3.0), 4.5), layout="constrained")
     ax = fig.add_subplot()
     bottom = [0.0] * len(configs)
-    for i, name in enumerate(components):
+    colors = component_colors(components)
+    for name in components:
         heights = [breakdowns[c].get(name, 0.0) / scale for c in configs]
-        ax.bar(configs, heights, bottom=bottom, label=name, color=f"C{i % 10}", width=0.6)
+        ax.bar(configs, heights, bottom=bottom, label=name, color=colors[name], width=0.6)
         bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
     for x, total in enumerate(bottom):
         ax.annotate(f"{total:.3g}", (x, total), ha="center", va="bottom", fontsize="small")
@@ -188,6 +193,73 @@ def energy_breakdown(
     ax.set_title(title)
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
     return _save(fig, path, title)
+
+
+def component_colors(names: Sequence[str] | Mapping[str, Any]) -> dict[str, str]:
+    """A colour of its own for every energy component: the schedule's components keep
+    theirs in every plot (tab20, dark hues first), other names take the colours after."""
+    cmap = colormaps["tab20"]
+    palette = [to_hex(cmap(i)) for i in (*range(0, 20, 2), *range(1, 20, 2))]
+    known = list(COMPONENTS)
+    extra = [name for name in names if name not in known]
+    if len(known) + len(extra) > len(palette):
+        raise ValueError(f"component_colors: more than {len(palette)} components")
+    order = known + extra
+    return {name: palette[order.index(name)] for name in names}
+
+
+def sensitivity_tornado(
+    results: Sequence[Mapping[str, Any]], path: str | Path, *, title: str | None = None
+) -> str:
+    """Tornado charts of :func:`emulator.compare.sensitivity` results: per network a row of
+    two panels (speedup, energy ratio), one bar per assumption from its low end to its high
+    end (log scale) around the shipped value, the most influential on top.
+
+    Parameters
+    ----------
+    results
+        One sensitivity result per network (``sensitivity`` rows sorted by influence).
+    path
+        Where to write the PNG.
+    title
+        The figure's title (default "How far each assumption moves the verdict").
+
+    Returns
+    -------
+    str
+        The title.
+    """
+    if not results:
+        raise ValueError("sensitivity_tornado: no results to draw")
+    title = title or "How far each assumption moves the verdict"
+    rows = max(len(r["sensitivity"]) for r in results)
+    fig = Figure(figsize=(12.0, 0.6 + len(results) * (0.28 * rows + 0.9)), layout="constrained")
+    grid = fig.subplots(len(results), 2, squeeze=False)
+    for axes, result in zip(grid, results, strict=True):
+        ratios = (("speedup", "speedup"), ("energy_ratio", "energy ratio"))
+        for ax, (key, label) in zip(axes, ratios, strict=True):
+            _tornado(ax, result, key)
+            ax.set_title(f"{result['network']}: {label} {result[key]:.3g}x", fontsize="medium")
+    fig.suptitle(title)
+    return _save(fig, path, title)
+
+
+def _tornado(ax: Axes, result: Mapping[str, Any], key: str) -> None:
+    base = result[key]
+    rows = list(reversed(result["sensitivity"]))  # the most influential at the top
+    for y, row in enumerate(rows):
+        for value, color in zip(row[key], ("#4477aa", "#ee6677"), strict=True):
+            if value is not None:
+                ax.barh(y, value - base, left=base, color=color, height=0.7)
+    ax.axvline(base, color="black", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.set_yticks(range(len(rows)), [f"{r['field']} {r['low']}…{r['high']}" for r in rows])
+    ax.tick_params(axis="y", labelsize="x-small")
+    ax.legend(
+        handles=[Patch(color="#4477aa", label="low"), Patch(color="#ee6677", label="high")],
+        fontsize="x-small",
+        loc="lower right",
+    )
 
 
 def _is_number(value: Any) -> bool:

@@ -15,16 +15,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
 
 from emulator.compare import compare
 from emulator.mapping import MappingError, map_network
-from emulator.schedule import Activity
-from emulator.topology import ChipSpec, NetworkSpec
-
-
-class SweepError(ValueError):
-    """A bad ``--set``: the message names the field and the reason."""
+from emulator.schedule import Activity, simulate
+from emulator.topology import ChipSpec, NetworkSpec, SweepError
 
 
 def parse_sets(sets: Sequence[str]) -> list[tuple[str, list[Any]]]:
@@ -50,31 +45,6 @@ def _scalar(name: str, text: str) -> Any:
     if isinstance(value, dict | list) or value is None:
         raise SweepError(f"--set {name}: {text!r} is not a single value")
     return value
-
-
-def with_fields(chip: ChipSpec, values: dict[str, Any]) -> ChipSpec:
-    """``chip`` with dotted fields replaced (validated as a chip file would be)."""
-    data = chip.model_dump()
-    for dotted, value in values.items():
-        *parents, leaf = dotted.split(".")
-        node = data
-        for part in parents:
-            if not isinstance(node.get(part), dict):
-                raise SweepError(f"--set {dotted}: {part!r} is not a section of a chip file")
-            node = node[part]
-        if leaf not in node:
-            raise SweepError(f"--set {dotted}: no field {leaf!r} in a chip file")
-        node[leaf] = value
-    if "noc.mesh" in values and "tiles" not in values:
-        rows, cols = (int(v) for v in str(values["noc.mesh"]).split("x"))
-        data["tiles"] = rows * cols
-    try:
-        return ChipSpec.model_validate(data)
-    except ValidationError as err:
-        first = err.errors(include_url=False)[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        msg = first["msg"].removeprefix("Value error, ")
-        raise SweepError(f"--set {', '.join(values)}: {loc or 'chip'}: {msg}") from None
 
 
 def points(fields: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
@@ -109,10 +79,22 @@ def _placed(chip: ChipSpec, net: NetworkSpec) -> dict[str, Any]:
 def analytic_point(
     chip: ChipSpec, baseline: ChipSpec, net: NetworkSpec, activity: Activity, batch: int
 ) -> dict[str, Any]:
-    """One sweep point by the cost model: throughput, energy, utilisation, PipeLayer ratios."""
+    """One sweep point by the cost model: throughput, energy, utilisation, PipeLayer ratios
+    (None, with ``baseline_reason``, where the baseline chip cannot hold the network)."""
     placed = _placed(chip, net)
     if not placed["fits"]:
         return placed
+    held = _placed(baseline, net)
+    if not held["fits"]:
+        s = simulate(chip, net, activity, batch=batch)
+        return placed | {
+            "samples_per_s": 1e9 / s.time_ns_per_sample,
+            "time_ns_per_sample": s.time_ns_per_sample,
+            "energy_pj_per_sample": s.total_pj_per_sample,
+            "speedup": None,
+            "energy_ratio": None,
+            "baseline_reason": held["reason"],
+        }
     result = compare(net, chip, baseline, activity, batch=batch)
     ps = result["pipesdfa"]
     return placed | {

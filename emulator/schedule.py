@@ -154,14 +154,20 @@ from typing import Annotated, Any, Protocol, TypeVar, cast
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from emulator import noc
-from emulator.mapping import ChipMapping, LayerMapping, map_network
-from emulator.topology import ChipSpec, NetworkSpec, PipelineSpec, layer_shapes
-
-MEMBRANE_BITS = 16
-"""Bits of a buffered membrane potential (our assumption, both dataflows)."""
-
-DEFAULT_WRITE_FRACTION = 0.5
-"""Fraction of a layer's weight cells written per batch without a measured activity (assumed)."""
+from emulator.cost.physical import (
+    Arrays,
+    Cost,
+    Spill,
+    array_read,
+    buffer_access,
+    error_planes,
+    grad_macs,
+    neuron_steps,
+    transfer,
+    write_rows,
+)
+from emulator.mapping import READS_TRANSPOSE, ChipMapping, LayerMapping, map_network
+from emulator.topology import ChipSpec, NetworkSpec, PipelineSpec, feedback_widths, layer_shapes
 
 COMPONENTS = (
     "read",
@@ -170,13 +176,16 @@ COMPONENTS = (
     "neuron",
     "noc",
     "buffer",
+    "spill",
     "feedback",
-    "local_grad",
     "error_backprop",
     "grad",
     "write",
 )
 """Energy components, in report order."""
+
+BUFFER_CLASSES = ("frames", "membranes", "errors")
+"""What a tile buffer keeps, in the order it holds them when it cannot hold everything."""
 
 COUNTERS = (
     "ops",
@@ -187,6 +196,9 @@ COUNTERS = (
     "pulses",
     "noc_bits",
     "buffer_bits",
+    "spilled_bits",
+    "grad_cells_written",
+    "grad_pulses",
     "reuse_saved_bits",
     "reuse_saved_pj",
 )
@@ -212,18 +224,18 @@ class Activity(BaseModel):
     output_rates: list[Rate] = Field(description="Mean firing rate of each layer's neurons.")
     write_fraction: list[Rate] | None = Field(
         None,
-        description=f"Fraction of each layer's cells written per batch "
-        f"(default {DEFAULT_WRITE_FRACTION}).",
+        description="Fraction of each layer's cells written per batch (default: the chip's "
+        "activity.write_fraction).",
     )
     pulses_per_cell: list[Annotated[float, Field(ge=0.0)]] | None = Field(
         None,
-        description="Mean programming pulses per written cell (default: one level step, "
-        "(pulse_levels − 1)/(2^cell_bits − 1)).",
+        description="Mean programming pulses per written cell (default: the chip's "
+        "activity.pulses_per_cell, else one level step).",
     )
-    error_bit_rate: Rate = Field(
-        0.25,
+    error_bit_rate: Rate | None = Field(
+        None,
         description="Fraction of rows active in one bit-plane read of a multi-bit error "
-        "(assumed: half the bits set, half the values of each sign).",
+        "(default: the chip's activity.error_bit_rate).",
     )
 
     @model_validator(mode="after")
@@ -257,10 +269,17 @@ NonNegFloat = Annotated[float, Field(ge=0.0)]
 
 def write_activity(chip: ChipSpec, act: Activity, layer: int) -> tuple[float, float]:
     """(fraction of cells written per batch, mean pulses per written cell) of ``layer`` under
-    ``act``: its measured values, else the defaults."""
-    fraction = act.write_fraction[layer] if act.write_fraction else DEFAULT_WRITE_FRACTION
+    ``act``: its measured values, else the chip's assumed ones (``chip.activity``)."""
+    fraction = chip.activity.write_fraction
+    if act.write_fraction:
+        fraction = act.write_fraction[layer]
     pulses = act.pulses_per_cell[layer] if act.pulses_per_cell else default_pulses_per_cell(chip)
     return fraction, pulses
+
+
+def error_bit_rate(chip: ChipSpec, act: Activity) -> float:
+    """The error bit rate of ``act``, else the chip's assumed one."""
+    return chip.activity.error_bit_rate if act.error_bit_rate is None else act.error_bit_rate
 
 
 class OpActivity(BaseModel):
@@ -352,7 +371,7 @@ class OpActivity(BaseModel):
             samples=samples,
             input_rates=[[list(s) for s in steps] for _ in range(samples)],
             grad_rates=[list(activity.input_rates) for _ in range(samples)],
-            error_bit_rates=[activity.error_bit_rate] * samples,
+            error_bit_rates=[error_bit_rate(chip, activity)] * samples,
             writes=[list(writes) for _ in range(-(-samples // batch))],
         )
 
@@ -369,48 +388,6 @@ def ps(ns: float) -> int:
     return round(ns * 1000)
 
 
-def conversions_per_column(chip: ChipSpec, unit: LayerMapping) -> int:
-    """Readouts per logical column per read: ADC one per pair per slice, I&F one per column."""
-    slices = 1 if unit.kind == "feedback" else chip.crossbar.slices
-    return slices if chip.crossbar.readout == "adc" else 2 * slices
-
-
-def cells_per_column(chip: ChipSpec, unit: LayerMapping) -> int:
-    """Physical cells per logical column per row: a pair per slice (feedback: one pair)."""
-    return 2 if unit.kind == "feedback" else chip.crossbar.columns_per_weight
-
-
-def read_cycle_ns(chip: ChipSpec, unit: LayerMapping) -> float:
-    """One read of every array of ``unit`` in parallel: the pulse, then the fullest array's
-    conversions on its one ADC."""
-    conversions = unit.array_columns * conversions_per_column(chip, unit)
-    return chip.device.read_latency_ns + conversions * chip.crossbar.adc_latency_ns
-
-
-def read_energy_pj(
-    chip: ChipSpec, unit: LayerMapping, active: float, reads: int = 1
-) -> dict[str, float]:
-    """Energy of ``reads`` (bit-serial) reads of every array of ``unit`` at one position.
-
-    ``active`` is the fraction of rows driven. Returns read (cells), readout (conversions)
-    and shift_add (partial sums over row blocks, slices and bit planes) in pJ.
-    """
-    cpc = conversions_per_column(chip, unit)
-    cells = unit.rows * unit.columns * cells_per_column(chip, unit)
-    conversions = unit.row_blocks * unit.columns * cpc
-    shift_adds = unit.columns * (reads * unit.row_blocks * cpc - 1)
-    return {
-        "read": reads * active * cells * chip.device.read_energy_pj,
-        "readout": reads * conversions * chip.crossbar.adc_energy_pj,
-        "shift_add": shift_adds * chip.tile.shift_add_energy_pj,
-    }
-
-
-def bit_serial_reads(chip: ChipSpec) -> int:
-    """Reads of one multi-bit error vector: a positive and a negative plane per magnitude bit."""
-    return 2 * (chip.crossbar.error_bits - 1)
-
-
 def hops(mapping: ChipMapping, tile_a: int, tile_b: int) -> int:
     """Router hops between two tiles' mesh nodes: the XY route's (the Manhattan distance),
     or the detour's around dead links (:func:`emulator.noc.route`)."""
@@ -419,19 +396,60 @@ def hops(mapping: ChipMapping, tile_a: int, tile_b: int) -> int:
 
 
 def default_pulses_per_cell(chip: ChipSpec) -> float:
-    """One cell level step in identical pulses: (pulse_levels − 1)/(2^cell_bits − 1)."""
+    """Pulses per written cell without a measured value: ``activity.pulses_per_cell``, else
+    one cell level step in identical pulses, (pulse_levels − 1)/(2^cell_bits − 1)."""
+    if chip.activity.pulses_per_cell is not None:
+        return chip.activity.pulses_per_cell
     return (chip.device.pulse_levels - 1) / (2**chip.crossbar.cell_bits - 1)
 
 
-def write_ns(chip: ChipSpec, unit: LayerMapping, fraction: float, pulses: float) -> float:
-    """Program a layer: its fullest array's rows in sequence, ⌈pulses⌉ slots each."""
-    rows = unit.array_rows if fraction > 0 else 0
-    return rows * math.ceil(pulses) * chip.device.write_latency_ns
+def fresh_pulses_per_cell(chip: ChipSpec) -> float:
+    """Mean pulses to program a fresh multi-bit value from the reset level: half the pulse
+    levels (uniformly distributed levels; an intermediate write of the crossbar datapath)."""
+    return (chip.device.pulse_levels - 1) / 2
 
 
 def local_grad_macs(net: NetworkSpec, unit: LayerMapping, input_rate: float) -> float:
-    """T·n_l·rate·fan_in additions of the local gradient Σ_t δ_l[t]·s_{l−1}[t]ᵀ."""
+    """T·n_l·rate·fan_in additions of the weight gradient Σ_t δ_l[t]·s_{l−1}[t]ᵀ."""
     return net.time_steps * unit.neurons * input_rate * unit.n_in
+
+
+def weight_arrays(chip: ChipSpec, unit: LayerMapping) -> Arrays:
+    """The arrays of one copy of a layer's W (or of the feedback group: a pair per entry)."""
+    feedback = unit.kind == "feedback"
+    slices = 1 if feedback else chip.crossbar.slices
+    return Arrays(
+        rows=unit.rows,
+        columns=unit.columns,
+        row_blocks=unit.row_blocks,
+        array_rows=unit.array_rows,
+        array_columns=unit.array_columns,
+        count=unit.feedback_arrays if feedback else unit.block_arrays,
+        cells_per_column=2 * slices,
+        slices=slices,
+    )
+
+
+def delta_arrays(chip: ChipSpec, net: NetworkSpec, unit: LayerMapping) -> Arrays:
+    """The crossbar datapath's morphable arrays of one sample of ``unit``: δ of every (step,
+    output position) in a row, one logical column per output channel, each value
+    ``error_bits`` sign-magnitude on ⌈(error_bits − 1)/cell_bits⌉ cell pairs."""
+    xb = chip.crossbar
+    slices = -(-(xb.error_bits - 1) // xb.cell_bits)
+    per_array = max(1, xb.cols // (2 * slices))
+    rows = net.time_steps * (unit.neurons // unit.n_out)  # T · output positions
+    col_blocks = -(-unit.n_out // per_array)
+    row_blocks = -(-rows // xb.rows)
+    return Arrays(
+        rows=rows,
+        columns=unit.n_out,
+        row_blocks=row_blocks,
+        array_rows=min(rows, xb.rows),
+        array_columns=min(unit.n_out, per_array),
+        count=row_blocks * col_blocks,
+        cells_per_column=2 * slices,
+        slices=slices,
+    )
 
 
 # ------------------------------------------------------------------------------ ops
@@ -522,23 +540,6 @@ class OpCost:
         object.__setattr__(self, "exclusive", is_exclusive(self.resource))
 
 
-def _energy(**parts: float) -> dict[str, float]:
-    return {k: v for k, v in parts.items() if v}
-
-
-def _merge(*dicts: Mapping[str, float]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for d in dicts:
-        for k, v in d.items():
-            out[k] = out.get(k, 0.0) + v
-    return out
-
-
-def _scaled(energy: Mapping[str, float], into: str, factor: float = 1.0) -> dict[str, float]:
-    """All of ``energy`` summed into one component, times ``factor``."""
-    return {into: factor * sum(energy.values())}
-
-
 def _inputs(net: NetworkSpec) -> list[int]:
     """Input frame size (bits per step) of every weighted layer, after any pool."""
     shapes = layer_shapes(net)
@@ -564,78 +565,117 @@ def _cached(method: _F) -> _F:
     return cast(_F, wrapper)
 
 
-class CostModel:
-    """The cost of every op of ``net`` on ``chip``: the one place durations, energies and
-    counters are computed (formulas in the module doc).
+def _op(kind: str, layer: int, resource: str, cost: Cost) -> OpCost:
+    return OpCost(kind, layer, resource, ps(cost.ns), cost.energy_pj, cost.counters)
 
-    Maps the network once (:attr:`mapping`). Each method returns the :class:`OpCost` of one op
+
+class CostModel:
+    """The cost of every op of ``net`` on ``chip``: the one place the physical rules of
+    :mod:`emulator.cost.physical` are composed into scheduled ops (module doc).
+
+    Maps the network once (:attr:`mapping`) and sizes every tile's buffer against what the
+    schedule keeps in it (:attr:`spill`). Each method returns the :class:`OpCost` of one op
     given that op's own activity; results are cached per argument tuple (pass arguments
-    positionally: the same object for the same arguments, so calling per op is cheap). Layers
-    are weighted-layer numbers (``mapping.layers[layer]``). Methods of the other dataflow's
-    ops still answer (their formulas do not depend on the dataflow) but its schedule never
-    issues them; ``write`` is the WRITE of ``chip.dataflow``.
+    positionally: the same object for the same arguments, so calling per op is cheap).
+    Layers are weighted-layer numbers (``mapping.layers[layer]``). No op's cost rule looks
+    at ``chip.dataflow``: it decides only which ops the batch loop of :data:`DATAFLOWS`
+    issues, with which arguments, and so what the buffers keep (:meth:`error_steps`).
     """
 
     def __init__(self, chip: ChipSpec, net: NetworkSpec) -> None:
         self.chip, self.net = chip, net
         self.mapping: ChipMapping = map_network(chip, net)
         self._bits_in = _inputs(net)
-        self._memo: dict[tuple[Any, ...], OpCost | None] = {}
+        # values of the error of each layer's outputs as sent on (after its pools)
+        self._sent = [*self._bits_in[1:], self.mapping.layers[-1].neurons]
+        self._fb_widths = feedback_widths(net)
+        self._memo: dict[tuple[Any, ...], Any] = {}
+        self.spill: dict[tuple[int, str], Spill] = self._spills()
 
     @property
     def layers(self) -> int:
         """Number of weighted layers L."""
         return len(self.mapping.layers)
 
+    # -- the tile buffers
+
+    def error_steps(self) -> int:
+        """Error values per neuron a layer buffers per sample: the dataflow's learning rule
+        (SDFA's g is the same at every step: 1; BPTT's error differs per step: T)."""
+        return self.net.time_steps if READS_TRANSPOSE[self.chip.dataflow] else 1
+
+    def buffer_need_bits(self) -> dict[int, dict[str, float]]:
+        """Bits each tile keeps in its buffer, by class (:data:`BUFFER_CLASSES`): for every
+        layer it homes, per sample in flight (2 with the data level on: one being written
+        while the previous one is used; else 1), the T input frames (input data reuse), the
+        T membrane potentials and the buffered errors of its outputs; the feedback group's
+        home keeps e."""
+        chip, t = self.chip, self.net.time_steps
+        flight = 2 if chip.pipeline.data else 1
+        vb, mb = chip.tile.value_bits, chip.tile.membrane_bits
+        need: dict[int, dict[str, float]] = {}
+
+        def keep(tile: int, cls: str, bits: float) -> None:
+            row = need.setdefault(tile, dict.fromkeys(BUFFER_CLASSES, 0.0))
+            row[cls] += flight * bits
+
+        for i, lm in enumerate(self.mapping.layers):
+            keep(lm.tiles[0], "frames", t * self._bits_in[i])
+            keep(lm.tiles[0], "membranes", t * lm.neurons * mb)
+            keep(lm.tiles[0], "errors", self.error_steps() * self._sent[i] * vb)
+        fb = self.mapping.feedback
+        if fb is not None:
+            keep(fb.tiles[0], "errors", self.net.num_classes * vb)
+        return need
+
+    def _spills(self) -> dict[tuple[int, str], Spill]:
+        """What of each (tile, class) spills: the buffer holds the classes in the order of
+        :data:`BUFFER_CLASSES` (the forward's frames and membranes before the errors, so
+        the errors a dataflow keeps never push the forward's data out); a class that does
+        not fit spills the share beyond the space left, to the global buffer beside the
+        mesh's corner router (0, 0), one hop past it."""
+        capacity = self.chip.tile.buffer_kb * 1024 * 8
+        out = {}
+        for tile, need in self.buffer_need_bits().items():
+            left = capacity
+            corner = len(noc.route(self.mapping.positions[tile], (0, 0), self.chip)) + 1
+            for cls in BUFFER_CLASSES:
+                if need[cls] > left:
+                    out[tile, cls] = Spill(1 - left / need[cls], corner)
+                left = max(0.0, left - need[cls])
+        return out
+
+    def _buffer(self, tile: int, cls: str, bits: float) -> Cost:
+        return buffer_access(self.chip, bits, self.spill.get((tile, cls), Spill()))
+
     def _noc(self, kind: str, layer: int, bits: int, a: int, b: int) -> OpCost:
-        h = hops(self.mapping, a, b)
-        energy = _energy(noc=noc.transfer_energy_pj(self.chip, bits, h))
-        counters = {"noc_bits": float(bits * h)}
-        dur = ps(noc.transfer_ns(self.chip, bits, h))
-        return OpCost(kind, layer, f"noc:t{a}>t{b}", dur, energy, counters)
+        cost = transfer(self.chip, bits, hops(self.mapping, a, b))
+        return _op(kind, layer, f"noc:t{a}>t{b}", cost)
+
+    def _values(self, values: int) -> int:
+        """NoC and buffer bits of ``values`` multi-bit values."""
+        return noc.packet_bits(self.chip, "error", values)
 
     # -- forward (both dataflows)
 
     @_cached
     def xbar(self, layer: int, input_rate: float) -> OpCost:
         """XBAR_READ of ``layer`` at one step with a fraction ``input_rate`` of its inputs
-        active: the buffered frame written once and read by the arrays."""
+        active: every position read (⌈positions / replicas⌉ cycles), beside the buffer
+        streaming the frame in and the positions' rows out."""
         chip, lm = self.chip, self.mapping.layers[layer]
-        reads, buf = lm.reads_per_step, chip.tile.buffer_energy_pj_per_bit
-        read = {k: reads * v for k, v in read_energy_pj(chip, lm, float(input_rate)).items()}
-        frame = self._bits_in[layer] + reads * lm.rows
-        return OpCost(
-            "XBAR_READ",
-            layer,
-            f"xbar:{layer}",
-            ps(reads * read_cycle_ns(chip, lm)),
-            _merge(read, _energy(buffer=frame * buf)),
-            {
-                "array_reads": reads * lm.weight_arrays,
-                "buffer_bits": frame,
-                "conversions": reads
-                * lm.row_blocks
-                * lm.columns
-                * conversions_per_column(chip, lm),
-            },
-        )
+        read = array_read(chip, weight_arrays(chip, lm), float(input_rate))
+        reads = read.repeated(lm.positions, lm.reads_per_step)
+        frame = self._bits_in[layer] + lm.positions * lm.rows
+        buffered = self._buffer(lm.tiles[0], "frames", frame)
+        return _op("XBAR_READ", layer, f"xbar:{layer}", reads.beside(buffered))
 
     @_cached
     def neuron(self, layer: int) -> OpCost:
-        """NEURON of ``layer`` at one step: the update and the saved membrane potentials."""
-        tile, lm = self.chip.tile, self.mapping.layers[layer]
-        saved = lm.neurons * MEMBRANE_BITS
-        return OpCost(
-            "NEURON",
-            layer,
-            f"neuron:{layer}",
-            ps(tile.neuron_latency_ns),
-            _energy(
-                neuron=lm.neurons * tile.neuron_energy_pj,
-                buffer=saved * tile.buffer_energy_pj_per_bit,
-            ),
-            {"buffer_bits": saved},
-        )
+        """NEURON of ``layer`` at one step: the update, beside saving the membrane potentials."""
+        chip, lm = self.chip, self.mapping.layers[layer]
+        saved = self._buffer(lm.tiles[0], "membranes", lm.neurons * chip.tile.membrane_bits)
+        return _op("NEURON", layer, f"neuron:{layer}", neuron_steps(chip, lm.neurons).beside(saved))
 
     @_cached
     def noc_spikes(self, layer: int) -> OpCost | None:
@@ -645,25 +685,100 @@ class CostModel:
         src, dst = self.mapping.layers[layer - 1].tiles[0], self.mapping.layers[layer].tiles[0]
         return self._noc("NOC_SPIKES", layer, self._bits_in[layer], src, dst)
 
+    # -- the weight gradient and update (both dataflows)
+
+    def grad_tiles(self, layer: int) -> tuple[int, ...]:
+        """The k (indices into the layer's tiles) of its GRAD ops: the digital datapath
+        splits the gradient over the tiles holding the weights, the crossbar datapath runs
+        on the layer's morphable arrays (one op, k = 0)."""
+        if self.chip.tile.grad_datapath == "crossbar":
+            return (0,)
+        return self.mapping.layers[layer].weight_tiles
+
+    def _grad_resource(self, layer: int, k: int) -> str:
+        if self.chip.tile.grad_datapath == "crossbar":
+            return f"gradxbar:{layer}"
+        return f"grad:t{self.mapping.layers[layer].tiles[k]}"
+
+    @_cached
+    def grad(self, layer: int, k: int, input_rate: float, error_steps: int) -> OpCost:
+        """GRAD(l, n, k): sample n's weight gradient Σ_t δ_l[t]·s_{l−1}[t]ᵀ on tile k.
+
+        First (k = 0, the layer's home) δ_l[t] = err_l[t] ⊙ σ'(v_l[t]) for every step (T
+        backward neuron steps) beside the buffer reads of the T input frames, the T
+        membranes and the buffered error of the layer's outputs (after its pools;
+        ``error_steps`` values per output, written on arrival and read once), one access
+        after the other; then the MACs on the datapath. Counters ``reuse_saved_*``: the
+        re-read input frames would otherwise come again over the NoC from layer l−1.
+        """
+        chip, net, m = self.chip, self.net, self.mapping
+        lm, t = m.layers[layer], net.time_steps
+        rate = float(input_rate)
+        head = Cost()
+        if k == 0:
+            reuse, home = t * self._bits_in[layer], lm.tiles[0]
+            buffered = self._buffer(home, "frames", reuse).then(
+                self._buffer(home, "membranes", t * lm.neurons * chip.tile.membrane_bits),
+                self._buffer(home, "errors", 2 * self._values(error_steps * self._sent[layer])),
+            )
+            src = hops(m, m.layers[layer - 1].tiles[0], lm.tiles[0]) if layer else 0
+            saved = Cost(
+                counters={
+                    "reuse_saved_bits": reuse,
+                    "reuse_saved_pj": noc.transfer_energy_pj(chip, reuse, src),
+                }
+            )
+            head = neuron_steps(chip, lm.neurons, t).beside(buffered)
+            head = head.beside(saved)
+        macs = local_grad_macs(net, lm, rate)
+        if chip.tile.grad_datapath == "digital":
+            body = grad_macs(chip, macs * lm.tile_weights[k] / (lm.n_in * lm.n_out))
+        else:
+            body = self._crossbar_grad(lm, rate)
+        return _op("GRAD", layer, self._grad_resource(layer, k), head.then(body))
+
+    def _crossbar_grad(self, lm: LayerMapping, rate: float) -> Cost:
+        """δ written into the morphable arrays, one read per input (its spike train over the
+        steps and positions, a fraction ``rate`` active), each read's n_out values added
+        into the batch's gradient by the gradient unit's adders (shift-add energy)."""
+        chip = self.chip
+        arrays = delta_arrays(chip, self.net, lm)
+        values = arrays.rows * arrays.columns
+        write = write_rows(
+            chip, arrays.array_rows, values * arrays.cells_per_column, fresh_pulses_per_cell(chip)
+        )
+        reads = array_read(chip, arrays, rate).repeated(lm.n_in)
+        adds = Cost(energy_pj={"shift_add": lm.n_in * lm.n_out * chip.tile.shift_add_energy_pj})
+        work = write.then(reads.beside(adds))
+        return Cost(work.ns, {"grad": sum(work.energy_pj.values())}, _without_writes(work))
+
     @_cached
     def write(self, layer: int, fraction: float, pulses: float) -> OpCost:
-        """WRITE of ``layer`` (``chip.dataflow``'s), a ``fraction`` of its cells written with
-        ``pulses`` mean pulses per written cell."""
-        fraction, pulses = float(fraction), float(pulses)
-        if self.chip.dataflow == "pipelayer":
-            return self._pipelayer_write(layer, fraction, pulses)
+        """WRITE of ``layer``: a ``fraction`` of its cells (every replica's) written with
+        ``pulses`` mean pulses per written cell; with ``crossbar.update: read_merge_write``
+        each row of one copy is read out first (one read cycle per row)."""
         chip, lm = self.chip, self.mapping.layers[layer]
-        written = fraction * lm.cells
-        return OpCost(
-            "WRITE",
-            layer,
-            f"xbar:{layer}",
-            ps(write_ns(chip, lm, fraction, pulses)),
-            _energy(write=written * pulses * chip.device.write_energy_pj),
-            {"cells_written": written, "pulses": written * pulses},
-        )
+        fraction, pulses = float(fraction), float(pulses)
+        cells = fraction * lm.cells * lm.replicas
+        cost = write_rows(chip, lm.array_rows if fraction > 0 else 0, cells, pulses)
+        if chip.crossbar.update == "read_merge_write" and fraction > 0 and pulses > 0:
+            arrays = weight_arrays(chip, lm)
+            row = array_read(chip, arrays, arrays.row_blocks / arrays.rows)
+            readback = row.repeated(lm.array_rows).into("write")
+            cost = readback.then(cost)
+        return _op("WRITE", layer, f"xbar:{layer}", cost)
 
-    # -- PipeSDFA
+    @_cached
+    def write_transpose(self, layer: int, fraction: float, pulses: float) -> OpCost | None:
+        """WRITE_T of ``layer``: the same pulses into its transposed copy (None without one)."""
+        chip, lm = self.chip, self.mapping.layers[layer]
+        if not lm.transpose_arrays:
+            return None
+        cells = float(fraction) * lm.cells * lm.replicas
+        cost = write_rows(chip, lm.array_rows if fraction > 0 else 0, cells, float(pulses))
+        return _op("WRITE_T", layer, f"xbarT:{layer}", cost)
+
+    # -- SDFA: the error through the random feedback
 
     @_cached
     def noc_error(self) -> OpCost | None:
@@ -672,159 +787,66 @@ class CostModel:
         fb = self.mapping.feedback
         if fb is None:
             return None
-        bits = noc.packet_bits("error", self.net.num_classes)
+        bits = self._values(self.net.num_classes)
         out = self.mapping.layers[-1].tiles[0]
         return self._noc("NOC_ERROR", fb.weighted, bits, out, fb.tiles[0])
 
     @_cached
     def feedback(self, error_bit_rate: float) -> OpCost | None:
-        """FEEDBACK: the group's bit-serial reads of e, a fraction ``error_bit_rate`` of its
-        rows active per plane (None without a group)."""
+        """FEEDBACK: the group's bit-serial read of e, a fraction ``error_bit_rate`` of its
+        rows active per plane, beside e written into and read from the buffer (None without
+        a group)."""
         chip, fb = self.chip, self.mapping.feedback
         if fb is None:
             return None
-        e_bits = noc.packet_bits("error", self.net.num_classes)
-        r, buf = bit_serial_reads(chip), chip.tile.buffer_energy_pj_per_bit
-        return OpCost(
-            "FEEDBACK",
-            fb.weighted,
-            "feedback",
-            ps(r * read_cycle_ns(chip, fb)),
-            _merge(
-                _scaled(read_energy_pj(chip, fb, float(error_bit_rate), r), "feedback"),
-                _energy(buffer=2 * e_bits * buf),
-            ),
-            {
-                "array_reads": r * fb.feedback_arrays,
-                "buffer_bits": 2 * e_bits,
-                "conversions": r * fb.row_blocks * fb.columns * conversions_per_column(chip, fb),
-            },
-        )
+        read = array_read(chip, weight_arrays(chip, fb), float(error_bit_rate), error_planes(chip))
+        e = self._buffer(fb.tiles[0], "errors", 2 * self._values(self.net.num_classes))
+        return _op("FEEDBACK", fb.weighted, "feedback", read.into("feedback").beside(e))
 
     @_cached
     def noc_feedback(self, layer: int) -> OpCost | None:
-        """NOC_FEEDBACK: g's prefix to hidden ``layer``'s first tile (None for the output layer
-        or without a group)."""
+        """NOC_FEEDBACK: g's prefix (the layer's feedback width, after its pools) to hidden
+        ``layer``'s first tile (None for the output layer or without a group)."""
         fb = self.mapping.feedback
         if fb is None or layer == self.layers - 1:
             return None
-        lm = self.mapping.layers[layer]
-        bits = noc.packet_bits("feedback", lm.neurons)
-        return self._noc("NOC_FEEDBACK", layer, bits, fb.tiles[0], lm.tiles[0])
+        bits = self._values(self._fb_widths[layer])
+        tile = self.mapping.layers[layer].tiles[0]
+        return self._noc("NOC_FEEDBACK", layer, bits, fb.tiles[0], tile)
 
-    @_cached
-    def local_grad(self, layer: int, k: int, input_rate: float) -> OpCost:
-        """LOCAL_GRAD on tile ``mapping.layers[layer].tiles[k]``: its share of the MACs at the
-        sample's mean input rate; the buffer traffic and reuse counters on the first tile."""
-        chip, net, m = self.chip, self.net, self.mapping
-        lm, bits_in = m.layers[layer], self._bits_in[layer]
-        t, error_in = net.time_steps, noc.packet_bits("feedback", lm.neurons)
-        macs = local_grad_macs(net, lm, float(input_rate))
-        share = macs * lm.tile_weights[k] / (lm.n_in * lm.n_out)
-        energy = _energy(local_grad=share * chip.tile.grad_energy_pj_per_mac)
-        counters = {"macs": share}
-        if k == 0:
-            reuse = t * bits_in  # the buffered input frames, instead of a second NoC fetch
-            buffered = reuse + t * lm.neurons * MEMBRANE_BITS + 2 * error_in
-            src_hops = hops(m, m.layers[layer - 1].tiles[0], lm.tiles[0]) if layer else 0
-            saved_pj = reuse * src_hops * chip.noc.energy_pj_per_bit_hop
-            energy = _merge(energy, _energy(buffer=buffered * chip.tile.buffer_energy_pj_per_bit))
-            counters |= {
-                "buffer_bits": buffered,
-                "reuse_saved_bits": reuse,
-                "reuse_saved_pj": saved_pj,
-            }
-        dur = ps(share / chip.tile.grad_macs_per_ns)
-        return OpCost("LOCAL_GRAD", layer, f"grad:t{lm.tiles[k]}", dur, energy, counters)
-
-    # -- PipeLayer
-
-    def _error_reads(self, layer: int, error_bit_rate: float) -> tuple[dict[str, float], int]:
-        """(energy of one position's R bit-serial reads, their conversions) of ``layer``."""
-        chip, lm = self.chip, self.mapping.layers[layer]
-        r = bit_serial_reads(chip)
-        per_read = read_energy_pj(chip, lm, float(error_bit_rate), r)
-        conversions = (
-            r * lm.reads_per_step * lm.row_blocks * lm.columns * conversions_per_column(chip, lm)
-        )
-        return per_read, conversions
+    # -- BPTT: the error back through Wᵀ
 
     @_cached
     def err(self, layer: int, error_bit_rate: float) -> OpCost | None:
-        """PipeLayer ERR of one step: R·reads_per_step reads of ``layer``'s transposed copy
-        (None for layer 0: no error is needed for the network input)."""
+        """ERR of one step: δ_l[t] read from the buffer and applied bit-serially to Wᵀ
+        (``crossbar.transpose``: the copy, or the arrays themselves driven from the column
+        side), every position (None for layer 0: no error is needed for the network input)."""
         if layer == 0:
             return None
         chip, lm = self.chip, self.mapping.layers[layer]
-        r, reads = bit_serial_reads(chip), lm.reads_per_step
-        per_read, conversions = self._error_reads(layer, error_bit_rate)
-        delta = noc.packet_bits("error", lm.neurons)  # δ_l[t] read into the copy
-        buf = chip.tile.buffer_energy_pj_per_bit
-        return OpCost(
-            "ERR",
-            layer,
-            f"xbarT:{layer}",
-            ps(r * reads * read_cycle_ns(chip, lm)),
-            _merge(_scaled(per_read, "error_backprop", reads), _energy(buffer=delta * buf)),
-            {
-                "array_reads": r * reads * lm.weight_arrays,
-                "conversions": conversions,
-                "buffer_bits": delta,
-            },
-        )
+        read = array_read(chip, weight_arrays(chip, lm), float(error_bit_rate), error_planes(chip))
+        reads = read.repeated(lm.positions, lm.reads_per_step).into("error_backprop")
+        delta = self._buffer(lm.tiles[0], "errors", self._values(lm.neurons))
+        resource = f"xbarT:{layer}" if lm.transpose_arrays else f"xbar:{layer}"
+        return _op("ERR", layer, resource, reads.beside(delta))
 
     @_cached
     def noc_backprop(self, layer: int) -> OpCost | None:
-        """PipeLayer NOC_BACKPROP of one step: the error of ``layer``'s spikes INTO ``layer``
-        from layer+1's first tile (None for the output layer)."""
+        """NOC_BACKPROP of one step: the error of ``layer``'s spikes (its pooled outputs)
+        INTO ``layer`` from layer+1's first tile (None for the output layer)."""
         if layer == self.layers - 1:
             return None
         src, dst = self.mapping.layers[layer + 1].tiles[0], self.mapping.layers[layer].tiles[0]
-        bits = noc.packet_bits("error", self._bits_in[layer + 1])
+        bits = self._values(self._bits_in[layer + 1])
         return self._noc("NOC_BACKPROP", layer, bits, src, dst)
 
-    @_cached
-    def grad(self, layer: int, error_bit_rate: float) -> OpCost:
-        """PipeLayer GRAD of one sample: T·R·reads_per_step reads of ``layer``'s gradient
-        arrays and the buffered frames, membranes and δ_l[t]."""
-        chip, lm, t = self.chip, self.mapping.layers[layer], self.net.time_steps
-        r, reads = bit_serial_reads(chip), lm.reads_per_step
-        per_read, conversions = self._error_reads(layer, error_bit_rate)
-        deltas = noc.packet_bits("error", t * lm.neurons)  # δ_l[t] of every step
-        buffered = t * self._bits_in[layer] + t * lm.neurons * MEMBRANE_BITS + 2 * deltas
-        buf = chip.tile.buffer_energy_pj_per_bit
-        return OpCost(
-            "GRAD",
-            layer,
-            f"gradxbar:{layer}",
-            ps(t * r * reads * read_cycle_ns(chip, lm)),
-            _merge(_scaled(per_read, "grad", t * reads), _energy(buffer=buffered * buf)),
-            {
-                "array_reads": t * r * reads * lm.weight_arrays,
-                "conversions": t * conversions,
-                "buffer_bits": buffered,
-            },
-        )
 
-    def _pipelayer_write(self, layer: int, fraction: float, pulses: float) -> OpCost:
-        """Read every row out, merge, write back; both copies of W get the pulses in
-        parallel."""
-        chip, lm = self.chip, self.mapping.layers[layer]
-        written = 2 * fraction * lm.cells
-        dur, conversions, readout = 0, 0, 0.0
-        if fraction > 0 and pulses > 0:  # a row is read out (one read cycle) before its pulses
-            cycles = lm.array_rows * read_cycle_ns(chip, lm)
-            dur = ps(cycles + write_ns(chip, lm, fraction, pulses))
-            conversions = lm.rows * lm.columns * conversions_per_column(chip, lm)
-            cells = lm.rows * lm.columns * cells_per_column(chip, lm)
-            readout = cells * chip.device.read_energy_pj + conversions * chip.crossbar.adc_energy_pj
-        energy = _energy(write=written * pulses * chip.device.write_energy_pj + readout)
-        counters = {
-            "cells_written": written,
-            "pulses": written * pulses,
-            "conversions": conversions,
-        }
-        return OpCost("WRITE", layer, f"xbar:{layer}", dur, energy, counters)
+def _without_writes(cost: Cost) -> dict[str, float]:
+    """Counters of the crossbar datapath: its intermediate writes are not weight writes."""
+    counters = dict(cost.counters)
+    counters["grad_cells_written"] = counters.pop("cells_written", 0.0)
+    counters["grad_pulses"] = counters.pop("pulses", 0.0)
+    return counters
 
 
 # -------------------------------------------------------------------------- timeline
@@ -833,9 +855,10 @@ class CostModel:
 class _Timeline:
     """The list scheduler: each op starts at max(ready, its resource's free time)."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep_ops: bool = True) -> None:
         self.free: dict[str, int] = {}
         self.ops: list[Op] = []
+        self.keep_ops = keep_ops
         self.costs: list[OpCost] = []  # distinct costs, in order of first issue
         self.counts: dict[int, int] = {}  # id(cost) → ops issued
         self.end = 0
@@ -854,19 +877,20 @@ class _Timeline:
             count = 0
         self.counts[key] = count + 1
         end = start + cost.dur_ps
-        self.ops.append(
-            Op(
-                cost.kind,
-                cost.layer,
-                batch,
-                sample,
-                step,
-                cost.resource,
-                start,
-                end,
-                cost.energy_pj,
+        if self.keep_ops:
+            self.ops.append(
+                Op(
+                    cost.kind,
+                    cost.layer,
+                    batch,
+                    sample,
+                    step,
+                    cost.resource,
+                    start,
+                    end,
+                    cost.energy_pj,
+                )
             )
-        )
         if end > self.end:
             self.end = end
         return end
@@ -887,7 +911,7 @@ class _Average:
     def __init__(self, chip: ChipSpec, net: NetworkSpec, act: Activity) -> None:
         self._inputs = [[rate] * net.time_steps for rate in act.input_rates]
         self._grads = act.input_rates
-        self._ebr = act.error_bit_rate
+        self._ebr = error_bit_rate(chip, act)
         self._writes = [write_activity(chip, act, i) for i in range(len(act.input_rates))]
 
     def input_rates(self, layer: int, sample: int) -> Sequence[float]:
@@ -970,20 +994,33 @@ def _pipesdfa_batch(
                 assert g_in is not None
                 g_ready[i] = tl.run(g_in, b, n, -1, done)
         for i in (last, *range(last)):  # the output layer's error is ready first
-            ready, rate = max(g_ready[i], ends[i]), rates.grad_rate(i, n)
-            last_grad[i] = max(
-                tl.run(cm.local_grad(i, k, rate), b, n, -1, ready)
-                for k in range(len(cm.mapping.layers[i].tiles))
-            )
+            ready = max(g_ready[i], ends[i])
+            last_grad[i] = _grads(tl, cm, rates, b, n, i, ready)
         data_gate = gate if pipe.data else max(last_grad)
     all_grads = max(last_grad)
     ends = [
-        tl.run(
-            cm.write(i, *rates.write(i, b)), b, -1, -1, last_grad[i] if pipe.batch else all_grads
-        )
+        _writes(tl, cm, rates, b, i, last_grad[i] if pipe.batch else all_grads)
         for i in range(layers)
     ]
     return (0 if pipe.batch else max(ends)), max(ends)
+
+
+def _grads(
+    tl: _Timeline, cm: CostModel, rates: _Rates, b: int, n: int, layer: int, ready: int
+) -> int:
+    """GRAD(layer, n, k) on each of the layer's gradient tiles; returns the latest end."""
+    rate, steps = rates.grad_rate(layer, n), cm.error_steps()
+    return max(
+        tl.run(cm.grad(layer, k, rate, steps), b, n, -1, ready) for k in cm.grad_tiles(layer)
+    )
+
+
+def _writes(tl: _Timeline, cm: CostModel, rates: _Rates, b: int, layer: int, ready: int) -> int:
+    """WRITE(layer, b), and WRITE_T into a transposed copy if the layer has one."""
+    fraction, pulses = rates.write(layer, b)
+    end = tl.run(cm.write(layer, fraction, pulses), b, -1, -1, ready)
+    copy = cm.write_transpose(layer, fraction, pulses)
+    return max(end, tl.run(copy, b, -1, -1, ready)) if copy is not None else end
 
 
 def _pipelayer_batch(
@@ -1003,7 +1040,7 @@ def _pipelayer_batch(
         ends = _forward_sample(tl, cm, rates, True, b, n, data_gate)
         ebr = rates.error_bit_rate(n)
         arrivals = [ends[last]] * t_steps  # error of the output layer's spikes, per step
-        sample_grads = [tl.run(cm.grad(last, ebr), b, n, -1, ends[last])]
+        sample_grads = [_grads(tl, cm, rates, b, n, last, ends[last])]
         for i in range(last, 0, -1):
             err, err_out = cm.err(i, ebr), cm.noc_backprop(i - 1)
             assert err is not None and err_out is not None
@@ -1011,12 +1048,10 @@ def _pipelayer_batch(
             for t in range(t_steps - 1, -1, -1):
                 back[t] = tl.run(err_out, b, n, t, tl.run(err, b, n, t, arrivals[t]))
             arrivals = back
-            sample_grads.append(tl.run(cm.grad(i - 1, ebr), b, n, -1, back[0]))
+            sample_grads.append(_grads(tl, cm, rates, b, n, i - 1, back[0]))
         grad_end = max(grad_end, *sample_grads)
         data_gate = gate if pipe.data else max(sample_grads)
-    end = max(
-        tl.run(cm.write(i, *rates.write(i, b)), b, -1, -1, grad_end) for i in range(cm.layers)
-    )
+    end = max(_writes(tl, cm, rates, b, i, grad_end) for i in range(cm.layers))
     return end, end
 
 
@@ -1086,11 +1121,13 @@ class Schedule:
         }
 
 
-def _schedule(cm: CostModel, rates: _Rates, batch: int, sizes: list[int]) -> Schedule:
+def _schedule(
+    cm: CostModel, rates: _Rates, batch: int, sizes: list[int], keep_ops: bool = True
+) -> Schedule:
     """Issue every batch (``sizes[b]`` samples each) and total the costs (module doc)."""
     chip = cm.chip
     run_batch = DATAFLOWS[chip.dataflow]
-    tl, gate, batch_end, first = _Timeline(), 0, [], 0
+    tl, gate, batch_end, first = _Timeline(keep_ops), 0, [], 0
     for b, size in enumerate(sizes):
         gate, end = run_batch(tl, cm, rates, chip.pipeline, b, range(first, first + size), gate)
         batch_end.append(end)
@@ -1126,15 +1163,23 @@ def _schedule(cm: CostModel, rates: _Rates, batch: int, sizes: list[int]) -> Sch
 
 
 def simulate(
-    chip: ChipSpec, net: NetworkSpec, activity: Activity, *, batch: int, batches: int = 2
+    chip: ChipSpec,
+    net: NetworkSpec,
+    activity: Activity,
+    *,
+    batch: int,
+    batches: int = 2,
+    keep_ops: bool = True,
 ) -> Schedule:
     """Schedule ``batches`` batches of ``batch`` samples of ``net`` on ``chip``, every op at
-    ``activity``'s average rates (the fast path; module doc)."""
+    ``activity``'s average rates (the fast path; module doc). ``keep_ops=False`` leaves
+    :attr:`Schedule.ops` empty (totals only: faster for sweeps)."""
     if batch < 1 or batches < 1:
         raise ValueError(f"batch ({batch}) and batches ({batches}) must be positive")
     activity.check(net)
     cm = CostModel(chip, net)
-    return _schedule(cm, _Average(chip, net, activity), batch, [batch] * batches)
+    sizes = [batch] * batches
+    return _schedule(cm, _Average(chip, net, activity), batch, sizes, keep_ops)
 
 
 def simulate_run(

@@ -96,31 +96,63 @@ class NocSpec(Spec):
 
 
 class TileSpec(Spec):
-    """A tile: PE cores, a tile buffer, accumulators, neuron units and a digital gradient unit."""
+    """A tile: PE cores, a tile buffer, accumulators, neuron units and a gradient unit."""
 
     pes: PosInt = Field(4, description="PE cores per tile.")
-    buffer_kb: PosFloat = Field(64.0, description="Tile buffer size, KB (ISAAC eDRAM 64 KB).")
+    buffer_kb: PosFloat = Field(
+        64.0,
+        description="Tile buffer capacity, KB (ISAAC eDRAM 64 KB). What the schedule keeps "
+        "on a tile beyond it (input frames, membrane potentials, errors of the samples in "
+        "flight) spills to the global buffer: that share of every access crosses the NoC.",
+    )
     buffer_energy_pj_per_bit: NonNegFloat = Field(
         0.08, description="Tile buffer access energy per bit, pJ (ISAAC eDRAM 20.45 pJ/256 b)."
     )
-    buffer_bus_bits: PosInt = Field(256, description="Tile buffer access width, bits (ISAAC).")
+    buffer_bus_bits: PosInt = Field(
+        256,
+        description="Tile buffer access width, bits (ISAAC): an access of b bits takes "
+        "ceil(b / buffer_bus_bits) × buffer_latency_ns.",
+    )
     buffer_latency_ns: PosFloat = Field(
-        1.0, description="Tile buffer access latency, ns (assumed)."
+        1.0, description="Latency of one buffer access of buffer_bus_bits, ns (assumed)."
+    )
+    membrane_bits: PosInt = Field(
+        16,
+        description="Bits of a buffered membrane potential, kept every step for the "
+        "gradient (assumed: ISAAC's 16-bit datapath).",
+    )
+    value_bits: PosInt = Field(
+        16,
+        description="Bits of a multi-bit value on the NoC and in the buffer: partial sums, "
+        "errors, projected errors, weight-code deltas (assumed: ISAAC's 16-bit datapath).",
     )
     shift_add_energy_pj: NonNegFloat = Field(
         0.021, description="Energy of one 16-bit shift-add / accumulate op, pJ (ISAAC)."
     )
     neuron_energy_pj: NonNegFloat = Field(
-        0.1, description="Energy of one LIF/IF neuron update, pJ (our assumption; not published)."
+        0.1,
+        description="Energy of one LIF/IF neuron update (forward) or surrogate-gradient step "
+        "(backward), pJ (our assumption; not published).",
     )
     neuron_latency_ns: PosFloat = Field(
         1.0, description="Latency of one neuron-unit step over a tile's neurons, ns (assumed)."
     )
+    grad_datapath: Literal["digital", "crossbar"] = Field(
+        "digital",
+        description="How the weight gradient Σ_t δ[t]·s[t−1]ᵀ is computed: 'digital', the "
+        "tile's gradient unit at grad_macs_per_ns and grad_energy_pj_per_mac (one addition "
+        "per active input spike); 'crossbar', as PipeLayer published: δ of every step is "
+        "written into morphable arrays and each input's spike train reads them (one MVM per "
+        "input), the per-sample results accumulated by the gradient unit.",
+    )
     grad_energy_pj_per_mac: NonNegFloat = Field(
-        0.1, description="Digital local-gradient unit energy per multiply-accumulate, pJ (assumed)."
+        0.1,
+        description="Gradient unit energy per multiply-accumulate (an addition for a binary "
+        "spike), pJ (assumed; 45 nm: 16-bit add 0.05 pJ, 32-bit add 0.1 pJ, Horowitz, "
+        "ISSCC 2014).",
     )
     grad_macs_per_ns: PosFloat = Field(
-        64.0, description="Digital local-gradient unit throughput, MACs per ns (assumed)."
+        64.0, description="Gradient unit throughput, MACs per ns (assumed)."
     )
 
 
@@ -151,8 +183,40 @@ class CrossbarSpec(Spec):
     adc_latency_ns: NonNegFloat = Field(
         0.833, description="Latency of one conversion, ns (ISAAC 1.2 GS/s)."
     )
+    converters: PosInt = Field(
+        1,
+        description="Readout units (ADCs or I&F counters) per crossbar; the columns of a read "
+        "share them in turn (ISAAC: one ADC per crossbar; PipeLayer: an I&F counter per "
+        "column, i.e. cols).",
+    )
     error_bits: PosInt = Field(
-        8, description="Bits of an error value applied bit-serially to feedback/transposed reads."
+        8,
+        description="Bits of an error value (sign-magnitude) applied bit-serially to feedback "
+        "or transposed reads: 2·(error_bits − 1) binary planes (assumed).",
+    )
+    serial_readout: Literal["per_plane", "integrated"] = Field(
+        "per_plane",
+        description="Readout of a bit-serial (multi-bit) input: 'per_plane', every bit plane "
+        "converted and shift-added; 'integrated', the I&F counter integrates the whole "
+        "weighted-spike train and is read once (PipeLayer; needs readout: if_counter).",
+    )
+    transpose: Literal["copy", "bidirectional"] = Field(
+        "copy",
+        description="How a dataflow that back-propagates through W reads Wᵀ: 'copy', a "
+        "transposed copy in arrays of its own, written with W (PipeLayer as we read it); "
+        "'bidirectional', the same arrays driven from the column side (no copy, but the "
+        "forward reads and the transposed reads share the arrays).",
+    )
+    update: Literal["pulse", "read_merge_write"] = Field(
+        "pulse",
+        description="How a weight update is programmed: 'pulse', pulses from the levels the "
+        "chip keeps; 'read_merge_write', every row read out first, merged with the update, "
+        "written back (PipeLayer).",
+    )
+    weight_range_over_init: PosFloat = Field(
+        4.0,
+        description="A layer's weight range (code_max × LSB) as a multiple of its largest "
+        "initial weight (assumed; sets the LSB, so the update resolution).",
     )
 
     @property
@@ -260,6 +324,39 @@ class DeviceSpec(Spec):
         return self
 
 
+class MappingSpec(Spec):
+    """Mapping choices that apply to every layer alike."""
+
+    conv_replication: PosInt = Field(
+        1,
+        description="Replication G of conv layers: each conv layer's weight arrays are "
+        "duplicated G times and its window positions shared among the copies, so a step "
+        "takes ceil(positions / G) read cycles (PipeLayer's parallelism granularity). The "
+        "same G on both chips matches their area.",
+    )
+
+
+Rate = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class ActivitySpec(Spec):
+    """Activity assumed where none is measured (an activity file overrides each value)."""
+
+    error_bit_rate: Rate = Field(
+        0.25,
+        description="Fraction of rows active in one bit-plane read of a multi-bit error "
+        "(assumed: half the bits set, half the values of each sign).",
+    )
+    write_fraction: Rate = Field(
+        0.5, description="Fraction of a layer's weight cells written per batch (assumed)."
+    )
+    pulses_per_cell: NonNegFloat | None = Field(
+        None,
+        description="Mean programming pulses per written cell (default: one level step, "
+        "(pulse_levels − 1)/(2^cell_bits − 1)).",
+    )
+
+
 class PipelineSpec(Spec):
     """The three pipeline levels, each switchable for ablation."""
 
@@ -285,6 +382,12 @@ class ChipSpec(Spec):
         default_factory=CrossbarSpec, description="Every crossbar and its readout."
     )
     device: DeviceSpec = Field(default_factory=DeviceSpec, description="The RRAM cell.")
+    mapping: MappingSpec = Field(
+        default_factory=MappingSpec, description="Mapping choices (conv replication)."
+    )
+    activity: ActivitySpec = Field(
+        default_factory=ActivitySpec, description="Activity assumed where none is measured."
+    )
     pipeline: PipelineSpec = Field(
         default_factory=PipelineSpec, description="Pipeline levels on/off (ablation)."
     )
@@ -306,6 +409,16 @@ class ChipSpec(Spec):
             raise ValueError(
                 f"tiles: {self.tiles} tiles exceed the {self.noc.mesh} mesh's "
                 f"{self.noc.nodes} nodes"
+            )
+        if xb.converters > xb.cols:
+            raise ValueError(
+                f"crossbar.converters: {xb.converters} readout units exceed the "
+                f"{xb.cols} columns they serve"
+            )
+        if xb.serial_readout == "integrated" and xb.readout != "if_counter":
+            raise ValueError(
+                "crossbar.serial_readout: 'integrated' needs readout: if_counter (an ADC "
+                "converts every bit plane; only a counter integrates a spike train)"
             )
         if self.device.pulse_levels < 2**xb.cell_bits:
             raise ValueError(
@@ -443,6 +556,50 @@ def layer_shapes(net: NetworkSpec) -> list[tuple[int, ...]]:
     return shapes
 
 
+def feedback_widths(net: NetworkSpec) -> list[int]:
+    """Width of the error each hidden weighted layer receives from SDFA's feedback: its
+    outputs after the pool layers that follow it (the authors' ConvBlock: conv → neuron →
+    max-pool → DFA), so n_l for an fc layer and the pooled size for a pooled conv layer."""
+    shapes = layer_shapes(net)
+    weighted = [i for i, layer in enumerate(net.layers) if not isinstance(layer, PoolLayer)]
+    widths = []
+    for i in weighted[:-1]:
+        j = i + 1
+        while j < len(net.layers) and isinstance(net.layers[j], PoolLayer):
+            j += 1
+        widths.append(math.prod(shapes[j]))
+    return widths
+
+
+class SweepError(ValueError):
+    """A bad ``--set``: the message names the field and the reason."""
+
+
+def with_fields(chip: ChipSpec, values: dict[str, Any]) -> ChipSpec:
+    """``chip`` with dotted fields replaced (validated as a chip file would be)."""
+    data = chip.model_dump()
+    for dotted, value in values.items():
+        *parents, leaf = dotted.split(".")
+        node = data
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                raise SweepError(f"--set {dotted}: {part!r} is not a section of a chip file")
+            node = node[part]
+        if leaf not in node:
+            raise SweepError(f"--set {dotted}: no field {leaf!r} in a chip file")
+        node[leaf] = value
+    if "noc.mesh" in values and "tiles" not in values:
+        rows, cols = (int(v) for v in str(values["noc.mesh"]).split("x"))
+        data["tiles"] = rows * cols
+    try:
+        return ChipSpec.model_validate(data)
+    except ValidationError as err:
+        first = err.errors(include_url=False)[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        msg = first["msg"].removeprefix("Value error, ")
+        raise SweepError(f"--set {', '.join(values)}: {loc or 'chip'}: {msg}") from None
+
+
 # -------------------------------------------------------------------------- loading
 
 _KINDS: dict[str, type[Spec]] = {"chip": ChipSpec, "network": NetworkSpec}
@@ -489,17 +646,70 @@ def kind_of(data: Any) -> str:
     return "network" if isinstance(data, dict) and "layers" in data else "chip"
 
 
+MAX_BASE_DEPTH = 8
+"""How many ``base:`` files one file may stand on, in a chain."""
+
+
 def load_file(path: str | os.PathLike, kind: str | None = None) -> ChipSpec | NetworkSpec:
-    """Load and validate a chip or network file (``kind`` guessed from its keys if None)."""
+    """Load and validate a chip or network file (``kind`` guessed from its keys if None).
+
+    A file may name another with ``base: NAME_OR_PATH`` (a shipped name, a sibling file's
+    name, or a path relative to the file): it then holds only what differs, merged over the
+    base section by section (lists and scalars replace the base's).
+    """
     path = Path(path)
-    data = _read_yaml(path)
-    if not isinstance(data, dict):
-        raise TopologyError(f"{path}: (file): expected a mapping of fields, got {_kind(data)}")
+    data = _read_mapping(path)
     kind = kind or kind_of(data)
+    data = _with_bases(path, data, kind, [path.resolve()])
     try:
         return _KINDS[kind].model_validate(data)
     except ValidationError as err:
         raise TopologyError(format_errors(path, err)) from None
+
+
+def _read_mapping(path: Path) -> dict[str, Any]:
+    data = _read_yaml(path)
+    if not isinstance(data, dict):
+        raise TopologyError(f"{path}: (file): expected a mapping of fields, got {_kind(data)}")
+    return data
+
+
+def _with_bases(path: Path, data: dict[str, Any], kind: str, chain: list[Path]) -> dict:
+    """``data`` merged over its ``base:`` chain (``chain``: the files read so far)."""
+    if "base" not in data:
+        return data
+    data = dict(data)
+    name = data.pop("base")
+    if not isinstance(name, str) or not name.strip():
+        raise TopologyError(f"{path}: base: expected a file name or path, got {_kind(name)}")
+    base = _base_path(path, name.strip(), kind)
+    if base.resolve() in chain:
+        raise TopologyError(f"{path}: base: {name!r} leads back to a file of its own chain")
+    if len(chain) > MAX_BASE_DEPTH:
+        raise TopologyError(f"{path}: base: more than {MAX_BASE_DEPTH} files in the chain")
+    try:
+        parent = _with_bases(base, _read_mapping(base), kind, [*chain, base.resolve()])
+    except TopologyError as err:
+        raise TopologyError(f"{path}: base: {err}") from None
+    return _merged(parent, data)
+
+
+def _base_path(path: Path, name: str, kind: str) -> Path:
+    candidate = Path(name)
+    if candidate.suffix in (".yaml", ".yml") or os.sep in name:
+        return candidate if candidate.is_absolute() else path.parent / candidate
+    sibling = path.parent / f"{name}.yaml"
+    return sibling if sibling.exists() else resolve(name, kind)
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def _kind(data: Any) -> str:
@@ -530,5 +740,14 @@ def load_network(name_or_path: str | os.PathLike) -> NetworkSpec:
 
 
 def json_schema(kind: str) -> dict[str, Any]:
-    """JSON Schema of a chip or network file, for editors."""
-    return _KINDS[kind].model_json_schema()
+    """JSON Schema of a chip or network file, for editors (``base:`` included)."""
+    schema = _KINDS[kind].model_json_schema()
+    schema["properties"] = {
+        "base": {
+            "type": "string",
+            "description": "Another file this one stands on (a shipped name, a sibling "
+            "file's name or a relative path): only what differs is written here.",
+        },
+        **schema["properties"],
+    }
+    return schema

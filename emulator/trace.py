@@ -10,7 +10,8 @@ threads inside. Where each op is drawn (a complete ``X`` slice, ``cat`` = the op
 - XBAR_READ and WRITE of layer k: on every PE core of layer k ("arrays"): its arrays are read
   and written in parallel, so each PE gets the whole op.
 - NEURON of layer k: on layer k's home tile, thread "neurons Lk".
-- LOCAL_GRAD on resource ``grad:tK``: tile K, thread "gradient unit".
+- GRAD on resource ``grad:tK``: tile K, thread "gradient unit"; on ``gradxbar:L`` (the
+  crossbar datapath): layer L's home tile, the same thread.
 - FEEDBACK: every PE core of the feedback group ("arrays") and every tile the group sits on
   ("feedback group").
 - NoC ops (``noc:tA>tB``): a slice on tile A's "NoC out" thread and one on tile B's "NoC in"
@@ -56,7 +57,7 @@ def _thread_name(key: tuple[int, int]) -> str:
 
 
 def op_name(op: dict[str, Any], layers: int) -> str:
-    """A slice's name: ``XBAR_READ L0 n2 t3``, ``LOCAL_GRAD L1 n0``, ``FEEDBACK n0``,
+    """A slice's name: ``XBAR_READ L0 n2 t3``, ``GRAD L1 n0``, ``FEEDBACK n0``,
     ``WRITE L0 b0`` (the layer is left out of the feedback group's ops, numbered ``layers``)."""
     parts = [op["kind"]]
     if 0 <= op["layer"] < layers:
@@ -187,11 +188,14 @@ def trace_events(plan: Plan, ops: Iterable[dict[str, Any]]) -> dict[str, Any]:
                 trace.add(pe, (_ARRAYS, 0), event)
         elif kind == "NEURON":
             trace.add(_layer(plan, op).home, (_NEURONS, op["layer"]), event)
-        elif kind == "LOCAL_GRAD":
+        elif kind == "GRAD":
             match = _GRAD_RE.match(op["resource"])
-            if match is None:
-                raise ValueError(f"LOCAL_GRAD on {op['resource']!r}: expected grad:tK")
-            trace.add(tile_name(int(match[1])), (_GRAD, 0), event)
+            if op["resource"].startswith("gradxbar:"):  # the crossbar datapath's arrays
+                trace.add(_layer(plan, op).home, (_GRAD, 0), event)
+            elif match is None:
+                raise ValueError(f"GRAD on {op['resource']!r}: expected grad:tK or gradxbar:L")
+            else:
+                trace.add(tile_name(int(match[1])), (_GRAD, 0), event)
         elif kind == "FEEDBACK":
             if plan.feedback is None or plan.mapping.feedback is None:
                 raise ValueError(f"{name}: the plan has no feedback group")

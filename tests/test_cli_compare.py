@@ -128,5 +128,9 @@ def test_compare_paper_lists_every_network(capsys: pytest.CaptureFixture[str]) -
     out = _json(capsys, "compare", "--paper", "--json")
     assert len(out["networks"]) == 8
     for row in out["networks"]:
-        assert row["speedup"] > 1 and row["energy_ratio"] > 1
-        assert row["line"].startswith(row["network"])
+        assert list(row["versus"]) == ["pipelayer", "pipelayer-edge"]
+        for result in row["versus"].values():
+            assert result["speedup"] > 0 and result["energy_ratio"] > 0
+            assert result["line"].startswith(row["network"])
+    one = _json(capsys, "compare", "--paper", "--baseline", "pipelayer-nvsim", "--json")
+    assert [list(row["versus"]) for row in one["networks"]] == [["pipelayer-nvsim"]] * 8

@@ -16,7 +16,11 @@ from emulator.schedule import simulate_run
 from emulator.topology import ChipSpec, NetworkSpec, load_chip, load_network
 from emulator.training import run_training
 
-CASES = {"tiny": ("tiny-mlp", "tiny"), "edge": ("digits-mlp", "pipesdfa-edge")}
+CASES = {
+    "tiny": ("tiny-mlp", "tiny"),
+    "edge": ("digits-mlp", "pipesdfa-edge"),
+    "conv": ("tiny-conv", "tiny"),  # the feedback enters after the max-pool
+}
 
 
 def _reference(network: str, chip: str) -> dict[str, Any]:

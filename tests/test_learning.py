@@ -179,18 +179,28 @@ def test_sdfa_conv_hidden_layer_by_loops():
         [1, 5, 5],
         steps=2,
     )
-    assert feedback_widths(net) == [50]  # conv neurons before the pool
+    # The feedback enters after the pool (the authors' ConvBlock): 2 channels of 2x2.
+    assert feedback_widths(net) == [8]
     model = ReferenceModel(net, algorithm="sdfa", seed=4)
     x = spikes(net, 2, seed=4)
     y = np.array([1, 0])
     trace = model.forward(x)
     e = model.output_error(trace.fr, y)
-    g = (e @ model.feedback.matrix / math.sqrt(50)).reshape(2, 2, 5, 5)
+    g = (e @ model.feedback.matrix / math.sqrt(8)).reshape(2, 2, 2, 2)
+    s, h = trace.s[0], trace.h[0]
     xp = np.pad(x, ((0, 0), (0, 0), (0, 0), (1, 1), (1, 1)))
     expected = np.zeros((2, 9))
-    for t, n, o, i, j in np.ndindex(2, 2, 2, 5, 5):
-        delta = g[n, o, i, j] * sigma_prime(trace.h[0][t, n, o, i, j] - 1.0)
+    winners = set()
+    for t, n, o, pi, pj in np.ndindex(2, 2, 2, 2, 2):
+        # g of a pooled cell reaches its window's winner at step t only: the first position
+        # (row-major) holding the window's max, its first spike or, with none, its first cell
+        window = [(2 * pi + a, 2 * pj + b) for a in (0, 1) for b in (0, 1)]
+        values = [s[t, n, o, r, c] for r, c in window]
+        i, j = window[values.index(max(values))]
+        winners.add((i - 2 * pi, j - 2 * pj))
+        delta = g[n, o, pi, pj] * sigma_prime(h[t, n, o, i, j] - 1.0)
         expected[o] += delta * xp[t, n, 0, i : i + 3, j : j + 3].ravel()
+    assert len(winners) > 1  # the route depends on the spikes, not a fixed position
     np.testing.assert_allclose(model.gradients(x, y)[0], expected, rtol=1e-12)
 
 
@@ -216,11 +226,14 @@ def test_sdfa_local_bptt_equals_injected_gradient(name):
     grads = model.gradients(x, y)
     hidden = model.weighted[:-1]
     for index, i in enumerate(hidden):
-        g = model.feedback.project(e, index, ()).reshape(trace.s[i].shape[1:])
+        j = i  # the layer's output after the pools that follow it: where the feedback enters
+        while net.layers[j + 1].type == "pool":
+            j += 1
+        g = model.feedback.project(e, index, ()).reshape(trace.s[j].shape[1:])
 
-        def injected(ws, i=i, g=g):  # Σ_t Σ_b g·σ(H_l[t]) with g held fixed
+        def injected(ws, j=j, g=g):  # Σ_t Σ_b g·pool(σ(H_l[t])) with g held fixed
             smooth = model_with(net, ws, algorithm="bptt", smooth=True)
-            return float(np.sum(g * smooth.forward(x).s[i]))
+            return float(np.sum(g * smooth.forward(x).s[j]))
 
         numeric = finite_differences(injected, weights, index)
         assert rel_error(grads[index], numeric) < 1e-5, index

@@ -410,8 +410,10 @@ def test_conv_layers_use_the_conv_cycles_figures() -> None:
         used = copies * k * k * ic * oc * cpw
         assert lm.cells == used
         assert lm.utilisation == pytest.approx(used / (cm.tiles * cells))
-    # one group for both hidden conv layers: M = the wider one's 4·8·8 = 256 neurons
-    assert m.feedback_arrays == _feedback_arrays(chip, 10, 256) == 4
+    # one group for both hidden conv layers, fed after their pools (the authors' ConvBlock):
+    # M = the wider pooled output, the first layer's 4·4·4 = 64 (its 4·8·8 neurons pooled)
+    assert m.feedback.n_out == 64
+    assert m.feedback_arrays == _feedback_arrays(chip, 10, 64) == 1
     first, second = m.layers[0], m.layers[1]
     assert first.scheme == "vw-sdk" and first.window != (3, 3)
     assert first.reads_per_step < (10 - 3 + 1) ** 2  # fewer reads than im2col's positions
@@ -473,7 +475,46 @@ def test_pipelayer_has_no_feedback_arrays() -> None:
     assert first.utilisation == pytest.approx(
         64 * 128 * cpw / (first.weight_arrays * xb.rows * xb.cols)
     )
+    # BPTT reads Wᵀ from a transposed copy of its own (crossbar.transpose: copy)
+    assert [lm.transpose_arrays for lm in m.layers] == [lm.weight_arrays for lm in m.layers]
+    assert m.arrays_used == sum(2 * lm.weight_arrays for lm in m.layers)
+    bidirectional = chip.model_copy(
+        update={"crossbar": chip.crossbar.model_copy(update={"transpose": "bidirectional"})}
+    )
+    m = map_network(bidirectional, net)
+    assert [lm.transpose_arrays for lm in m.layers] == [0, 0]
     assert m.arrays_used == sum(lm.weight_arrays for lm in m.layers)
+
+
+def test_conv_replication_copies_the_arrays_and_shares_the_positions() -> None:
+    net = NetworkSpec.model_validate(
+        {
+            "name": "conv-g",
+            "input_shape": [2, 12, 12],
+            "time_steps": 2,
+            "num_classes": 10,
+            "layers": [
+                {"type": "conv", "out_channels": 4, "kernel": 3},
+                {"type": "fc", "out": 10},
+            ],
+        }
+    )
+    chip = load_chip("pipesdfa-edge")
+    one = map_network(chip, net)
+    for g in (2, 3, 4):
+        grown = chip.model_copy(
+            update={"mapping": chip.mapping.model_copy(update={"conv_replication": g})}
+        )
+        m = map_network(grown, net)
+        conv, fc = m.layers
+        base = one.layers[0]
+        assert (conv.replicas, conv.block_arrays) == (g, base.block_arrays)
+        assert conv.weight_arrays == g * base.weight_arrays
+        assert conv.positions == base.positions
+        assert conv.reads_per_step == math.ceil(base.positions / g)
+        assert conv.cells == base.cells  # one copy; a write programs every replica
+        assert sum(conv.tile_weights) == conv.n_in * conv.n_out  # replicas hold no new entry
+        assert (fc.replicas, fc.weight_arrays) == (1, one.layers[1].weight_arrays)  # fc: none
 
 
 def test_as_rows_is_json_with_one_row_per_weighted_layer_and_the_group() -> None:

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from emulator.noc import (
+    KIND_DTYPE,
     MAX_FRAME_BYTES,
-    VALUE_BITS,
     Frame,
     FrameError,
     LinkModel,
@@ -33,6 +33,7 @@ from emulator.noc import (
     tile_name,
     transfer_energy_pj,
     transfer_ns,
+    value_bits,
     xy_route,
 )
 from emulator.topology import ChipSpec
@@ -83,7 +84,7 @@ def test_bit_packing_hand_example() -> None:
     f = frame("spikes", np.array([[1, 0, 1, 1, 0, 0, 0, 0, 1]], dtype=np.uint8))
     assert f.payload == bytes([13, 1])
     assert f.shape == [9] and f.dtype == "bits"
-    assert f.bytes_per_packet == 2 and f.bits_per_packet == 9
+    assert f.bytes_per_packet == 2 and f.bits_per_packet(make_chip()) == 9
     # Two packets: each padded to whole bytes on its own.
     f2 = frame("spikes", np.array([[1] * 9, [0] * 8 + [1]], dtype=bool))
     assert f2.payload == bytes([255, 1, 0, 1])
@@ -117,7 +118,7 @@ def test_round_trip_every_kind() -> None:
         assert out.flags.writeable
     ctrl = frame("control", None, n=3)
     assert ctrl.shape == [] and ctrl.dtype == "none" and ctrl.payload == b""
-    assert ctrl.bits_per_packet == 0
+    assert ctrl.bits_per_packet(make_chip()) == 0
     g = decode(encode(ctrl))
     assert g == ctrl and g.array().shape == (3, 0)
 
@@ -133,8 +134,11 @@ def test_packets_view() -> None:
     assert next(frame("control", None, n=1).packets()).payload is None
 
 
-def test_bits_per_packet_table() -> None:
-    assert VALUE_BITS == {
+def test_bits_per_packet_follow_the_chip_value_width() -> None:
+    chip = make_chip()
+    wide = chip.model_copy(update={"tile": chip.tile.model_copy(update={"value_bits": 24})})
+    widths = {kind: value_bits(chip, kind) for kind in KIND_DTYPE}
+    assert widths == {
         "spikes": 1,
         "psum": 16,
         "error": 16,
@@ -142,8 +146,17 @@ def test_bits_per_packet_table() -> None:
         "update": 16,
         "control": 0,
     }
-    assert frame("psum", np.zeros((2, 4, 8))).bits_per_packet == 16 * 32
-    assert frame("spikes", np.zeros((2, 128), bool)).bits_per_packet == 128
+    assert {kind: value_bits(wide, kind) for kind in KIND_DTYPE} == widths | {
+        "psum": 24,
+        "error": 24,
+        "feedback": 24,
+        "update": 24,
+    }
+    assert frame("psum", np.zeros((2, 4, 8))).bits_per_packet(chip) == 16 * 32
+    assert frame("psum", np.zeros((2, 4, 8))).bits_per_packet(wide) == 24 * 32
+    assert frame("spikes", np.zeros((2, 128), bool)).bits_per_packet(wide) == 128
+    with pytest.raises(ValueError, match="kind"):
+        value_bits(chip, "gossip")
 
 
 def test_encoded_size_1000_spike_packets() -> None:

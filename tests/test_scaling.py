@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from emulator import scaling
+from emulator import scaling, topology
 from emulator.cli import main
 from emulator.topology import load_chip
 
@@ -39,15 +39,15 @@ def test_parse_sets_reads_yaml_scalars() -> None:
     ],
 )
 def test_bad_sets_name_the_field(sets: list[str], message: str) -> None:
-    with pytest.raises(scaling.SweepError, match=message):
+    with pytest.raises(topology.SweepError, match=message):
         for point in scaling.points(scaling.parse_sets(sets)):
-            scaling.with_fields(load_chip("pipesdfa-edge"), point)
+            topology.with_fields(load_chip("pipesdfa-edge"), point)
 
 
 def test_sweeping_the_mesh_puts_a_tile_on_every_node() -> None:
-    chip = scaling.with_fields(load_chip("pipesdfa-edge"), {"noc.mesh": "2x3"})
+    chip = topology.with_fields(load_chip("pipesdfa-edge"), {"noc.mesh": "2x3"})
     assert (chip.noc.rows, chip.noc.cols, chip.tiles) == (2, 3, 6)
-    kept = scaling.with_fields(load_chip("pipesdfa-edge"), {"noc.mesh": "8x8", "tiles": 5})
+    kept = topology.with_fields(load_chip("pipesdfa-edge"), {"noc.mesh": "8x8", "tiles": 5})
     assert kept.tiles == 5
 
 
@@ -71,7 +71,10 @@ def test_analytic_sweep_over_pes(capsys: pytest.CaptureFixture[str]) -> None:
         # Utilisation is crossbars used over the chip's: 64 tiles × pes × 8 crossbars.
         assert row["utilisation"] == pytest.approx(row["arrays_used"] / (64 * pes * 8))
         assert row["samples_per_s"] == pytest.approx(1e9 / row["time_ns_per_sample"])
-        assert row["speedup"] > 1 and row["energy_ratio"] > 1
+    # PipeLayer (16-bit weights on 4-bit cells, a transposed copy of W) needs 428 PE cores:
+    # at 4 per tile the 8x8 mesh holds PipeSDFA but not the baseline, so no ratios there.
+    assert rows[4]["speedup"] is None and "pipelayer" in rows[4]["baseline_reason"]
+    assert rows[8]["speedup"] > 1 and rows[8]["energy_ratio"] > 1
 
 
 def test_scale_plot_is_written(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -16,7 +16,6 @@ import pytest
 from pydantic import ValidationError
 
 from emulator.compare import fit_chips
-from emulator.noc import VALUE_BITS
 from emulator.schedule import (
     COMPONENTS,
     Activity,
@@ -114,25 +113,42 @@ def _forward_costs(chip: ChipSpec) -> dict:
     }
 
 
+def _grad_costs(
+    chip: ChipSpec, error_values: int, rate: float = RATE
+) -> tuple[int, dict[str, float]]:
+    """GRAD of the fc 16→4 layer on one tile: δ over T steps (T neuron steps) beside the
+    buffer accesses one after the other (T frames, T membranes, the error written and read),
+    then the MACs."""
+    tile = chip.tile
+    macs = T * 4 * rate * 16  # T · n_l · rate · fan_in
+    parts = [T * 16, T * 4 * tile.membrane_bits, 2 * error_values * tile.value_bits]
+    bits = sum(parts)
+    access = sum(math.ceil(b / tile.buffer_bus_bits) * tile.buffer_latency_ns for b in parts)
+    head = max(T * tile.neuron_latency_ns, access)
+    energy = {
+        "grad": macs * tile.grad_energy_pj_per_mac,
+        "neuron": T * 4 * tile.neuron_energy_pj,
+        "buffer": bits * tile.buffer_energy_pj_per_bit,
+    }
+    return _ps(head + macs / tile.grad_macs_per_ns), energy
+
+
 def test_one_layer_pipesdfa_by_hand(one_layer: tuple) -> None:
     chip, net, act = one_layer
     dev, tile, xb = chip.device, chip.tile, chip.crossbar
     f = _forward_costs(chip)
     x, nu = _ps(f["cycle"]), _ps(tile.neuron_latency_ns)
-    macs = T * 4 * RATE * 16  # T · n_l · rate · fan_in
-    g = _ps(macs / tile.grad_macs_per_ns)
+    g, grad = _grad_costs(chip, 4)  # SDFA's error is g_l, the same at every step: n_l values
     pulses = (dev.pulse_levels - 1) / (2**xb.cell_bits - 1)  # one level step
     w = _ps(16 * math.ceil(pulses) * dev.write_latency_ns)  # 16 rows in sequence
-    assert x > nu
+    assert x > nu and T * x > g
     # Sample 0's reads run back to back (x > nu): its last neuron step ends at T·x + nu, then
-    # its local gradient. Sample 1 follows on the arrays at T·x (data level); its local
-    # gradient ends at 2T·x + nu + g; then the write.
+    # its gradient. Sample 1 follows on the arrays at T·x (data level); its gradient ends at
+    # 2T·x + nu + g; then the write.
     end = 2 * T * x + nu + g + w
     s = simulate(chip, net, act, batch=B, batches=1)
-    assert [op.kind for op in s.ops if op.sample == 0] == ["XBAR_READ", "NEURON"] * T + [
-        "LOCAL_GRAD"
-    ]
-    grads = [op for op in s.ops if op.kind == "LOCAL_GRAD"]
+    assert [op.kind for op in s.ops if op.sample == 0] == ["XBAR_READ", "NEURON"] * T + ["GRAD"]
+    grads = [op for op in s.ops if op.kind == "GRAD"]
     assert [(op.start_ps, op.end_ps) for op in grads] == [
         (T * x + nu, T * x + nu + g),
         (2 * T * x + nu, 2 * T * x + nu + g),
@@ -141,54 +157,47 @@ def test_one_layer_pipesdfa_by_hand(one_layer: tuple) -> None:
     assert s.time_ns_per_batch == end / 1000
     assert s.time_ns_per_sample == end / 1000 / B
     assert s.cycles == round(end / 1000 * chip.clock_mhz / 1000)
-    buffered = T * 16 + T * 4 * 16 + 2 * 4 * VALUE_BITS["feedback"]  # frames, membranes, e
-    grad = {
-        "local_grad": macs * tile.grad_energy_pj_per_mac,
-        "buffer": buffered * tile.buffer_energy_pj_per_bit,
-    }
     write = {"write": 0.5 * f["cells"] * pulses * dev.write_energy_pj}
     expected = _energy_by_component([(T, f["xbar"]), (T, f["neuron"]), (1, grad), (1 / B, write)])
     _assert_energy(s, expected)
-    assert s.counters["macs"] == pytest.approx(B * macs)
+    assert s.counters["macs"] == pytest.approx(B * T * 4 * RATE * 16)
     assert s.counters["reuse_saved_bits"] == B * T * 16
     assert s.counters["reuse_saved_pj"] == 0  # layer 0's input enters on its own tile
 
 
-def test_one_layer_pipelayer_by_hand(one_layer: tuple) -> None:
+def test_one_layer_pipelayer_differs_only_by_its_buffered_errors_and_the_copy(
+    one_layer: tuple,
+) -> None:
+    """One layer, the same chip with dataflow pipelayer: no error to propagate (no ERR), so
+    the only differences are BPTT's per-step errors in the buffer (T·n_l values, not n_l)
+    and the write of the transposed copy of W (beside the WRITE, on its own arrays)."""
     chip, net, act = one_layer
+    sdfa = simulate(chip, net, act, batch=B, batches=1)
     chip = _pipelayer(chip)
     dev, tile, xb = chip.device, chip.tile, chip.crossbar
     f = _forward_costs(chip)
     x, nu = _ps(f["cycle"]), _ps(tile.neuron_latency_ns)
-    r = 2 * (xb.error_bits - 1)  # bit-serial reads of a multi-bit error
-    grad_ps = _ps(T * r * f["cycle"])  # T·R reads on the gradient arrays
+    g, grad = _grad_costs(chip, T * 4)
     pulses = (dev.pulse_levels - 1) / (2**xb.cell_bits - 1)
-    w = _ps(16 * (f["cycle"] + math.ceil(pulses) * dev.write_latency_ns))  # read out, write
-    assert grad_ps > T * x
-    # One layer: no error to propagate (no ERR). GRAD of sample 0 starts after its forward;
-    # sample 1's GRAD queues behind it on the gradient arrays; the write waits for both.
-    end = T * x + nu + 2 * grad_ps + w
+    w = _ps(16 * math.ceil(pulses) * dev.write_latency_ns)
     s = simulate(chip, net, act, batch=B, batches=1)
+    assert [op.kind for op in s.ops if op.sample == -1] == ["WRITE", "WRITE_T"]
+    assert {op.resource for op in s.ops if op.kind == "WRITE_T"} == {"xbarT:0"}
+    assert not [op for op in s.ops if op.kind in ("ERR", "FEEDBACK")]
     grads = [op for op in s.ops if op.kind == "GRAD"]
     assert [(op.start_ps, op.end_ps) for op in grads] == [
-        (T * x + nu, T * x + nu + grad_ps),
-        (T * x + nu + grad_ps, T * x + nu + 2 * grad_ps),
+        (T * x + nu, T * x + nu + g),
+        (2 * T * x + nu, 2 * T * x + nu + g),
     ]
-    assert not [op for op in s.ops if op.kind in ("ERR", "LOCAL_GRAD", "FEEDBACK")]
-    assert s.time_ns_per_batch == end / 1000
-    ebr = act.error_bit_rate
-    per_read = {
-        "read": ebr * f["cells"] * dev.read_energy_pj,
-        "readout": 4 * f["cpc"] * xb.adc_energy_pj,
-    }
-    shift_adds = 4 * (r * 1 * f["cpc"] - 1)  # R planes × 1 row block × cpc values per column
-    grad_pj = T * (r * sum(per_read.values()) + shift_adds * tile.shift_add_energy_pj)
-    buffered = T * 16 + T * 4 * 16 + 2 * T * 4 * VALUE_BITS["error"]  # δ_l[t] of every step
-    grad = {"grad": grad_pj, "buffer": buffered * tile.buffer_energy_pj_per_bit}
-    readout = f["cells"] * dev.read_energy_pj + 16 * 4 * f["cpc"] * xb.adc_energy_pj
-    write = {"write": 2 * 0.5 * f["cells"] * pulses * dev.write_energy_pj + readout}
+    assert s.time_ns_per_batch == (2 * T * x + nu + g + w) / 1000
+    g_sdfa, _ = _grad_costs(chip, 4)
+    assert g - g_sdfa == _ps(1.0)  # reading T·n_l errors takes one more bus access
+    assert s.time_ps_total - sdfa.time_ps_total == g - g_sdfa
+    write = {"write": 2 * 0.5 * f["cells"] * pulses * dev.write_energy_pj}  # W and its copy
     expected = _energy_by_component([(T, f["xbar"]), (T, f["neuron"]), (1, grad), (1 / B, write)])
     _assert_energy(s, expected)
+    for part in ("read", "readout", "shift_add", "neuron", "grad", "noc"):
+        assert s.energy_pj_per_sample[part] == sdfa.energy_pj_per_sample[part], part
 
 
 # ---------------------------------------------------------------- two layers: the fill
@@ -237,7 +246,7 @@ def test_noc_hops_serialisation_and_the_reuse_counter() -> None:
     # g's prefix for layer 0 crosses back to tile 0; e stays on tile 1 (0 ns, no energy)
     g = [op for op in s.ops if op.kind == "NOC_FEEDBACK"]
     assert {op.layer for op in g} == {0}
-    bits = 128 * VALUE_BITS["feedback"]  # g's 128-value prefix as on-chip fixed point
+    bits = 128 * chip.tile.value_bits  # g's 128-value prefix as on-chip fixed point
     assert g[0].energy_pj == {"noc": bits * hops * noc.energy_pj_per_bit_hop}
     errors = [op for op in s.ops if op.kind == "NOC_ERROR"]
     assert {op.end_ps - op.start_ps for op in errors} == {0}
@@ -286,14 +295,14 @@ def _check_pipesdfa(s: Schedule, net: NetworkSpec, chip: ChipSpec) -> None:
         _after(ops["NOC_ERROR", group, n, -1][0], out)
         _after(ops["FEEDBACK", group, n, -1][0], ops["NOC_ERROR", group, n, -1][0])
         for i in range(last + 1):
-            for grad in ops["LOCAL_GRAD", i, n, -1]:
+            for grad in ops["GRAD", i, n, -1]:
                 _after(grad, ops["NEURON", i, n, steps - 1][0])
                 if i < last:
                     _after(ops["NOC_FEEDBACK", i, n, -1][0], ops["FEEDBACK", group, n, -1][0])
                     _after(grad, ops["NOC_FEEDBACK", i, n, -1][0])
         if not chip.pipeline.data and n + 1 < 2 * s.batch:
             for i in range(last + 1):
-                for grad in ops["LOCAL_GRAD", i, n, -1]:
+                for grad in ops["GRAD", i, n, -1]:
                     _after(ops["XBAR_READ", 0, n + 1, 0][0], grad)
     writes = [op for op in s.ops if op.kind == "WRITE"]
     for write in writes:
@@ -301,7 +310,7 @@ def _check_pipesdfa(s: Schedule, net: NetworkSpec, chip: ChipSpec) -> None:
         layers = range(last + 1) if not chip.pipeline.batch else [write.layer]
         for n in batch:
             for i in layers:
-                for grad in ops["LOCAL_GRAD", i, n, -1]:
+                for grad in ops["GRAD", i, n, -1]:
                     _after(write, grad)
         if write.batch == 0:
             waiting = range(last + 1) if not chip.pipeline.batch else [write.layer]
@@ -591,21 +600,20 @@ def test_more_write_pulses_lengthen_the_write_and_shift_the_next_batch() -> None
     assert s1.time_ps_total == s0.time_ps_total + shift
 
 
-def test_a_higher_grad_rate_lengthens_that_samples_local_gradient() -> None:
+def test_a_higher_grad_rate_lengthens_that_samples_gradient() -> None:
     chip, net = load_chip("tiny"), _net([16, 4], T)
     tile = chip.tile
     base = _record(chip, net, RATE, batch=B, samples=B)
     busy = _record(chip, net, RATE, batch=B, samples=B)
     busy["grad_rates"][1] = [0.75]
     s0, s1 = _run(chip, net, base), _run(chip, net, busy)
-    g0 = _ps(T * 4 * RATE * 16 / tile.grad_macs_per_ns)  # T · n_l · rate · fan_in MACs
-    g1 = _ps(T * 4 * 0.75 * 16 / tile.grad_macs_per_ns)
-    grads0 = [op for op in s0.ops if op.kind == "LOCAL_GRAD"]
-    grads1 = [op for op in s1.ops if op.kind == "LOCAL_GRAD"]
+    (g0, _), (g1, _) = _grad_costs(chip, 4), _grad_costs(chip, 4, 0.75)
+    grads0 = [op for op in s0.ops if op.kind == "GRAD"]
+    grads1 = [op for op in s1.ops if op.kind == "GRAD"]
     assert [op.end_ps - op.start_ps for op in grads0] == [g0, g0]
     assert [op.end_ps - op.start_ps for op in grads1] == [g0, g1]
     assert [op.start_ps for op in grads1] == [op.start_ps for op in grads0]
-    assert grads1[1].energy_pj["local_grad"] == pytest.approx(
+    assert grads1[1].energy_pj["grad"] == pytest.approx(
         T * 4 * 0.75 * 16 * tile.grad_energy_pj_per_mac
     )
     assert s1.batch_end_ps == [s0.batch_end_ps[0] + g1 - g0]  # the write waits for it
@@ -618,8 +626,8 @@ def test_cost_model_results_are_cached_and_read_only() -> None:
     assert cm.xbar(1, 0.1) is cm.xbar(1, 0.1)
     assert cm.xbar(1, 0.1) is not cm.xbar(1, 0.2)
     assert cm.xbar(1, 0.1) == CostModel(chip, net).xbar(1, 0.1)  # by value
-    assert cm.local_grad(1, 1, 0.3) is cm.local_grad(1, 1, 0.3)
-    assert cm.local_grad(1, 1, 0.3).resource == f"grad:t{cm.mapping.layers[1].tiles[1]}"
+    assert cm.grad(1, 1, 0.3, 1) is cm.grad(1, 1, 0.3, 1)
+    assert cm.grad(1, 1, 0.3, 1).resource == f"grad:t{cm.mapping.layers[1].tiles[1]}"
     assert cm.write(0, 0.5, 2.0) is cm.write(0, 0.5, 2.0)
     assert cm.neuron(2) is cm.neuron(2) and cm.feedback(0.25) is cm.feedback(0.25)
     assert cm.noc_spikes(0) is None and cm.noc_spikes(1) is not None
@@ -630,7 +638,9 @@ def test_cost_model_results_are_cached_and_read_only() -> None:
     assert pl.noc_error() is None and pl.feedback(0.25) is None
     assert pl.err(0, 0.25) is None and pl.noc_backprop(2) is None
     assert pl.noc_backprop(1) is not None and pl.noc_backprop(1).layer == 1
-    assert pl.write(0, 0.5, 2.0).energy_pj != cm.write(0, 0.5, 2.0).energy_pj  # read-out
+    assert pl.write(0, 0.5, 2.0) == cm.write(0, 0.5, 2.0)  # one rule: the chip decides
+    assert cm.write_transpose(0, 0.5, 2.0) is None  # SDFA reads no Wᵀ: no copy
+    assert pl.write_transpose(0, 0.5, 2.0).energy_pj == pl.write(0, 0.5, 2.0).energy_pj
     # simulate_run takes each op's cost from the CostModel it is given
     act = Activity.uniform(net, 0.1)
     record = OpActivity.from_activity(chip, net, act, batch=1, samples=1)
@@ -678,8 +688,7 @@ def _documented_order(cm: CostModel, batch: int, samples: int) -> list[tuple]:
                 order += [("NOC_ERROR", group, n, -1, 0), ("FEEDBACK", group, n, -1, 0)]
                 order += [("NOC_FEEDBACK", i, n, -1, 0) for i in range(layers - 1)]
             for i in (layers - 1, *range(layers - 1)):
-                tiles = cm.mapping.layers[i].tiles
-                order += [("LOCAL_GRAD", i, n, -1, k) for k in range(len(tiles))]
+                order += [("GRAD", i, n, -1, k) for k in cm.mapping.layers[i].weight_tiles]
         order += [("WRITE", i, -1, -1, 0) for i in range(layers)]
     return order
 
@@ -720,11 +729,11 @@ def test_the_documented_issue_order_and_waits_reproduce_every_time(time_steps: b
             ready, cost = end["NOC_ERROR", i, n, -1], cm.feedback(record.error_bit_rates[n])
         elif kind == "NOC_FEEDBACK":
             ready, cost = end["FEEDBACK", last_layer + 1, n, -1], cm.noc_feedback(i)
-        elif kind == "LOCAL_GRAD":
+        elif kind == "GRAD":
             ready = end["NEURON", i, n, steps - 1]
             if i < last_layer:
                 ready = max(ready, end["NOC_FEEDBACK", i, n, -1])
-            cost = cm.local_grad(i, k, record.grad_rates[n][i])
+            cost = cm.grad(i, k, record.grad_rates[n][i], 1)
         else:
             last_sample = min((b + 1) * batch, samples) - 1
             ready, cost = grads[i, last_sample], cm.write(i, *record.writes[b][i])
@@ -735,7 +744,7 @@ def test_the_documented_issue_order_and_waits_reproduce_every_time(time_steps: b
         if cost.exclusive:
             free[cost.resource] = op.end_ps
         end[kind, i, n, t] = max(end.get((kind, i, n, t), 0), op.end_ps)
-        if kind == "LOCAL_GRAD":
+        if kind == "GRAD":
             grads[i, n] = max(grads[i, n], op.end_ps)
 
 

@@ -59,36 +59,100 @@ def test_paper_network_shapes_match_figures() -> None:
     assert digits.input_shape == [64] and digits.num_classes == 10
 
 
-def test_pipelayer_differs_from_edge_only_where_the_architectures_differ() -> None:
-    edge = topology.load_chip("pipesdfa-edge").model_dump()
-    pipelayer = topology.load_chip("pipelayer").model_dump()
-    differing = {
+def _differing(a: topology.ChipSpec, b: topology.ChipSpec) -> set[str]:
+    """Dotted fields whose values differ between two chips."""
+    da, db = a.model_dump(), b.model_dump()
+    return {
         f"{section}.{key}"
-        for section, value in edge.items()
+        for section, value in da.items()
         if isinstance(value, dict)
         for key in value
-        if value[key] != pipelayer[section][key]
-    } | {
-        key
-        for key, value in edge.items()
-        if not isinstance(value, dict) and value != pipelayer[key]
-    }
-    assert differing == {
+        if value[key] != db[section][key]
+    } | {key for key, value in da.items() if not isinstance(value, dict) and value != db[key]}
+
+
+def test_the_baseline_presets_differ_from_edge_only_where_they_say() -> None:
+    edge = topology.load_chip("pipesdfa-edge")
+    # The algorithm alone: only the dataflow changes.
+    only = topology.load_chip("pipelayer-edge")
+    assert _differing(edge, only) == {"name", "description", "dataflow"}
+    # PipeLayer as published: its architecture on the same device and periphery figures.
+    assert _differing(edge, topology.load_chip("pipelayer")) == {
         "name",
         "description",
         "dataflow",
+        "tile.grad_datapath",
         "crossbar.cell_bits",
         "crossbar.weight_bits",
         "crossbar.readout",
+        "crossbar.converters",
+        "crossbar.serial_readout",
+        "crossbar.update",
     }
     # The published-technology variant adds only PipeLayer's NVSim read/write figures
     # (FIGURES.md: read 29.31 ns / 1.08 pJ, write 50.88 ns / 3.91 nJ).
     nvsim = topology.load_chip("pipelayer-nvsim")
-    assert nvsim.crossbar == topology.load_chip("pipelayer").crossbar
+    assert _differing(topology.load_chip("pipelayer"), nvsim) == {
+        "name",
+        "description",
+        "device.read_latency_ns",
+        "device.read_energy_pj",
+        "device.write_latency_ns",
+        "device.write_energy_pj",
+    }
     device = nvsim.device
     assert (device.read_latency_ns, device.read_energy_pj) == (29.31, 1.08)
     assert (device.write_latency_ns, device.write_energy_pj) == (50.88, 3910.0)
-    assert pipelayer["crossbar"]["weight_bits"] // pipelayer["crossbar"]["cell_bits"] == 4
+    pipelayer = topology.load_chip("pipelayer").crossbar
+    assert pipelayer.weight_bits // pipelayer.cell_bits == 4
+    assert pipelayer.converters == pipelayer.cols  # an I&F counter per column
+
+
+def test_a_file_stands_on_its_base(tmp_path: Path) -> None:
+    (tmp_path / "mine.yaml").write_text(
+        "base: pipesdfa-edge\nname: mine\ncrossbar: {error_bits: 6}\nnoc: {dead_links: []}\n"
+    )
+    (tmp_path / "child.yaml").write_text("base: mine\nname: child\ntile: {pes: 2}\n")
+    (tmp_path / "path.yaml").write_text("base: ./child.yaml\nname: by-path\n")
+    edge, child = topology.load_chip("pipesdfa-edge"), topology.load_chip(tmp_path / "child.yaml")
+    # sections merge field by field; a sibling file's name wins over a shipped one
+    assert _differing(edge, child) == {"name", "crossbar.error_bits", "tile.pes"}
+    assert child.crossbar.error_bits == 6 and child.crossbar.cell_bits == edge.crossbar.cell_bits
+    assert topology.load_chip(tmp_path / "path.yaml").tile.pes == 2
+    schema = topology.json_schema("chip")
+    assert "base" in schema["properties"] and "base" not in schema.get("required", [])
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({"a.yaml": "base: a\nname: a\n"}, "base: 'a' leads back to a file of its own chain"),
+        (
+            {"a.yaml": "base: b\nname: a\n", "b.yaml": "base: a\nname: b\n"},
+            "leads back to a file of its own chain",
+        ),
+        ({"a.yaml": "base: nowhere-at-all\nname: a\n"}, "base: "),
+        ({"a.yaml": "base: [1, 2]\nname: a\n"}, "base: expected a file name or path, got a list"),
+        (
+            {"a.yaml": "base: b\nname: a\n", "b.yaml": "- not a mapping\n"},
+            "b.yaml: (file): expected a mapping of fields",
+        ),
+        (
+            {"a.yaml": "base: pipesdfa-edge\nname: a\ncrossbar: {converters: 129}\n"},
+            "crossbar.converters: 129 readout units exceed the 128 columns",
+        ),
+    ],
+)
+def test_a_bad_base_is_one_line_naming_the_file(
+    tmp_path: Path, files: dict[str, str], message: str
+) -> None:
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(topology.TopologyError) as err:
+        topology.load_chip(tmp_path / "a.yaml")
+    text = str(err.value)
+    assert text.startswith(str(tmp_path / "a.yaml")) and message in text
+    assert "\n" not in text
 
 
 def _write(tmp_path: Path, data: dict | str, name: str = "f.yaml") -> Path:

@@ -136,7 +136,7 @@ def test_every_op_is_drawn_where_the_plan_puts_it(run: tuple) -> None:
             cores = list(plan.layers[op["layer"]].pes)
         elif kind == "NEURON":
             cores = [plan.layers[op["layer"]].home]
-        elif kind == "LOCAL_GRAD":
+        elif kind == "GRAD":
             cores = ["tile-" + op["resource"].removeprefix("grad:t")]
         elif kind == "FEEDBACK":
             cores = [*plan.feedback.pes, plan.feedback.home]

@@ -45,7 +45,7 @@ class PECore:
         self.layer = layer
         self.block_ids = layer.blocks_of(self.name)
         w = init_weights(self.plan.net, self.plan.seed)[layer.index]
-        codes, _ = initial_codes(w, self.plan.chip.crossbar.weight_bits)
+        codes, _ = initial_codes(w, self.plan.chip.crossbar)
         self.xbars = [
             program_block(self.plan.chip, layer.blocks[j], codes, self.plan.seed)
             for j in self.block_ids

@@ -12,7 +12,7 @@ import numpy as np
 from emulator.cores.window import CONTROLLER, CreditError, Window, _frame, _steps_major, expect
 from emulator.crossbar import bit_planes
 from emulator.hardware import stochastic_round
-from emulator.learning import local_gradient, make_optimizer
+from emulator.learning import local_gradient, make_optimizer, spike_error
 from emulator.noc import Frame, tile_name
 from emulator.plan import LayerPlan, Plan
 from emulator.rng import stream
@@ -167,7 +167,7 @@ def rate(active: int, size: int) -> float:
 
 class TileCore:
     """A tile: the home of some layers and perhaps of the feedback group; its digital
-    gradient unit serves the LOCAL_GRADs of every layer with arrays on it."""
+    gradient unit serves the GRADs of every layer with weights on it."""
 
     def __init__(self, plan: Plan, name: str) -> None:
         self.plan, self.name = plan, name
@@ -191,8 +191,8 @@ class TileCore:
         self.grad_order = [
             (layer, k)
             for layer in (last, *range(last))
-            for k, tile in enumerate(plan.mapping.layers[layer].tiles)
-            if tile == me
+            for k in self.costs.grad_tiles(layer)
+            if plan.mapping.layers[layer].tiles[k] == me
         ]
         self.grad_jobs: dict[tuple[int, int, int], tuple[int, float, int]] = {}
         self.grad_next = (0, 0)  # (sample, index into grad_order)
@@ -412,7 +412,7 @@ class TileCore:
         w = Window.of(frame, len(e))
         batch = self._batch(home, w)
         if batch.g is None:
-            batch.g = np.zeros((w.total, *home.plan.out_shape))
+            batch.g = np.zeros((w.total, *home.plan.send_shape))
         out: list[Frame] = []
         if frame.kind == "error":  # the output layer's own error: ∂loss/∂s_L[t] = e/T
             e = e / self.plan.net.time_steps
@@ -424,7 +424,7 @@ class TileCore:
                 n = w.base + w.first + i
                 jobs.append((n, max(home.neuron_end[n], ready[i]), home.active[n]))
             out += self._grad_jobs(home, jobs, w.version)
-        batch.g[w.first : w.first + w.size] = e.reshape(w.size, *home.plan.out_shape)
+        batch.g[w.first : w.first + w.size] = e.reshape(w.size, *home.plan.send_shape)
         batch.error_rows += w.size
         return out + self._try_update(home, w.version)
 
@@ -434,9 +434,11 @@ class TileCore:
             return []
         del home.batches[version]
         layer = home.plan
-        spec = self.plan.net.layers[layer.net_index]
+        net = self.plan.net
+        grad_s = spike_error(net, layer.net_index, batch.s, batch.g)
+        spec = net.layers[layer.net_index]
         grad = local_gradient(
-            spec, self.neuron, self.plan.algorithm, batch.h, batch.s, batch.x, batch.g
+            spec, self.neuron, self.plan.algorithm, batch.h, batch.s, batch.x, grad_s
         )
         (delta,) = home.optimizer.step([grad])
         rng = stream(self.plan.seed, "update", layer.index, *batch.event)
@@ -477,8 +479,8 @@ class TileCore:
         layer = home.plan
         acks = home.written.get(version)
         ends = home.grad_end.get(home.last_sample.get(version, -1), {})
-        tiles = self.plan.mapping.layers[layer.index].tiles
-        if acks is None or acks[0] < len(layer.pes) or len(ends) < len(tiles):
+        grads = len(self.costs.grad_tiles(layer.index))
+        if acks is None or acks[0] < len(layer.pes) or len(ends) < grads:
             return []
         del home.written[version]
         _, cells, pulses = acks
@@ -498,14 +500,15 @@ class TileCore:
     # the gradient unit -------------------------------------------------------------------
 
     def _grad_jobs(self, home: _Homed, jobs: list[tuple[int, int, int]], batch: int) -> list[Frame]:
-        """LOCAL_GRAD(l, n, k) for every tile k of the layer: (sample, ready, active)."""
+        """GRAD(l, n, k) for every gradient tile k of the layer: (sample, ready, active)."""
         layer = home.plan
         size = self.plan.net.time_steps * math.prod(layer.in_shape)
         for n, _, active in jobs:
             home.record_grad[n] = rate(active, size)
         out = []
-        for k, tile in enumerate(self.plan.mapping.layers[layer.index].tiles):
-            dst = tile_name(tile)
+        tiles = self.plan.mapping.layers[layer.index].tiles
+        for k in self.costs.grad_tiles(layer.index):
+            dst = tile_name(tiles[k])
             if dst == self.name:
                 out += self._queue_grads(layer.index, k, jobs, size, batch)
                 continue
@@ -545,7 +548,7 @@ class TileCore:
         return self._run_grad_unit()
 
     def _run_grad_unit(self) -> list[Frame]:
-        """Stamp LOCAL_GRADs in the schedule's issue order: sample by sample, the output
+        """Stamp GRADs in the schedule's issue order: sample by sample, the output
         layer first, then the hidden layers, each layer's tiles in order."""
         done: dict[tuple[int, int], list[tuple[int, int]]] = {}
         n, i = self.grad_next
@@ -555,7 +558,8 @@ class TileCore:
             if job is None:
                 break
             ready, r, b = job
-            end = self.clock.run(self.costs.local_grad(layer, k, r), ready, b, n)
+            cost = self.costs.grad(layer, k, r, self.costs.error_steps())
+            end = self.clock.run(cost, ready, b, n)
             done.setdefault((layer, k), []).append((n, end))
             i += 1
             if i == len(self.grad_order):
@@ -682,7 +686,7 @@ class TileCore:
                         layer.home,
                         layer.index,
                         w,
-                        g[:, : math.prod(layer.out_shape)],
+                        g[:, : math.prod(layer.send_shape)],
                         ready_ps=arrive[layer.index],
                     )
                 )
