@@ -152,12 +152,14 @@ def _map(args: argparse.Namespace) -> int:
     )
     table_rows = [
         [
-            r["index"] if r["kind"] != "feedback" else "B",
+            {"feedback": "B", "transpose": f"{r['index']}T"}.get(r["kind"], r["index"]),
             r["kind"],
             r["scheme"],
             "x".join(map(str, r["window"])) if r["window"] else None,
             f"{r['n_in']}x{r['n_out']}",
-            r["weight_arrays"] + r["feedback_arrays"],
+            r["weight_arrays"]
+            + r["feedback_arrays"]
+            + (r["kind"] == "transpose") * r["transpose_arrays"],
             len(r["pes"]),
             ",".join(map(str, r["tiles"])),
             r["reads_per_step"],

@@ -11,76 +11,64 @@ schedule is deterministic. Times are integer picoseconds: every op's duration is
 ns rounded once to the nearest ps (:func:`ps`), then only integers are added and compared, so
 any emulation that rounds each op the same way reproduces every time exactly.
 
-Per-op costs: :class:`CostModel` is the one place an op's duration, energy per component (pJ)
-and counters are computed (:class:`OpCost`), from the op (kind, layer, tile) and that op's
-own activity only: XBAR_READ(l, n, t) the fraction of layer l's inputs active at step t of
-sample n; LOCAL_GRAD(l, n) sample n's mean input rate of layer l over the T steps; FEEDBACK(n)
-(PipeLayer: ERR and GRAD of sample n) sample n's error bit rate; WRITE(l, b) batch b's
-(fraction of layer l's cells written, mean pulses per written cell); NEURON and the NoC ops
-none. :func:`simulate` (the fast path) evaluates every op at an :class:`Activity`'s average
-rates; :func:`simulate_run` at each op's own rates recorded in an :class:`OpActivity`. A
-distributed emulation that takes each op's OpCost from the same CostModel call and follows the
-issue order below reproduces simulate_run's times exactly.
+Per-op costs: :class:`CostModel` composes every op's duration, energy per component (pJ) and
+counters (:class:`OpCost`) from the physical rules of :mod:`emulator.cost.physical` (one
+function per physical operation, used by both dataflows), from the op (kind, layer, tile) and
+that op's own activity only: XBAR_READ(l, n, t) the fraction of layer l's inputs active at
+step t of sample n; GRAD(l, n, k) sample n's mean input rate of layer l over the T steps;
+FEEDBACK(n) and ERR(l, n, t) sample n's error bit rate; WRITE(l, b) and WRITE_T(l, b) batch
+b's (fraction of layer l's cells written, mean pulses per written cell); NEURON and the NoC
+ops none. :func:`simulate` (the fast path) evaluates every op at an :class:`Activity`'s
+average rates (the chip's ``activity`` section where it has none); :func:`simulate_run` at
+each op's own rates recorded in an :class:`OpActivity`. A distributed emulation that takes
+each op's OpCost from the same CostModel call and follows the issue order below reproduces
+simulate_run's times exactly.
 
-Resources: ``xbar:l`` layer l's weight arrays (forward reads and its WRITE), ``neuron:l``
-layer l's neuron-unit lanes (a tile hosting two layers' cores updates both in parallel),
-``grad:tK`` tile K's digital gradient unit (shared by every layer on tile K), ``feedback``
-the formed feedback group, ``xbarT:l`` and ``gradxbar:l`` PipeLayer's transposed copy and
-gradient arrays of layer l. NoC ops take ``noc:tA>tB`` and are contention-free (their resource
-is never exclusive).
+Resources: ``xbar:l`` layer l's weight arrays (forward reads, its WRITE; with
+``crossbar.transpose: bidirectional`` also its ERRs), ``neuron:l`` layer l's neuron-unit lanes
+(a tile hosting two layers' cores updates both in parallel), ``grad:tK`` tile K's gradient
+unit (shared by every layer on tile K), ``gradxbar:l`` layer l's morphable arrays
+(``tile.grad_datapath: crossbar``), ``feedback`` the formed feedback group, ``xbarT:l`` layer
+l's transposed copy (ERR and WRITE_T). NoC ops take ``noc:tA>tB`` and are contention-free
+(their resource is never exclusive).
 
-Costs (one place; ``xb`` = ``chip.crossbar``, ``dev`` = ``chip.device``, ``tile`` = ``chip.tile``):
+The ops, composed of the physical rules (``then``: one after the other, ``beside``: at once):
 
-- Readout per logical column per read, ``cpc``: "adc" one conversion per differential pair per
-  slice (``xb.slices``; the feedback group: 1), "if_counter" one per physical column (2×).
-  ONE ADC per crossbar (ISAAC: 8 ADCs per IMA of 8 crossbars), all arrays of a layer in
-  parallel, so a read cycle is ``dev.read_latency_ns + array_columns·cpc·xb.adc_latency_ns``
-  (the fullest array, :func:`read_cycle_ns`).
-- A read of a layer with a fraction a of its rows active: cells a·rows·columns·(cells per
-  logical column) × ``dev.read_energy_pj``; conversions row_blocks·columns·cpc ×
-  ``xb.adc_energy_pj``; shift-adds (every output column sums its row_blocks·cpc partial values,
-  and bit-serial reads sum R times as many) columns·(R·row_blocks·cpc − 1) ×
-  ``tile.shift_add_energy_pj`` (:func:`read_energy_pj`).
-- XBAR_READ(l, n, t): reads_per_step read cycles (conv: window positions in sequence); a = the
-  input spike rate. NEURON(l, n, t): ``tile.neuron_latency_ns``; n_l × ``tile.neuron_energy_pj``.
-- NOC: bits over hops = Manhattan distance between the mesh nodes of the first tiles (XY
-  routing): hops·``noc.hop_latency_ns`` + ⌈bits/``noc.flit_bits``⌉ clock periods of
-  serialisation; energy bits·hops·``noc.energy_pj_per_bit_hop``; same tile: 0 ns, 0 pJ (the
-  tile buffer only). Spikes are bit-packed: the receiving layer's input frame (after any pool;
-  the sender pools) per step. Errors and projected errors travel and are buffered as
-  :data:`emulator.noc.VALUE_BITS` values (16-bit fixed point); ``xb.error_bits`` is only the
-  width they are quantised to when applied bit-serially to an array. The NoC formulas are
-  :func:`emulator.noc.transfer_ns` and :func:`emulator.noc.transfer_energy_pj`.
-- Tile buffer, bits × ``tile.buffer_energy_pj_per_bit`` (capacity not checked): every input
-  frame is written once and read by the arrays (reads_per_step·rows bits) per step; every
-  neuron's membrane potential (MEMBRANE_BITS) is saved each step and read once by the
-  gradient, in BOTH dataflows (PipeSDFA's δ_l[t] = g_l ⊙ σ'(v_l[t]) needs v_l[t] after g_l
-  arrives, after step T); the local gradient / PipeLayer GRAD re-reads the T input frames
-  (input data reuse) and writes + reads its error input (PipeSDFA: n_l values once; PipeLayer:
-  δ_l[t] for every step); PipeLayer's ERR reads δ_l[t]; the feedback group writes + reads e.
-- FEEDBACK(n): R = 2·(error_bits − 1) bit-serial reads (sign-magnitude planes) of the group,
-  a = the sample's error bit rate (``Activity.error_bit_rate`` on average); then g's prefix
-  (n_l values) goes to every hidden layer's first tile (one NOC op each).
-- LOCAL_GRAD(l, n): MACs = T·n_l·(input rate)·fan_in (fan_in: the matrix's input rows, conv
-  K²·IC; binary spikes: additions only for active inputs). Each tile of layer l computes the
-  gradient of the weights its arrays hold: MACs·(its entries / n_in·n_out) in that share /
-  ``tile.grad_macs_per_ns``, energy × ``tile.grad_energy_pj_per_mac``. The re-read input frames
-  would otherwise come again over the NoC from layer l−1's tile: counters ``reuse_saved_bits``
-  and ``reuse_saved_pj`` (T·inputs·hops·energy per bit-hop; 0 for layer 0, whose input enters
-  on its own tile).
-- WRITE(l, b): rows in sequence, arrays in parallel, the cells of a row in parallel:
-  array_rows·⌈pulses per cell⌉·``dev.write_latency_ns`` (a row takes as many pulse slots as its
-  cells' mean pulse count rounded up; every used row is written when the write fraction is
-  > 0); energy cells·fraction·pulses·``dev.write_energy_pj``. Defaults (assumption): fraction
-  0.5, pulses per cell (pulse_levels − 1)/(2^cell_bits − 1) (one level step).
-- PipeLayer ERR(l, n, t): R·reads_per_step reads of layer l's transposed copy, costed as
-  forward reads of the same blocks with a = error_bit_rate; it turns δ_l[t] into the error of
-  layer l−1's spikes (only l ≥ 1: no error is needed for the network input). GRAD(l, n):
-  T·R·reads_per_step reads of layer l's gradient arrays (same geometry). WRITE: each row is
-  read out (one read cycle), merged and written back; both copies of W (forward and
-  transposed) get the pulses, in parallel: array_rows·(read cycle + ⌈pulses⌉·write latency);
-  pulses of both copies and the read-out count as ``write`` energy. The gradient arrays' own
-  writes of inputs/errors per sample are not costed (in PipeLayer's favour).
+- XBAR_READ(l, n, t): an array read of one copy of W at the input rate, for every position
+  (conv: the window positions; energy × positions, duration × ⌈positions / replicas⌉),
+  beside the buffer writing the input frame and reading the positions' rows.
+- NEURON(l, n, t): one neuron step of the layer's n_l neurons beside the buffer saving their
+  membrane potentials (``tile.membrane_bits`` each): every step, in BOTH dataflows (SDFA's
+  δ_l[t] = g_l ⊙ σ'(v_l[t]) needs v_l[t] after g_l arrives, after step T).
+- NOC_*: a NoC transfer between the layers' first tiles (hops of the XY route, or the detour
+  around dead links; same tile: free). Spikes are bit-packed (the receiving layer's input
+  frame, after any pool: the sender pools); errors, projected errors and partial sums travel
+  and are buffered as ``tile.value_bits`` values (``xb.error_bits`` is only the width they
+  are quantised to when applied bit-serially to an array).
+- FEEDBACK(n) (SDFA): a bit-serial read of the formed group with e (2·(error_bits − 1) sign
+  planes at the error bit rate), beside e written into and read from the buffer; then g's
+  prefix (the layer's feedback width, after its pools) to every hidden layer's first tile.
+- ERR(l, n, t) (BPTT, l ≥ 1): a bit-serial read of Wᵀ with δ_l[t] (the same rule as FEEDBACK's
+  read, on the layer's cells, every position), beside the buffer reading δ_l[t]; it turns
+  δ_l[t] into the error of layer l−1's outputs.
+- GRAD(l, n, k) (both): on the layer's home (k = 0) T backward neuron steps
+  (δ_l[t] = err_l[t] ⊙ σ'(v_l[t])) beside the buffer reading the T input frames (input data
+  reuse), the T membranes and the buffered error (SDFA: one value per output, g being the same
+  at every step; BPTT: one per step; written on arrival and read once); then the weight
+  gradient Σ_t δ_l[t]·s_{l−1}[t]ᵀ: ``digital``, T·n_l·rate·fan_in MACs split over the tiles
+  holding the weights by the entries each holds; ``crossbar``, δ of every (step, position)
+  written into morphable arrays (``error_bits`` values from the reset level) and one read per
+  input with its spike train, the results added by the tile's adders. Counters
+  ``reuse_saved_*``: what the re-read frames would cost again over the NoC from layer l−1.
+- WRITE(l, b): write pulses into every replica's cells (rows in sequence, arrays in
+  parallel); with ``crossbar.update: read_merge_write`` each row of one copy is read first.
+  WRITE_T(l, b) (a dataflow reading Wᵀ from a copy): the same pulses into the copy, at once.
+- Tile buffer: each access takes ⌈bits / ``tile.buffer_bus_bits``⌉ × ``buffer_latency_ns``
+  (beside the op's work). A tile keeps, for every layer it homes and sample in flight (2 with
+  the data level on), the T input frames, the T membranes and the buffered errors; what does
+  not fit ``tile.buffer_kb`` spills (frames kept first, then membranes, then errors), and the
+  spilled share of every access of that class crosses the NoC to the global buffer beside
+  the corner router (0, 0) (:meth:`CostModel.buffer_need_bits`).
 
 Dependencies and op order. Batches b = 0, 1, … in order; within batch b its samples n in
 order (global ids 0..samples−1); per sample all forward ops layer by layer, then the backward.
@@ -101,31 +89,32 @@ PipeSDFA, all three pipeline levels on (issue order; "←" = waits for):
    the group's first tile) ← NEURON(L−1,n,T−1); FEEDBACK(n) on ``feedback`` ← NOC_ERROR(n);
    NOC_FEEDBACK(l,n) for l = 0..L−2 (the group's first tile → layer l's first tile) ←
    FEEDBACK(n).
-3. LOCAL_GRAD(l,n,k) for l = L−1, 0, 1, …, L−2 (the output layer's error is ready first) and
-   in each layer k = 0..len(tiles)−1, on ``grad:t{tiles[k]}``: the output layer's ←
-   NEURON(L−1,n,T−1); a hidden layer's ← NEURON(l,n,T−1) and NOC_FEEDBACK(l,n). No
-   layer-to-layer backward dependency.
+3. GRAD(l,n,k) for l = L−1, 0, 1, …, L−2 (the output layer's error is ready first) and in
+   each layer k over :meth:`CostModel.grad_tiles` (the tiles holding its weights, in order;
+   the crossbar datapath: k = 0 only): the output layer's ← NEURON(L−1,n,T−1); a hidden
+   layer's ← NEURON(l,n,T−1) and NOC_FEEDBACK(l,n). No layer-to-layer backward dependency.
 4. After the batch's last sample n_B: WRITE(l,b) for l = 0..L−1 on ``xbar:l`` ← every
-   LOCAL_GRAD(l,n_B,·). Batch b+1's ops of layer l wait for WRITE(l,b) only through
-   ``xbar:l`` (issued before them).
+   GRAD(l,n_B,·) (then WRITE_T(l,b), if the layer has a transposed copy, ← the same).
+   Batch b+1's ops of layer l wait for WRITE(l,b) only through ``xbar:l`` (issued before
+   them).
 
 So ``xbar:l`` serves XBAR_READ(l,n,t) for the batch's samples and steps in order, then
 WRITE(l,b), then batch b+1's; ``neuron:l`` NEURON(l,n,t) in (n, t) order; ``feedback``
-FEEDBACK(n) in sample order; ``grad:tK`` the LOCAL_GRADs on tile K in step 3's order, sample
-by sample (a tile may serve several layers). With a level off (sample n's gate applies to
-every XBAR_READ(·,n,·)): data off, the gate of a sample that is not its batch's first is the
-end of every LOCAL_GRAD(·,n−1,·); batch off, the gate of batch b+1's samples (data on: all
-of them; data off: its first) is the end of every WRITE(·,b), and every WRITE(·,b) ← every
-LOCAL_GRAD(·,n_B,·).
+FEEDBACK(n) in sample order; ``grad:tK`` the GRADs on tile K in step 3's order, sample by
+sample (a tile may serve several layers). With a level off (sample n's gate applies to every
+XBAR_READ(·,n,·)): data off, the gate of a sample that is not its batch's first is the end of
+every GRAD(·,n−1,·); batch off, the gate of batch b+1's samples (data on: all of them; data
+off: its first) is the end of every WRITE(·,b), and every WRITE(·,b) ← every GRAD(·,n_B,·).
 
-PipeLayer (BPTT): per sample the forward (time steps pipelined), then GRAD(L−1,n) on
-``gradxbar:L−1`` ← NEURON(L−1,n,T−1); then for l = L−1..1, for t = T−1..0: ERR(l,n,t) on
-``xbarT:l`` ← NEURON(L−1,n,T−1) (l = L−1) or NOC_BACKPROP(l,n,t) (the error from above),
-then NOC_BACKPROP(l−1,n,t) ← ERR(l,n,t) (ERR(l,n,t+1) precedes it on ``xbarT:l``), then
-GRAD(l−1,n) ← NOC_BACKPROP(l−1,n,0). Updates only at batch end: every WRITE(·,b) ← all of
-batch b's GRADs, and the gate of batch b+1's samples (data on: all of them; data off: its
-first) is every WRITE's end (the pipeline drains). data off: the gate of a sample that is not
-its batch's first is the end of every GRAD(·,n−1). PipeLayer ignores
+PipeLayer (BPTT): per sample the forward (time steps pipelined), then GRAD(L−1,n,·) ←
+NEURON(L−1,n,T−1); then for l = L−1..1, for t = T−1..0: ERR(l,n,t) on ``xbarT:l`` (or
+``xbar:l``, bidirectional) ← NEURON(L−1,n,T−1) (l = L−1) or NOC_BACKPROP(l,n,t) (the error
+from above), then NOC_BACKPROP(l−1,n,t) ← ERR(l,n,t) (ERR(l,n,t+1) precedes it on its
+arrays), then GRAD(l−1,n,·) ← NOC_BACKPROP(l−1,n,0). Updates only at batch end: every
+WRITE(·,b) and WRITE_T(·,b) ← all of batch b's GRADs, and the gate of batch b+1's samples
+(data on: all of them; data off: its first) is every write's end (the pipeline drains).
+data off: the gate of a sample that is not its batch's first is the end of every
+GRAD(·,n−1). PipeLayer ignores
 ``chip.pipeline`` except ``data`` (its forward is time-step pipelined, as PipeSDFA's).
 
 Totals: the segment ends at the latest op end (:attr:`Schedule.time_ps_total`). Energy per
@@ -136,7 +125,7 @@ same N op energies (e.g. per op, per core, then over cores) lies within about N�
 of the exact sum, and two orders within twice that: below 1e-9 for N up to 4·10⁶ ops per
 component (typically √N·2⁻⁵³, ~1e-13). Times need no tolerance.
 
-Reported: the batch period = end of the last batch's WRITEs − end of the previous batch's
+Reported: the batch period = end of the last batch's writes − end of the previous batch's
 (the first batch's: from 0), per sample = period / the last batch's samples (B unless a
 replayed run's last batch is smaller); energy per sample = segment energy / samples; cycles =
 round(period / clock period); and the segment totals above.
@@ -296,7 +285,7 @@ class OpActivity(BaseModel):
         description="[sample][layer][step]: fraction of the layer's inputs active (XBAR_READ)."
     )
     grad_rates: list[list[Rate]] = Field(
-        description="[sample][layer]: the sample's mean input rate over the steps (LOCAL_GRAD)."
+        description="[sample][layer]: the sample's mean input rate over the steps (GRAD)."
     )
     error_bit_rates: list[Rate] = Field(
         description="[sample]: fraction of rows active per bit-plane read of the error "

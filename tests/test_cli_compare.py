@@ -38,6 +38,12 @@ def test_map_network_json_adds_up(capsys: pytest.CaptureFixture[str]) -> None:
     layers = out["layers"]
     assert [r["kind"] for r in layers] == ["fc", "fc", "feedback"]
     assert sum(r["weight_arrays"] + r["feedback_arrays"] for r in layers) == out["arrays_used"]
+    # BPTT's transposed copies are rows of their own, after the layers
+    out = _json(capsys, "map", "--chip", "pipelayer", "--network", "digits-mlp", "--json")
+    layers = out["layers"]
+    assert [r["kind"] for r in layers] == ["fc", "fc", "transpose", "transpose"]
+    assert [r["transpose_arrays"] for r in layers[2:]] == [r["weight_arrays"] for r in layers[:2]]
+    assert 2 * sum(r["weight_arrays"] for r in layers) == out["arrays_used"]
     # 64 × 128 on 128-row arrays holding 128 / (2 · 8/2) = 16 weights per row: 8 arrays.
     assert layers[0]["weight_arrays"] == 8
     assert out["arrays_total"] == 16 * 4 * 8
@@ -134,3 +140,71 @@ def test_compare_paper_lists_every_network(capsys: pytest.CaptureFixture[str]) -
             assert result["line"].startswith(row["network"])
     one = _json(capsys, "compare", "--paper", "--baseline", "pipelayer-nvsim", "--json")
     assert [list(row["versus"]) for row in one["networks"]] == [["pipelayer-nvsim"]] * 8
+
+
+def test_compare_sensitivity_moves_each_assumption_on_both_chips(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from emulator.compare import ASSUMPTIONS, compare
+    from emulator.topology import load_chip, load_network, with_fields
+
+    plot = tmp_path / "tornado.png"
+    argv = ["compare", "--network", "braille-3fc", "--sensitivity", "--json", "--plot", str(plot)]
+    out = _json(capsys, *argv)
+    assert out["plot"] == str(plot) and plot.stat().st_size > 0
+    rows = out["sensitivity"]
+    assert {r["field"] for r in rows} == {a.field for a in ASSUMPTIONS}
+    influence = [r["influence"] for r in rows]
+    assert influence == sorted(influence, reverse=True)
+    net = load_network("braille-3fc")
+    act = Activity.uniform(net, 0.1)
+    for row in rows[:3]:  # each end is compare on both chips with the field set alike
+        for k, value in enumerate((row["low"], row["high"])):
+            chips = [
+                with_fields(load_chip(n), {row["field"]: value})
+                for n in ("pipesdfa-edge", "pipelayer")
+            ]
+            alone = compare(net, *chips, act, batch=net.training.batch)
+            assert row["speedup"][k] == pytest.approx(alone["speedup"], rel=1e-12)
+            assert row["energy_ratio"][k] == pytest.approx(alone["energy_ratio"], rel=1e-12)
+    shipped = compare(net, load_chip("pipesdfa-edge"), load_chip("pipelayer"), act, batch=32)
+    assert out["speedup"] == shipped["speedup"]
+    readout = next(r for r in rows if r["field"] == "crossbar.serial_readout")
+    assert readout["speedup"][1] is None and "needs readout: if_counter" in readout["note"]
+
+
+def test_compare_paper_sensitivity_covers_every_paper_network(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from emulator.compare import PAPER_NETWORKS
+
+    out = _json(
+        capsys, "compare", "--paper", "--sensitivity", "--baseline", "pipelayer-edge", "--json"
+    )
+    assert [r["network"] for r in out["networks"]] == list(PAPER_NETWORKS)
+    assert out["chips"] == {"pipesdfa": "pipesdfa-edge", "pipelayer": "pipelayer-edge"}
+    conv = {r["network"]: r for r in out["networks"]}["dvsgesture-convnet"]
+    g = next(r for r in conv["sensitivity"] if r["field"] == "mapping.conv_replication")
+    assert g["influence"] > 0  # G moves a conv net ...
+    mlp = {r["network"]: r for r in out["networks"]}["nmnist-mlp2"]
+    g = next(r for r in mlp["sensitivity"] if r["field"] == "mapping.conv_replication")
+    assert g["influence"] == 0  # ... and not an MLP
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--paper", "--plot", "x.png"], "--plot: with --paper, give --sensitivity"),
+        (
+            ["--network", "digits-mlp", "--baseline", "pipelayer", "--baseline", "pipelayer-edge"],
+            "--baseline: one baseline per network",
+        ),
+        (["--network", "digits-mlp", "--baseline", "pipesdfa-edge"], "needs a pipesdfa chip"),
+    ],
+)
+def test_compare_refuses_bad_combinations(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    assert main(["compare", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err

@@ -10,7 +10,14 @@ from typing import Any
 
 import pytest
 
-from emulator.plots import energy_breakdown, pipeline_gantt, scaling_curves
+from emulator.plots import (
+    component_colors,
+    energy_breakdown,
+    pipeline_gantt,
+    scaling_curves,
+    sensitivity_tornado,
+)
+from emulator.schedule import COMPONENTS
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -72,7 +79,7 @@ def _ops(samples: int = 2, steps: int = 3) -> list[dict[str, Any]]:
         end = (n + 1) * steps * read + read
         ops += [
             _op("FEEDBACK", 2, "feedback", n, -1, end, end + 200_000),
-            _op("LOCAL_GRAD", 0, "grad:t0", n, -1, end + 200_000, end + 230_000),
+            _op("GRAD", 0, "grad:t0", n, -1, end + 200_000, end + 230_000),
         ]
     ops += [_op("WRITE", k, f"xbar:{k}", -1, -1, 5_000_000 + k, 9_000_000) for k in (0, 1)]
     return ops
@@ -169,3 +176,40 @@ def test_scaling_curves_rejects(tmp_path: Path, x: str, ys: list[str], message: 
         scaling_curves(POINTS, tmp_path / "scaling.png", x=x, ys=ys)
     with pytest.raises(ValueError, match="no points"):
         scaling_curves([], tmp_path / "scaling.png", x=x, ys=["speedup"])
+
+
+def test_every_energy_component_has_a_colour_of_its_own() -> None:
+    colors = component_colors([*COMPONENTS, "other"])
+    assert len(set(colors.values())) == len(COMPONENTS) + 1
+    # a component keeps its colour whatever else a chart shows
+    assert component_colors(["grad", "read"]) == {"grad": colors["grad"], "read": colors["read"]}
+
+
+def test_sensitivity_tornado(tmp_path: Path) -> None:
+    result = {
+        "network": "n",
+        "speedup": 2.0,
+        "energy_ratio": 1.5,
+        "sensitivity": [
+            {
+                "field": "a.b",
+                "low": 1,
+                "high": 2,
+                "speedup": [1.0, 3.0],
+                "energy_ratio": [1.4, 1.6],
+            },
+            {
+                "field": "c.d",
+                "low": "x",
+                "high": "y",
+                "speedup": [2.0, None],
+                "energy_ratio": [1.5, None],
+            },
+        ],
+    }
+    path = tmp_path / "tornado.png"
+    title = sensitivity_tornado([result, result | {"network": "m"}], path)
+    assert title == "How far each assumption moves the verdict"
+    _check(path, title)
+    with pytest.raises(ValueError, match="no results"):
+        sensitivity_tornado([], path)

@@ -1,0 +1,342 @@
+"""Fairness (DESIGN.md §3): one cost rule per physical operation for both dataflows, every
+hardware choice a chip field that moves the cost in its documented direction on both
+dataflows alike, and no chip field that changes nothing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from pydantic import BaseModel
+
+from emulator.compare import fit_chips
+from emulator.hardware import ChipFeedback, ChipLayer
+from emulator.learning import init_weights
+from emulator.mapping import MappingError
+from emulator.schedule import CostModel, OpCost, Schedule, simulate
+from emulator.topology import (
+    ChipSpec,
+    NetworkSpec,
+    SweepError,
+    load_chip,
+    load_network,
+    with_fields,
+)
+
+SHARED = ("XBAR_READ", "NEURON", "NOC_SPIKES", "WRITE")
+"""Ops both dataflows issue with the same arguments (GRAD: the same but for its error)."""
+
+
+def _json(op: OpCost) -> str:
+    return json.dumps(
+        [op.kind, op.layer, op.resource, op.dur_ps, dict(op.energy_pj), dict(op.counters)]
+    )
+
+
+def _pair(network: str) -> tuple[NetworkSpec, ChipSpec, ChipSpec]:
+    """The network on the edge chip and on the edge chip with PipeLayer's dataflow."""
+    net = load_network(network)
+    sdfa, bptt = fit_chips(net, load_chip("pipesdfa-edge"), load_chip("pipelayer-edge"))
+    return net, sdfa, bptt
+
+
+def _activity(net: NetworkSpec, rate: float = 0.1):
+    from emulator.schedule import Activity
+
+    return Activity.uniform(net, rate)
+
+
+@pytest.mark.parametrize("network", ["nmnist-mlp3", "dvsgesture-convnet"])
+def test_chips_differing_only_in_dataflow_cost_every_shared_op_alike(network: str) -> None:
+    net, sdfa, bptt = _pair(network)
+    a, b = CostModel(sdfa, net), CostModel(bptt, net)
+    # W sits alike (BPTT's transposed copies come after every layer)
+    assert [(lm.pes, lm.tiles) for lm in a.mapping.layers] == [
+        (lm.pes, lm.tiles) for lm in b.mapping.layers
+    ]
+    # the same rule at the same arguments gives the same cost, to the last bit of its JSON
+    # (GRAD where the home tile's buffer spills its errors alike: BPTT keeps T times more)
+    steps = net.time_steps
+    for i, lm in enumerate(a.mapping.layers):
+        errors = (lm.tiles[0], "errors")
+        for rate in (0.02, 0.1, 0.4):
+            assert _json(a.xbar(i, rate)) == _json(b.xbar(i, rate))
+            if a.spill.get(errors) != b.spill.get(errors):
+                continue
+            for k in a.grad_tiles(i):
+                for error_steps in (1, steps):
+                    assert _json(a.grad(i, k, rate, error_steps)) == _json(
+                        b.grad(i, k, rate, error_steps)
+                    )
+        assert _json(a.neuron(i)) == _json(b.neuron(i))
+        assert a.noc_spikes(i) == b.noc_spikes(i)
+        assert _json(a.write(i, 0.5, 3.0)) == _json(b.write(i, 0.5, 3.0))
+    # the forward's buffer classes spill alike; only the errors a dataflow keeps differ
+    assert {k: v for k, v in a.spill.items() if k[1] != "errors"} == {
+        k: v for k, v in b.spill.items() if k[1] != "errors"
+    }
+    # in the schedules: every shared op of every sample and step costs the same
+    sa = simulate(sdfa, net, _activity(net), batch=4)
+    sb = simulate(bptt, net, _activity(net), batch=4)
+    for kind in SHARED:
+        ops_a = [(o.layer, o.sample, o.step, o.end_ps - o.start_ps, o.energy_pj) for o in sa.ops]
+        ops_b = [(o.layer, o.sample, o.step, o.end_ps - o.start_ps, o.energy_pj) for o in sb.ops]
+        kinds_a = [o.kind for o in sa.ops]
+        kinds_b = [o.kind for o in sb.ops]
+        mine = [x for x, k in zip(ops_a, kinds_a, strict=True) if k == kind]
+        theirs = [x for x, k in zip(ops_b, kinds_b, strict=True) if k == kind]
+        assert mine == theirs, kind
+
+
+def test_the_weight_gradient_differs_only_by_the_error_it_reads() -> None:
+    """PipeLayer's ΔW and PipeSDFA's local gradient compute the same Σ_t δ[t]·s[t−1]ᵀ: on
+    the same chip their GRADs differ only by the buffered error, one value per output for
+    SDFA (g is the same at every step) and one per step for BPTT, written and read once
+    (in the tile buffer, or its spilled share in the global buffer over the NoC)."""
+    net, sdfa, bptt = _pair("nmnist-mlp3")
+    sa = simulate(sdfa, net, _activity(net), batch=4)
+    sb = simulate(bptt, net, _activity(net), batch=4)
+    tile, steps = sdfa.tile, net.time_steps
+    sent = [1000, 1000, 10]  # the errors of each layer's outputs
+    grads_a = _energy_by_layer(sa, "GRAD")
+    grads_b = _energy_by_layer(sb, "GRAD")
+    for layer, outputs in enumerate(sent):
+        a, b = grads_a[layer], grads_b[layer]
+        moved = ("buffer", "spill")
+        assert {k: v for k, v in a.items() if k not in moved} == {
+            k: v for k, v in b.items() if k not in moved
+        }
+        extra = 2 * (steps - 1) * outputs * tile.value_bits * tile.buffer_energy_pj_per_bit
+        assert b["buffer"] - a["buffer"] == pytest.approx(8 * extra, rel=1e-12)  # 8 samples
+        assert b.get("spill", 0.0) >= a.get("spill", 0.0)
+    spilled = {k for k in CostModel(bptt, net).spill}
+    assert spilled and all(cls == "errors" for _, cls in spilled)
+
+
+def _energy_by_layer(s: Schedule, kind: str) -> dict[int, dict[str, float]]:
+    out: dict[int, dict[str, float]] = {}
+    for op in s.ops:
+        if op.kind == kind:
+            row = out.setdefault(op.layer, {})
+            for c, v in op.energy_pj.items():
+                row[c] = row.get(c, 0.0) + v
+    return out
+
+
+# --------------------------------------------------------------- fields and directions
+
+
+def _busy(kind: str) -> Callable[[Schedule], float]:
+    def metric(s: Schedule) -> float:
+        return sum(op.end_ps - op.start_ps for op in s.ops if op.kind == kind)
+
+    metric.__name__ = f"{kind} time"
+    return metric
+
+
+def _energy(*components: str) -> Callable[[Schedule], float]:
+    def metric(s: Schedule) -> float:
+        return sum(s.energy_pj_per_sample[c] for c in components)
+
+    metric.__name__ = "+".join(components) + " energy"
+    return metric
+
+
+def _period(s: Schedule) -> float:
+    return s.time_ns_per_batch
+
+
+# field, low, high, network, metric, direction per dataflow (pipesdfa, pipelayer): +1 the
+# metric rises from low to high, -1 it falls, 0 it stays; base: extra fields of both chips
+FIELDS: list[tuple[str, Any, Any, str, Callable[[Schedule], float], tuple[int, int], dict]] = [
+    ("crossbar.converters", 1, 16, "digits-mlp", _busy("XBAR_READ"), (-1, -1), {}),
+    ("crossbar.converters", 1, 16, "digits-mlp", _energy("readout", "read"), (0, 0), {}),
+    (
+        "crossbar.serial_readout",
+        "per_plane",
+        "integrated",
+        "braille-3fc",
+        _energy("feedback", "error_backprop"),
+        (-1, -1),
+        {"crossbar.readout": "if_counter"},
+    ),
+    (
+        "crossbar.error_bits",
+        4,
+        12,
+        "braille-3fc",
+        _energy("feedback", "error_backprop"),
+        (1, 1),
+        {},
+    ),
+    ("crossbar.transpose", "copy", "bidirectional", "digits-mlp", _energy("write"), (0, -1), {}),
+    ("crossbar.update", "pulse", "read_merge_write", "digits-mlp", _energy("write"), (1, 1), {}),
+    ("crossbar.update", "pulse", "read_merge_write", "digits-mlp", _busy("WRITE"), (1, 1), {}),
+    ("tile.membrane_bits", 8, 32, "digits-mlp", _energy("buffer"), (1, 1), {}),
+    ("tile.value_bits", 8, 32, "braille-3fc", _energy("noc"), (1, 1), {}),
+    ("tile.grad_datapath", "digital", "crossbar", "digits-mlp", _energy("grad"), (1, 1), {}),
+    ("tile.buffer_kb", 0.25, 64.0, "digits-mlp", _energy("spill"), (-1, -1), {}),
+    ("tile.buffer_kb", 0.25, 64.0, "digits-mlp", _period, (-1, -1), {}),
+    ("tile.buffer_bus_bits", 32, 1024, "digits-mlp", _busy("NEURON"), (-1, -1), {}),
+    ("tile.buffer_latency_ns", 0.5, 4.0, "digits-mlp", _busy("NEURON"), (1, 1), {}),
+    ("mapping.conv_replication", 1, 4, "tiny-conv", _busy("XBAR_READ"), (-1, -1), {}),
+    ("mapping.conv_replication", 1, 4, "tiny-conv", _energy("write"), (1, 1), {}),
+    ("mapping.conv_replication", 1, 4, "digits-mlp", _period, (0, 0), {}),  # no conv layer
+    (
+        "activity.error_bit_rate",
+        0.1,
+        0.5,
+        "braille-3fc",
+        _energy("feedback", "error_backprop"),
+        (1, 1),
+        {},
+    ),
+    ("activity.write_fraction", 0.1, 0.9, "digits-mlp", _energy("write"), (1, 1), {}),
+    ("activity.pulses_per_cell", 1.0, 5.0, "digits-mlp", _busy("WRITE"), (1, 1), {}),
+    ("activity.pulses_per_cell", 1.0, 5.0, "digits-mlp", _energy("write"), (1, 1), {}),
+]
+
+
+@pytest.mark.parametrize(
+    ("field", "low", "high", "network", "metric", "directions", "base"),
+    FIELDS,
+    ids=[f"{f[0]}-{f[4].__name__}-{f[3]}" for f in FIELDS],
+)
+def test_a_chip_field_moves_its_cost_the_documented_way_on_both_dataflows(
+    field: str,
+    low: Any,
+    high: Any,
+    network: str,
+    metric: Callable[[Schedule], float],
+    directions: tuple[int, int],
+    base: dict,
+) -> None:
+    net = load_network(network)
+    for dataflow, direction in zip(("pipesdfa", "pipelayer"), directions, strict=True):
+        chip = with_fields(load_chip("pipesdfa-edge"), {"dataflow": dataflow, **base})
+        at = [
+            metric(simulate(with_fields(chip, {field: v}), net, _activity(net), batch=4))
+            for v in (low, high)
+        ]
+        assert np.sign(at[1] - at[0]) == direction, (dataflow, at)
+
+
+def test_the_weight_range_field_sets_the_layer_lsb() -> None:
+    chip = load_chip("pipesdfa-edge")
+    w = init_weights(load_network("digits-mlp"), 0)[0]
+    lsbs = [
+        ChipLayer(with_fields(chip, {"crossbar.weight_range_over_init": r}), w, layer=0, seed=0).lsb
+        for r in (2.0, 4.0, 8.0)
+    ]
+    code_max = 2**chip.crossbar.weight_bits - 1
+    assert lsbs == [pytest.approx(r * np.abs(w).max() / code_max) for r in (2.0, 4.0, 8.0)]
+
+
+# ----------------------------------------------------------------------- every field live
+
+NOT_PERTURBED = {"name", "description", "dataflow"}  # free text; both dataflows are observed
+
+CONDITIONAL = {
+    ("pipelayer", "tile.grad_energy_pj_per_mac"): "the crossbar datapath runs no MACs",
+    ("pipelayer", "tile.grad_macs_per_ns"): "the crossbar datapath runs no MACs",
+    ("pipelayer", "crossbar.readout"): "its integrated errors need an I&F counter",
+    ("pipesdfa-edge", "crossbar.serial_readout"): "an ADC cannot integrate (pipelayer moves it)",
+}
+"""(chip, field) where the field cannot move anything on that chip, and why; each of them
+moves on the other chip (the other case of the test below)."""
+
+NETWORKS = ("digits-mlp", "tiny-conv", "braille-3fc")  # fc, conv + pool, across two tiles
+
+
+def _observe(chip: ChipSpec) -> list[Any]:
+    """What a chip field can change: the analytic model on both dataflows (an fc, a conv
+    and a two-tile network) and the crossbar numerics (a layer's reads and update, the
+    feedback group's read)."""
+    out: list[Any] = []
+    for network in NETWORKS:
+        net = load_network(network)
+        for dataflow in ("pipesdfa", "pipelayer"):
+            try:
+                s = simulate(
+                    chip.model_copy(update={"dataflow": dataflow}),
+                    net,
+                    _activity(net),
+                    batch=4,
+                    keep_ops=False,
+                )
+                out.append(json.dumps(s.summary(), sort_keys=True))
+            except (MappingError, ValueError) as err:
+                out.append(str(err))
+    w = init_weights(load_network("digits-mlp"), 0)[0]
+    layer = ChipLayer(chip, w, layer=0, seed=0)
+    rng = np.random.default_rng(0)
+    x = (rng.random((8, w.shape[1])) < 0.5).astype(float)
+    y = layer.matmul(x, (0,))
+    layer.apply_update(rng.normal(0.0, 0.05, w.shape), (1,))
+    g = ChipFeedback(chip, 10, {0: 128}, seed=0, group=2).project(rng.normal(size=(4, 10)), 0, (0,))
+    out.append(np.concatenate([y.ravel(), layer.weights().ravel(), g.ravel()]).tobytes())
+    return out
+
+
+def _leaves(model: BaseModel, prefix: str = "") -> list[tuple[str, Any]]:
+    out = []
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            out += _leaves(value, f"{prefix}{name}.")
+        else:
+            out.append((prefix + name, value))
+    return out
+
+
+def _other_values(chip: ChipSpec, path: str, value: Any) -> list[Any]:
+    """Other values to try, first the ones most likely to matter."""
+    options = type(chip).model_json_schema()  # enum choices from the schema
+    leaf = path.split(".")[-1]
+    for definition in options.get("$defs", {}).values():
+        enum = definition.get("properties", {}).get(leaf, {}).get("enum")
+        if enum:
+            return [v for v in enum if v != value]
+    if path == "noc.mesh":
+        return ["1x1", "3x3"]
+    if path == "noc.dead_links":
+        return [["0,0-0,1"]]
+    if isinstance(value, bool):
+        return [not value]
+    if isinstance(value, int):
+        return [v for v in (value * 2, value + 1, value // 2, value - 1, 1) if v >= 0]
+    if isinstance(value, float):
+        return [value * 2, value / 2, value / 1000, value + 1, 0.5]
+    if value is None:
+        return [3.0]
+    return []
+
+
+@pytest.mark.parametrize("chip_name", ["pipesdfa-edge", "pipelayer"])
+def test_every_chip_field_changes_a_result(chip_name: str) -> None:
+    """A field in a chip file changes the result, or it does not exist (the developers'
+    guide): each leaf field, set to another valid value, moves the analytic model or the
+    numerics (stuck-cell seeds are tried with stuck cells present)."""
+    chip = with_fields(load_chip(chip_name), {"device.faults.stuck_at_gmin": 0.01})
+    seen = _observe(chip)
+    dead = []
+    for path, value in _leaves(chip):
+        if path in NOT_PERTURBED or (chip_name, path) in CONDITIONAL:
+            continue
+        moved = False
+        for other in _other_values(chip, path, value):
+            try:
+                changed = with_fields(chip, {path: other})
+            except SweepError:
+                continue
+            if _observe(changed) != seen:
+                moved = True
+                break
+        if not moved:
+            dead.append(path)
+    assert dead == []
+    for (_name, path), _ in CONDITIONAL.items():  # each moves on the other shipped chip
+        assert any(path == p for p, _ in _leaves(chip)), path
