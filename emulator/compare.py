@@ -19,6 +19,7 @@ import math
 import os
 import time
 from concurrent.futures import Executor, ProcessPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -494,7 +495,7 @@ def paper_sensitivity(
     start = time.perf_counter()
     ps_chip, pl_chip = load_chip(chip), load_chip(baseline)
     workers = workers or os.cpu_count() or 1
-    with ProcessPoolExecutor(workers) if workers > 1 else _Serial() as pool:
+    with ProcessPoolExecutor(workers) if workers > 1 else nullcontext() as pool:
         rows = [
             sensitivity(
                 net,
@@ -513,10 +514,3 @@ def paper_sensitivity(
         "networks": rows,
         "wall_s": time.perf_counter() - start,
     }
-
-
-class _Serial(Executor):
-    """An executor that runs each call at once, in this process."""
-
-    def map(self, fn, *iterables, timeout=None, chunksize=1):
-        return map(fn, *iterables)

@@ -11,7 +11,7 @@ threads inside. Where each op is drawn (a complete ``X`` slice, ``cat`` = the op
   and written in parallel, so each PE gets the whole op.
 - NEURON of layer k: on layer k's home tile, thread "neurons Lk".
 - GRAD on resource ``grad:tK``: tile K, thread "gradient unit"; on ``gradxbar:L`` (the
-  crossbar datapath): layer L's home tile, the same thread.
+  crossbar datapath): layer L's home tile, thread "gradient arrays L".
 - FEEDBACK: every PE core of the feedback group ("arrays") and every tile the group sits on
   ("feedback group").
 - NoC ops (``noc:tA>tB``): a slice on tile A's "NoC out" thread and one on tile B's "NoC in"
@@ -39,13 +39,15 @@ _GRAD_RE = re.compile(r"^grad:t(\d+)$")
 _PS_PER_US = 1e6
 
 # Threads are keyed (group, index) so that they sort in this order on a core.
-_NEURONS, _GRAD, _FEEDBACK, _NOC_OUT, _NOC_IN, _ARRAYS = range(6)
+_NEURONS, _GRAD, _GRAD_ARRAYS, _FEEDBACK, _NOC_OUT, _NOC_IN, _ARRAYS = range(7)
 
 
 def _thread_name(key: tuple[int, int]) -> str:
     group, index = key
     if group == _NEURONS:
         return f"neurons L{index}"
+    if group == _GRAD_ARRAYS:
+        return f"gradient arrays L{index}"
     lane = "" if index == 0 else f" {index + 1}"
     return {
         _GRAD: "gradient unit",
@@ -191,7 +193,7 @@ def trace_events(plan: Plan, ops: Iterable[dict[str, Any]]) -> dict[str, Any]:
         elif kind == "GRAD":
             match = _GRAD_RE.match(op["resource"])
             if op["resource"].startswith("gradxbar:"):  # the crossbar datapath's arrays
-                trace.add(_layer(plan, op).home, (_GRAD, 0), event)
+                trace.add(_layer(plan, op).home, (_GRAD_ARRAYS, op["layer"]), event)
             elif match is None:
                 raise ValueError(f"GRAD on {op['resource']!r}: expected grad:tK or gradxbar:L")
             else:

@@ -12,20 +12,26 @@ import pytest
 
 from emulator.emulation import run_emulation
 from emulator.plan import Plan
-from emulator.topology import load_chip, load_network
+from emulator.topology import load_chip, load_network, with_fields
 from emulator.trace import NOC_KINDS, op_name, trace_events, write_trace
 
 LOG_SAMPLES = 2
 
 
 # tiny-mlp: one PE core per layer; digits-mlp on the tiny chip: a layer on two PE cores, layers
-# on two tiles (NoC flows between tiles)
-CASES = [("tiny-mlp", "tiny"), ("digits-mlp", "tiny")]
+# on two tiles (NoC flows between tiles); tiny-conv with the crossbar gradient datapath (its
+# GRADs on the layers' morphable arrays, drawn on their home tiles)
+CASES = [
+    ("tiny-mlp", "tiny", {}),
+    ("digits-mlp", "tiny", {}),
+    ("tiny-conv", "tiny", {"tile.grad_datapath": "crossbar"}),
+]
 
 
-@pytest.fixture(scope="module", params=CASES, ids=[net for net, _ in CASES])
+@pytest.fixture(scope="module", params=CASES, ids=[net for net, _, _ in CASES])
 def run(request: pytest.FixtureRequest) -> tuple[Plan, list[dict[str, Any]], dict[str, Any]]:
-    net, chip = load_network(request.param[0]), load_chip(request.param[1])
+    name, chip_name, fields = request.param
+    net, chip = load_network(name), with_fields(load_chip(chip_name), fields)
     result = run_emulation(net, chip, runtime="local", epochs=1, log_samples=LOG_SAMPLES)
     plan = Plan(chip, net, 0, "sdfa", net.training.lr, net.training.optimizer)
     ops = result["ops_log"]
@@ -134,7 +140,7 @@ def test_every_op_is_drawn_where_the_plan_puts_it(run: tuple) -> None:
         name, kind = op_name(op, layers), op["kind"]
         if kind in ("XBAR_READ", "WRITE"):
             cores = list(plan.layers[op["layer"]].pes)
-        elif kind == "NEURON":
+        elif kind == "NEURON" or (kind == "GRAD" and op["resource"].startswith("gradxbar:")):
             cores = [plan.layers[op["layer"]].home]
         elif kind == "GRAD":
             cores = ["tile-" + op["resource"].removeprefix("grad:t")]
