@@ -198,22 +198,26 @@ def _compare(args: argparse.Namespace) -> int:
     from emulator import compare
 
     baselines = tuple(args.baseline or ())
+    if len(baselines) > 1 and (args.sensitivity or not args.paper):
+        raise UserError("--baseline: one baseline (several only with --paper, no --sensitivity)")
     if args.paper and args.sensitivity:
-        result = compare.paper_sensitivity(
-            chip=args.chip, baseline=baselines[0] if baselines else "pipelayer"
+        result = _user_errors(
+            lambda: compare.paper_sensitivity(
+                chip=args.chip, baseline=baselines[0] if baselines else "pipelayer"
+            )
         )
         return _compare_out(args, result, _sensitivity_tables, result["networks"])
     if args.paper:
         if args.plot:
             raise UserError("--plot: with --paper, give --sensitivity (a tornado chart)")
-        result = compare.paper_comparison(
-            chip=args.chip, baselines=baselines or compare.PAPER_BASELINES
+        result = _user_errors(
+            lambda: compare.paper_comparison(
+                chip=args.chip, baselines=baselines or compare.PAPER_BASELINES
+            )
         )
         return _compare_out(args, result, _paper_table)
     if not args.network:
         raise UserError("give --network FILE (or --paper)")
-    if len(baselines) > 1:
-        raise UserError("--baseline: one baseline per network (several only with --paper)")
     net = topology.load_network(args.network)
     chip = topology.load_chip(args.chip)
     baseline = topology.load_chip(baselines[0] if baselines else "pipelayer")

@@ -1,11 +1,15 @@
-"""PipeSDFA against PipeLayer on the same network: time, energy, ablations, dominant terms.
+"""PipeSDFA against PipeLayer on the same network: time, energy, ablations, dominant terms,
+and how far each modelling assumption moves the verdict.
 
 :func:`compare` schedules one network on a PipeSDFA chip and on a PipeLayer chip
-(:func:`emulator.schedule.simulate`), then on the PipeSDFA chip with each pipeline level
-switched off in turn. :func:`paper_comparison` does it for every paper network on the shipped
-chips (``topologies/pipesdfa-edge.yaml`` vs ``topologies/pipelayer.yaml``) and puts our speedup
-and energy ratio beside the paper's ranges (FIGURES.md). Nothing here is fitted to the paper:
-the numbers are what the model gives, and ``dominant_terms`` names the terms behind them.
+(:func:`emulator.schedule.simulate`, both costed by the same physical rules), then on the
+PipeSDFA chip with each pipeline level switched off in turn. :func:`paper_comparison` does it
+for every paper network against both shipped baselines (``topologies/pipelayer.yaml``,
+PipeLayer as published, and ``topologies/pipelayer-edge.yaml``, the edge chip with PipeLayer's
+dataflow) and puts our speedup and energy ratio beside the paper's ranges (FIGURES.md).
+:func:`sensitivity` moves each documented assumption (:data:`ASSUMPTIONS`) to its low and
+high end on both chips alike. Nothing here is fitted to the paper: the numbers are what the
+model gives, and ``dominant_terms`` names the terms behind them.
 
 Growing a chip (:func:`fit_chips`): a network that does not fit every chip given is placed on
 chips grown by one rule, applied identically to all: the smallest square mesh of k × k

@@ -197,8 +197,10 @@ def test_compare_paper_sensitivity_covers_every_paper_network(
         (["--paper", "--plot", "x.png"], "--plot: with --paper, give --sensitivity"),
         (
             ["--network", "digits-mlp", "--baseline", "pipelayer", "--baseline", "pipelayer-edge"],
-            "--baseline: one baseline per network",
+            "--baseline: one baseline",
         ),
+        (["--paper", "--sensitivity", "--baseline", "a", "--baseline", "b"], "--baseline: one"),
+        (["--paper", "--baseline", "pipesdfa-edge"], "needs a pipesdfa chip"),
         (["--network", "digits-mlp", "--baseline", "pipesdfa-edge"], "needs a pipesdfa chip"),
     ],
 )
