@@ -11,10 +11,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from emulator import topology
-from emulator.datasets import DatasetError
-from emulator.progress import Progress
-from emulator.report import si, table
+from emulator import spec
+from emulator.data.datasets import DatasetError
+from emulator.report.progress import Progress
+from emulator.report.tables import si, table
 
 EXIT_USAGE = 2
 
@@ -27,29 +27,29 @@ def _validate(args: argparse.Namespace) -> int:
     failed = False
     for name in args.files:
         try:
-            spec = topology.load_file(name)
-        except topology.TopologyError as err:
+            loaded = spec.load_file(name)
+        except spec.TopologyError as err:
             print(err, file=sys.stderr)
             failed = True
             continue
-        kind = "network" if isinstance(spec, topology.NetworkSpec) else "chip"
-        print(f"{name}: ok ({kind} {spec.name})")
+        kind = "network" if isinstance(loaded, spec.NetworkSpec) else "chip"
+        print(f"{name}: ok ({kind} {loaded.name})")
     return EXIT_USAGE if failed else 0
 
 
 def _schema(args: argparse.Namespace) -> int:
     if args.kind == "checkpoint":
-        from emulator.checkpoint import Manifest
+        from emulator.runtime.checkpoint import Manifest
 
         schema = Manifest.model_json_schema()
     else:
-        schema = topology.json_schema(args.kind)
+        schema = spec.json_schema(args.kind)
     print(json.dumps(schema, indent=2))
     return 0
 
 
 def _checkpoint(args: argparse.Namespace) -> int:
-    from emulator.checkpoint import CheckpointError, describe
+    from emulator.runtime.checkpoint import CheckpointError, describe
 
     try:
         info = describe(args.path)
@@ -74,10 +74,10 @@ def _checkpoint(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from emulator.training import run_training
+    from emulator.learning.training import run_training
 
-    net = topology.load_network(args.network)
-    chip = topology.load_chip(args.chip) if args.chip else None
+    net = spec.load_network(args.network)
+    chip = spec.load_chip(args.chip) if args.chip else None
     progress = Progress("train", enabled=not args.json)
     result = run_training(
         net,
@@ -109,7 +109,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _map(args: argparse.Namespace) -> int:
-    from emulator import mapping
+    from emulator.physics import mapping
 
     if args.conv:
         h, w, k, ic, oc = _ints(args.conv, 5, "--conv H,W,K,IC,OC")
@@ -128,7 +128,7 @@ def _map(args: argparse.Namespace) -> int:
         return 0
     if not args.chip or not args.network:
         raise UserError("give --chip and --network, or --conv H,W,K,IC,OC --array RxC")
-    chip, net = topology.load_chip(args.chip), topology.load_network(args.network)
+    chip, net = spec.load_chip(args.chip), spec.load_network(args.network)
     try:
         m = mapping.map_network(chip, net)
     except mapping.MappingError as err:
@@ -218,9 +218,9 @@ def _compare(args: argparse.Namespace) -> int:
         return _compare_out(args, result, _paper_table)
     if not args.network:
         raise UserError("give --network FILE (or --paper)")
-    net = topology.load_network(args.network)
-    chip = topology.load_chip(args.chip)
-    baseline = topology.load_chip(baselines[0] if baselines else "pipelayer")
+    net = spec.load_network(args.network)
+    chip = spec.load_chip(args.chip)
+    baseline = spec.load_chip(baselines[0] if baselines else "pipelayer")
     activity = _activity(args, net)
     batch = args.batch or net.training.batch
     if args.sensitivity:
@@ -235,7 +235,7 @@ def _compare(args: argparse.Namespace) -> int:
 
     result = _user_errors(run)
     if args.plot:
-        from emulator.plots import energy_breakdown
+        from emulator.report.plots import energy_breakdown
 
         energy_breakdown(
             {
@@ -249,8 +249,8 @@ def _compare(args: argparse.Namespace) -> int:
     return _compare_out(args, result, _compare_table)
 
 
-def _activity(args: argparse.Namespace, net: topology.NetworkSpec):
-    from emulator.schedule import Activity
+def _activity(args: argparse.Namespace, net: spec.NetworkSpec):
+    from emulator.cost.schedule import Activity
 
     if args.activity:
         return _load_activity(args.activity, net)
@@ -259,7 +259,7 @@ def _activity(args: argparse.Namespace, net: topology.NetworkSpec):
 
 def _user_errors(work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """``work()``, a mapping error or a bad pairing of chips as one line."""
-    from emulator.mapping import MappingError
+    from emulator.physics.mapping import MappingError
 
     try:
         return work()
@@ -277,7 +277,7 @@ def _compare_out(
 ) -> int:
     """Print ``result`` as JSON or text; with ``tornado`` and ``--plot``, draw the chart."""
     if tornado is not None and args.plot:
-        from emulator.plots import sensitivity_tornado
+        from emulator.report.plots import sensitivity_tornado
 
         sensitivity_tornado(tornado, args.plot)
         result["plot"] = args.plot
@@ -285,10 +285,10 @@ def _compare_out(
     return 0
 
 
-def _load_activity(path: str, net: topology.NetworkSpec):
+def _load_activity(path: str, net: spec.NetworkSpec):
     from pydantic import ValidationError
 
-    from emulator.schedule import Activity
+    from emulator.cost.schedule import Activity
 
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -406,7 +406,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _run_plots(path: str, result: dict[str, Any]) -> list[str]:
-    from emulator.plots import energy_breakdown, pipeline_gantt
+    from emulator.report.plots import energy_breakdown, pipeline_gantt
 
     pipeline_gantt(
         result["ops_log"],
@@ -430,11 +430,11 @@ def _run_plots(path: str, result: dict[str, Any]) -> list[str]:
 
 
 def _trace(args: argparse.Namespace) -> int:
-    from emulator.plan import Plan
-    from emulator.trace import trace_events, write_trace
+    from emulator.chip.plan import Plan
+    from emulator.report.trace import trace_events, write_trace
 
     result = _emulate(args, args.samples)
-    net, chip = topology.load_network(args.network), topology.load_chip(args.chip)
+    net, chip = spec.load_network(args.network), spec.load_chip(args.chip)
     plan = Plan(
         chip,
         net,
@@ -452,7 +452,7 @@ def _trace(args: argparse.Namespace) -> int:
         "weights_sha256": result["weights_sha256"],
     }
     if args.plot:
-        from emulator.plots import pipeline_gantt
+        from emulator.report.plots import pipeline_gantt
 
         pipeline_gantt(result["ops_log"], args.plot, samples=args.samples)
         summary["plot"] = args.plot
@@ -467,10 +467,10 @@ def _trace(args: argparse.Namespace) -> int:
 
 
 def _emulate(args: argparse.Namespace, log_samples: int) -> dict[str, Any]:
-    from emulator.emulation import run_emulation
+    from emulator.run import run_emulation
 
-    net = topology.load_network(args.network)
-    chip = topology.load_chip(args.chip)
+    net = spec.load_network(args.network)
+    chip = spec.load_chip(args.chip)
     progress = Progress("run", enabled=not args.json)
     try:  # stdout is for our answer: Ray prints its workers' errors there (a dead actor)
         with contextlib.redirect_stdout(sys.stderr):
@@ -538,17 +538,15 @@ def _run_summary(r: dict[str, Any]) -> str:
 
 def _scale(args: argparse.Namespace) -> int:
     from emulator import scaling
-    from emulator.schedule import Activity
+    from emulator.cost.schedule import Activity
 
-    net = topology.load_network(args.network)
-    chip, baseline = topology.load_chip(args.chip), topology.load_chip(args.baseline)
+    net = spec.load_network(args.network)
+    chip, baseline = spec.load_chip(args.chip), spec.load_chip(args.baseline)
     try:
         fields = scaling.parse_sets(args.set)
         grid = scaling.points(fields)
-        chips = [
-            (p, topology.with_fields(chip, p), topology.with_fields(baseline, p)) for p in grid
-        ]
-    except topology.SweepError as err:
+        chips = [(p, spec.with_fields(chip, p), spec.with_fields(baseline, p)) for p in grid]
+    except spec.SweepError as err:
         raise UserError(str(err)) from None
     cpus = _ints(args.cpus, len(args.cpus.split(",")), "--cpus C1,C2,...") if args.cpus else None
     if cpus and args.mode != "emulate":
@@ -593,7 +591,7 @@ def _scale(args: argparse.Namespace) -> int:
 
 def _emulate_point(args, net, ps_chip, pl_chip, cpus) -> dict[str, Any]:
     from emulator import scaling
-    from emulator.emulation import run_emulation
+    from emulator.run import run_emulation
 
     def run(c: int | None = None) -> dict[str, Any]:
         return run_emulation(net, ps_chip, **_emulation_options(args), baseline=pl_chip, cpus=c)
@@ -689,7 +687,7 @@ def _scale_table(result: dict[str, Any]) -> str:
 
 
 def _scale_plot(args: argparse.Namespace, result: dict[str, Any]) -> str:
-    from emulator.plots import scaling_curves
+    from emulator.report.plots import scaling_curves
 
     fitting = [r for r in result["points"] if r["fits"]]
     if not fitting:
@@ -762,8 +760,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
-    from emulator.datasets import DATASETS
-    from emulator.emulation import RUNTIMES
+    from emulator.data.datasets import DATASETS
+    from emulator.run import RUNTIMES
 
     p.add_argument("--chip", default="pipesdfa-edge", help="chip file or shipped name")
     p.add_argument("--network", default="digits-mlp", help="network file or shipped name")
@@ -785,8 +783,8 @@ def _run_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_scale(sub: argparse._SubParsersAction) -> None:
-    from emulator.datasets import DATASETS
-    from emulator.emulation import RUNTIMES
+    from emulator.data.datasets import DATASETS
+    from emulator.run import RUNTIMES
 
     p = sub.add_parser("scale", help="sweep chip fields (analytic or emulated); CPU scaling")
     p.add_argument("--chip", default="pipesdfa-edge", help="chip file or shipped name")
@@ -817,7 +815,7 @@ def _add_scale(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    from emulator.datasets import DATASETS
+    from emulator.data.datasets import DATASETS
     from emulator.learning import ALGORITHMS
 
     p = sub.add_parser("train", help="train the single-process reference model")
@@ -940,7 +938,7 @@ def loopback_ray() -> None:
 
 def _resume_hint(args: argparse.Namespace) -> str:
     """After an interrupted run that saved checkpoints: how to go on."""
-    from emulator.checkpoint import holds_checkpoints
+    from emulator.runtime.checkpoint import holds_checkpoints
 
     folder = getattr(args, "checkpoint", None) or getattr(args, "resume", None)
     if not folder or not Path(folder).is_dir() or not holds_checkpoints(Path(folder)):
@@ -955,7 +953,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         loopback_ray()
     try:
         return args.func(args)
-    except (topology.TopologyError, DatasetError, UserError) as err:
+    except (spec.TopologyError, DatasetError, UserError) as err:
         print(f"pipesdfa {args.command}: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

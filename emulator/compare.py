@@ -2,7 +2,7 @@
 and how far each modelling assumption moves the verdict.
 
 :func:`compare` schedules one network on a PipeSDFA chip and on a PipeLayer chip
-(:func:`emulator.schedule.simulate`, both costed by the same physical rules), then on the
+(:func:`emulator.cost.schedule.simulate`, both costed by the same physical rules), then on the
 PipeSDFA chip with each pipeline level switched off in turn. :func:`paper_comparison` does it
 for every paper network against both shipped baselines (``topologies/pipelayer.yaml``,
 PipeLayer as published, and ``topologies/pipelayer-edge.yaml``, the edge chip with PipeLayer's
@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from emulator.cost.physical import error_planes
-from emulator.mapping import MappingError, map_network, pe_cores_needed
-from emulator.report import si
-from emulator.schedule import COMPONENTS, Activity, Schedule, simulate
-from emulator.topology import (
+from emulator.cost.schedule import COMPONENTS, Activity, Schedule, simulate
+from emulator.physics.mapping import MappingError, map_network, pe_cores_needed
+from emulator.report.tables import si
+from emulator.spec import (
     ChipSpec,
     NetworkSpec,
     SweepError,

@@ -17,9 +17,9 @@ from typing import Any
 import yaml
 
 from emulator.compare import compare
-from emulator.mapping import MappingError, map_network
-from emulator.schedule import Activity, simulate
-from emulator.topology import ChipSpec, NetworkSpec, SweepError
+from emulator.cost.schedule import Activity, simulate
+from emulator.physics.mapping import MappingError, map_network
+from emulator.spec import ChipSpec, NetworkSpec, SweepError
 
 
 def parse_sets(sets: Sequence[str]) -> list[tuple[str, list[Any]]]:
@@ -110,7 +110,7 @@ def emulate_point(
     chip: ChipSpec, net: NetworkSpec, run: Callable[[], dict[str, Any]]
 ) -> dict[str, Any]:
     """One sweep point through the cores (``run`` trains on ``chip`` and returns
-    :func:`~emulator.emulation.run_emulation`'s result): the emulated chip's throughput and
+    :func:`~emulator.run.run_emulation`'s result): the emulated chip's throughput and
     energy, and the PipeLayer ratios on the run's activity."""
     placed = _placed(chip, net)
     if not placed["fits"]:

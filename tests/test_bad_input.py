@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from emulator import topology
+from emulator import spec
 from emulator.cli import main
 
-EDGE = yaml.safe_load((topology.TOPOLOGY_DIR / "pipesdfa-edge.yaml").read_text())
-DIGITS = yaml.safe_load((topology.TOPOLOGY_DIR / "networks/digits-mlp.yaml").read_text())
+EDGE = yaml.safe_load((spec.PRESETS / "pipesdfa-edge.yaml").read_text())
+DIGITS = yaml.safe_load((spec.PRESETS / "networks/digits-mlp.yaml").read_text())
 
 
 def _chip(**sections: dict | object) -> dict:

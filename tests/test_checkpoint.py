@@ -15,12 +15,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import emulator.checkpoint as ckpt
+import emulator.runtime.checkpoint as ckpt
 from emulator.cli import main
-from emulator.emulation import run_emulation
+from emulator.learning.training import run_training
+from emulator.run import run_emulation
 from emulator.runtime.local import LocalRuntime
-from emulator.topology import load_chip, load_network
-from emulator.training import run_training
+from emulator.spec import load_chip, load_network
 
 NETWORK, CHIP = "tiny-mlp", "tiny"
 SAME = ("weights_sha256", "train_accuracy", "test_accuracy", "loss", "counters", "faults")
@@ -270,9 +270,9 @@ def test_the_cli_refuses_a_bad_checkpoint_in_one_line(
 
 
 def test_cores_keep_no_timing_of_finished_batches() -> None:
-    from emulator.cores import Controller
-    from emulator.plan import Plan
-    from emulator.training import load_for
+    from emulator.chip import Controller
+    from emulator.chip.plan import Plan
+    from emulator.learning.training import load_for
 
     net, chip = load_network(NETWORK), load_chip(CHIP)
     plan = Plan(chip, net, 0, "sdfa", net.training.lr, net.training.optimizer)
@@ -433,12 +433,12 @@ def test_bad_recovery_options_are_refused_before_ray_starts(
 def test_an_interrupted_run_says_how_to_go_on(
     saved: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    import emulator.emulation
+    import emulator.run
 
     def interrupted(*args: Any, **kw: Any) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(emulator.emulation, "run_emulation", interrupted)
+    monkeypatch.setattr(emulator.run, "run_emulation", interrupted)
     assert main(["run", "--runtime", "local", "--checkpoint", str(saved)]) == 130
     err = capsys.readouterr().err.strip()
     assert err == f"pipesdfa run: interrupted; go on with the same options and --resume {saved}"

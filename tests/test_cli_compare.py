@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from emulator.cli import main
-from emulator.schedule import Activity
+from emulator.cost.schedule import Activity
 
 # FIGURES.md, VW-SDK (Rhe et al., DATE 2022): published cycles on a 512 × 512 array.
 VW_SDK_TABLE = [
@@ -146,7 +146,7 @@ def test_compare_sensitivity_moves_each_assumption_on_both_chips(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     from emulator.compare import ASSUMPTIONS, compare
-    from emulator.topology import load_chip, load_network, with_fields
+    from emulator.spec import load_chip, load_network, with_fields
 
     plot = tmp_path / "tornado.png"
     argv = ["compare", "--network", "braille-3fc", "--sensitivity", "--json", "--plot", str(plot)]

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from emulator.emulation import run_emulation
-from emulator.topology import load_chip, load_network
+from emulator.run import run_emulation
+from emulator.spec import load_chip, load_network
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH = ROOT / "launch"
@@ -43,8 +43,8 @@ import time
 import ray
 from ray.cluster_utils import Cluster
 
-from emulator.emulation import run_emulation
-from emulator.topology import load_chip, load_network
+from emulator.run import run_emulation
+from emulator.spec import load_chip, load_network
 
 
 @ray.remote(num_cpus=0)

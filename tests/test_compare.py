@@ -21,9 +21,9 @@ from emulator.compare import (
     fit_chips,
     paper_comparison,
 )
-from emulator.mapping import map_network
-from emulator.schedule import Activity, simulate
-from emulator.topology import ChipSpec, NetworkSpec, load_chip, load_network
+from emulator.cost.schedule import Activity, simulate
+from emulator.physics.mapping import map_network
+from emulator.spec import ChipSpec, NetworkSpec, load_chip, load_network
 
 
 @pytest.fixture(scope="module")

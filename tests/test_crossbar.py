@@ -1,4 +1,4 @@
-"""Tests of emulator.crossbar: programming, bit slicing, reads, noise, forming, counters.
+"""Tests of emulator.physics.crossbar: programming, bit slicing, reads, noise, forming, counters.
 
 Every expected value is a closed form or plain numpy written here, never the model's output.
 """
@@ -10,9 +10,9 @@ import math
 import numpy as np
 import pytest
 
-from emulator import device as dev
-from emulator.crossbar import Counters, Crossbar, FormedCrossbar
-from emulator.topology import ChipSpec
+from emulator.physics import device as dev
+from emulator.physics.crossbar import Counters, Crossbar, FormedCrossbar
+from emulator.spec import ChipSpec
 
 G_MIN, G_MAX = 1.0, 10.0
 DG = G_MAX - G_MIN

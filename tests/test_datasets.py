@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emulator.datasets import DATASETS, Dataset, DatasetError, load_dataset
+from emulator.data.datasets import DATASETS, Dataset, DatasetError, load_dataset
 
 # --- writers (the oracle: the arrays handed to them are what the loader must return) ---------
 

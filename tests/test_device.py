@@ -1,4 +1,4 @@
-"""Tests of emulator.device: update curves, pulse grid, variation and forming statistics."""
+"""Tests of emulator.physics.device: update curves, pulse grid, variation and forming statistics."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from emulator import device as dev
+from emulator.physics import device as dev
 from emulator.rng import stream
-from emulator.topology import DeviceSpec, FormingSpec
+from emulator.spec import DeviceSpec, FormingSpec
 
 G_MIN, G_MAX = 1.0, 10.0
 DG = G_MAX - G_MIN

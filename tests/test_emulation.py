@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-import emulator.emulation as emulation
+import emulator.run as emulation
+from emulator.chip.plan import Plan
 from emulator.cli import main
-from emulator.plan import Plan
-from emulator.schedule import simulate_run
-from emulator.topology import ChipSpec, NetworkSpec, load_chip, load_network
-from emulator.training import run_training
+from emulator.cost.schedule import simulate_run
+from emulator.learning.training import run_training
+from emulator.spec import ChipSpec, NetworkSpec, load_chip, load_network
 
 CASES = {
     "tiny": ("tiny-mlp", "tiny"),
@@ -225,7 +225,7 @@ def test_emulation_refuses_data_and_batch_ablations(level: str) -> None:
 
 def _bad_messages() -> list[bytes]:
     """Not msgpack; a map that is no frame; a frame for nobody; a frame its core cannot use."""
-    from emulator.noc import Frame, encode
+    from emulator.runtime.frames import Frame, encode
 
     wrong_shape = Frame.pack(
         "spikes", "controller", "tile-0", 0, 0, [-1], [-1], [0.0], [[1, 0, 1]], {"seq": 0}
@@ -241,9 +241,9 @@ def encode_map(data: dict) -> bytes:
 
 
 def test_malformed_frames_are_refused_counted_and_change_nothing(references: dict) -> None:
-    from emulator.cores import Controller, run_sha
+    from emulator.chip import Controller, run_sha
+    from emulator.learning.training import load_for
     from emulator.runtime.local import LocalRuntime
-    from emulator.training import load_for
 
     net, chip = load_network("tiny-mlp"), load_chip("tiny")
     plan = Plan(chip, net, 0, "sdfa", net.training.lr, net.training.optimizer)
@@ -261,9 +261,9 @@ def test_malformed_frames_are_refused_counted_and_change_nothing(references: dic
 def test_a_ray_actor_survives_malformed_frames(references: dict, ray_cluster: None) -> None:
     import ray
 
-    from emulator.cores import Controller, run_sha
+    from emulator.chip import Controller, run_sha
+    from emulator.learning.training import load_for
     from emulator.runtime.ray_runtime import RayRuntime
-    from emulator.training import load_for
 
     net, chip = load_network("tiny-mlp"), load_chip("tiny")
     plan = Plan(chip, net, 0, "sdfa", net.training.lr, net.training.optimizer)
@@ -286,10 +286,10 @@ def test_frames_beyond_the_window_credit_are_refused(references: dict) -> None:
     frame from far ahead (a bug, or junk) is refused instead of queued for ever."""
     import numpy as np
 
-    from emulator.cores import Controller, run_sha
-    from emulator.noc import Frame, encode
+    from emulator.chip import Controller, run_sha
+    from emulator.learning.training import load_for
+    from emulator.runtime.frames import Frame, encode
     from emulator.runtime.local import LocalRuntime
-    from emulator.training import load_for
 
     net, chip = load_network("tiny-mlp"), load_chip("tiny")
     plan = Plan(chip, net, 0, "sdfa", net.training.lr, net.training.optimizer)

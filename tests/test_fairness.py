@@ -13,11 +13,11 @@ import pytest
 from pydantic import BaseModel
 
 from emulator.compare import fit_chips
-from emulator.hardware import ChipFeedback, ChipLayer
+from emulator.cost.schedule import CostModel, OpCost, Schedule, simulate
 from emulator.learning import init_weights
-from emulator.mapping import MappingError
-from emulator.schedule import CostModel, OpCost, Schedule, simulate
-from emulator.topology import (
+from emulator.physics.blocks import ChipFeedback, ChipLayer
+from emulator.physics.mapping import MappingError
+from emulator.spec import (
     ChipSpec,
     NetworkSpec,
     SweepError,
@@ -44,7 +44,7 @@ def _pair(network: str) -> tuple[NetworkSpec, ChipSpec, ChipSpec]:
 
 
 def _activity(net: NetworkSpec, rate: float = 0.1):
-    from emulator.schedule import Activity
+    from emulator.cost.schedule import Activity
 
     return Activity.uniform(net, rate)
 

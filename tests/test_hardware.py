@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from emulator.hardware import ChipFeedback, ChipLayer, stochastic_round
 from emulator.learning import ReferenceModel, feedback_widths
-from emulator.mapping import weight_blocks
+from emulator.learning.training import chip_model
+from emulator.physics.blocks import ChipFeedback, ChipLayer, stochastic_round
+from emulator.physics.mapping import weight_blocks
 from emulator.rng import stream
-from emulator.topology import load_chip, load_network
-from emulator.training import chip_model
+from emulator.spec import load_chip, load_network
 
 
 def _ideal_chip():

@@ -24,7 +24,7 @@ from emulator.learning import (
     weights_sha256,
 )
 from emulator.rng import stream
-from emulator.topology import NetworkSpec
+from emulator.spec import NetworkSpec
 
 
 def make_net(layers, input_shape, *, steps=3, classes=2, **neuron) -> NetworkSpec:

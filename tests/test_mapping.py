@@ -1,8 +1,8 @@
 """Mapping: VW-SDK conv cycles (published table, brute force) and placement on a chip.
 
-The oracles here are computed independently of :mod:`emulator.mapping`: ceil-products from the
-chip file's raw fields, window positions counted by sliding a window over an output grid, and
-channels packed into arrays one at a time.
+The oracles here are computed independently of :mod:`emulator.physics.mapping`: ceil-products
+from the chip file's raw fields, window positions counted by sliding a window over an output
+grid, and channels packed into arrays one at a time.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pytest
 
-from emulator.mapping import (
+from emulator.physics.mapping import (
     ConvMapping,
     MappingError,
     conv_cycles,
@@ -22,7 +22,7 @@ from emulator.mapping import (
     feedback_layer,
     map_network,
 )
-from emulator.topology import ChipSpec, NetworkSpec, load_chip, load_network
+from emulator.spec import ChipSpec, NetworkSpec, load_chip, load_network
 
 # ------------------------------------------------------------------------- conv cycles
 

@@ -14,29 +14,30 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from emulator.noc import (
-    KIND_DTYPE,
-    MAX_FRAME_BYTES,
-    Frame,
-    FrameError,
-    LinkModel,
+from emulator.cost.noc import (
     RouteError,
-    decode,
-    encode,
     hops,
     node_index,
     node_position,
-    parse_core,
-    pe_name,
     route,
-    split,
-    tile_name,
     transfer_energy_pj,
     transfer_ns,
     value_bits,
     xy_route,
 )
-from emulator.topology import ChipSpec
+from emulator.runtime.frames import (
+    KIND_DTYPE,
+    MAX_FRAME_BYTES,
+    Frame,
+    FrameError,
+    decode,
+    encode,
+    parse_core,
+    pe_name,
+    split,
+    tile_name,
+)
+from emulator.spec import ChipSpec
 
 FUZZ = settings(
     max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
@@ -435,69 +436,6 @@ def test_transfer_closed_forms() -> None:
 SENDS = [((0, 0), (1, 2), 100), ((0, 1), (1, 1), 50), ((1, 2), (0, 0), 10), ((2, 2), (2, 2), 7)]
 
 
-def test_link_model_hand_example() -> None:
-    model = LinkModel(make_chip())
-    for src, dst, bits in SENDS:
-        model.send(src, dst, bits)
-    expected = np.zeros((16, 16), dtype=np.int64)
-    expected[0, 6] = 100  # node = row·4 + col: (0,0) is 0, (1,2) is 6
-    expected[1, 5] = 50  # (0,1) -> (1,1)
-    expected[6, 0] = 10
-    expected[10, 10] = 7  # same node: counted, but off the NoC
-    np.testing.assert_array_equal(model.traffic_matrix(), expected)
-    assert model.link_bits() == {
-        "0,0->0,1": 100,
-        "0,1->0,2": 100,
-        "0,1->1,1": 50,
-        "0,2->1,2": 100,
-        "1,0->0,0": 10,
-        "1,1->1,0": 10,
-        "1,2->1,1": 10,
-    }
-    totals = model.totals()
-    assert totals == {
-        "packets": 4,
-        "bits": 167,
-        "flits": 3,
-        "hop_bits": 100 * 3 + 50 * 1 + 10 * 3,
-        "energy_pj": pytest.approx(380 * 0.081),
-    }
-
-
-def test_link_model_packets_and_flits() -> None:
-    model = LinkModel(make_chip())
-    model.send((0, 0), (0, 1), 600, packets=5)  # 3 flits each
-    assert model.totals()["packets"] == 5 and model.totals()["flits"] == 15
-    assert model.totals()["bits"] == 3000 and model.link_bits() == {"0,0->0,1": 3000}
-    with pytest.raises(ValueError, match="outside the 4x4 mesh"):
-        model.send((0, 0), (4, 0), 1)
-
-
-def test_link_model_merge_order_independent() -> None:
-    chip = make_chip(energy_pj_per_bit_hop=0.1)  # not exact in binary: sums could differ
-    rng = np.random.default_rng(3)
-    whole = LinkModel(chip)
-    parts = [LinkModel(chip) for _ in range(4)]
-    for i in range(400):
-        src, dst = tuple(rng.integers(0, 4, 2)), tuple(rng.integers(0, 4, 2))
-        bits = int(rng.integers(0, 3000))
-        whole.send(src, dst, bits)
-        parts[i % 4].send(src, dst, bits)
-    results = []
-    for order in itertools.permutations(range(4)):
-        acc = LinkModel(chip)
-        for k in order:
-            acc.merge(LinkModel.from_dict(chip, msgpack.unpackb(msgpack.packb(parts[k].to_dict()))))
-        results.append((acc.to_dict(), acc.totals(), acc.link_bits()))
-    assert all(r == results[0] for r in results)
-    assert results[0] == (whole.to_dict(), whole.totals(), whole.link_bits())
-
-
-def test_link_model_merge_mesh_mismatch() -> None:
-    with pytest.raises(ValueError, match="cannot merge a 2x2"):
-        LinkModel(make_chip()).merge(LinkModel(make_chip(mesh="2x2")))
-
-
 def _mesh(mesh: str, dead: list[str]) -> ChipSpec:
     return ChipSpec.model_validate(
         {"name": "m", "dataflow": "pipesdfa", "tiles": 1, "noc": {"mesh": mesh, "dead_links": dead}}
@@ -528,8 +466,8 @@ def test_dead_links_must_join_neighbours() -> None:
 
 
 def test_a_detour_costs_its_extra_hops() -> None:
-    from emulator.schedule import CostModel
-    from emulator.topology import load_chip, load_network
+    from emulator.cost.schedule import CostModel
+    from emulator.spec import load_chip, load_network
 
     tiny = load_chip("tiny")
     wide = tiny.model_copy(update={"noc": tiny.noc.model_copy(update={"mesh": "2x2"})})

@@ -21,8 +21,8 @@ from emulator.cost.physical import (
     transfer,
     write_rows,
 )
-from emulator.crossbar import FormedCrossbar
-from emulator.topology import ChipSpec, load_chip, with_fields
+from emulator.physics.crossbar import FormedCrossbar
+from emulator.spec import ChipSpec, load_chip, with_fields
 
 # 300 inputs × 40 logical columns of 2-bit cells, 8-bit weights: 4 slices, a pair each
 ARRAYS = Arrays(

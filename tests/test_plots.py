@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from emulator.plots import (
+from emulator.cost.schedule import COMPONENTS
+from emulator.report.plots import (
     component_colors,
     energy_breakdown,
     pipeline_gantt,
     scaling_curves,
     sensitivity_tornado,
 )
-from emulator.schedule import COMPONENTS
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

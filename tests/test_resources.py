@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from emulator.emulation import auth_warning
-from emulator.plan import Plan
+from emulator.chip.plan import Plan
+from emulator.run import auth_warning
 from emulator.runtime.ray_runtime import ACTOR_BYTES, ResourceError, check_memory, memory_needed
-from emulator.topology import load_chip, load_network
+from emulator.spec import load_chip, load_network
 
 
 def _plan() -> Plan:

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from emulator import scaling, topology
+from emulator import scaling, spec
 from emulator.cli import main
-from emulator.topology import load_chip
+from emulator.spec import load_chip
 
 
 def test_parse_sets_reads_yaml_scalars() -> None:
@@ -39,15 +39,15 @@ def test_parse_sets_reads_yaml_scalars() -> None:
     ],
 )
 def test_bad_sets_name_the_field(sets: list[str], message: str) -> None:
-    with pytest.raises(topology.SweepError, match=message):
+    with pytest.raises(spec.SweepError, match=message):
         for point in scaling.points(scaling.parse_sets(sets)):
-            topology.with_fields(load_chip("pipesdfa-edge"), point)
+            spec.with_fields(load_chip("pipesdfa-edge"), point)
 
 
 def test_sweeping_the_mesh_puts_a_tile_on_every_node() -> None:
-    chip = topology.with_fields(load_chip("pipesdfa-edge"), {"noc.mesh": "2x3"})
+    chip = spec.with_fields(load_chip("pipesdfa-edge"), {"noc.mesh": "2x3"})
     assert (chip.noc.rows, chip.noc.cols, chip.tiles) == (2, 3, 6)
-    kept = topology.with_fields(load_chip("pipesdfa-edge"), {"noc.mesh": "8x8", "tiles": 5})
+    kept = spec.with_fields(load_chip("pipesdfa-edge"), {"noc.mesh": "8x8", "tiles": 5})
     assert kept.tiles == 5
 
 

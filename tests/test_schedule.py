@@ -1,7 +1,7 @@
 """The list schedule and cost model: closed forms derived here from the chip file's fields,
 dependency and resource checks over the op list, and the Activity file format.
 
-Durations follow the documented rule of :mod:`emulator.schedule`: each op's formula in ns is
+Durations follow the documented rule of :mod:`emulator.cost.schedule`: each op's formula in ns is
 rounded once to integer picoseconds (``_ps`` below), then times only add.
 """
 
@@ -16,7 +16,7 @@ import pytest
 from pydantic import ValidationError
 
 from emulator.compare import fit_chips
-from emulator.schedule import (
+from emulator.cost.schedule import (
     COMPONENTS,
     Activity,
     CostModel,
@@ -28,7 +28,7 @@ from emulator.schedule import (
     start_ps,
     xbar_ready_ps,
 )
-from emulator.topology import ChipSpec, NetworkSpec, load_chip, load_network
+from emulator.spec import ChipSpec, NetworkSpec, load_chip, load_network
 
 
 def _ps(ns: float) -> int:

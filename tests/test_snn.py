@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from emulator.rng import stream
-from emulator.snn import (
+from emulator.learning.snn import (
     Neuron,
     atan_spike,
     atan_surrogate,
@@ -19,7 +18,8 @@ from emulator.snn import (
     pool_backward,
     rate_encode,
 )
-from emulator.topology import NeuronSpec
+from emulator.rng import stream
+from emulator.spec import NeuronSpec
 
 
 class Matrix:

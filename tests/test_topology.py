@@ -11,55 +11,53 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from emulator import topology
+from emulator import spec
 from emulator.cli import main
 from emulator.compare import PAPER_NETWORKS
 
-SHIPPED = sorted(topology.TOPOLOGY_DIR.glob("*.yaml")) + sorted(
-    topology.TOPOLOGY_DIR.glob("networks/*.yaml")
-)
+SHIPPED = sorted(spec.PRESETS.glob("*.yaml")) + sorted(spec.PRESETS.glob("networks/*.yaml"))
 
 
 def _edge() -> dict:
-    return yaml.safe_load((topology.TOPOLOGY_DIR / "pipesdfa-edge.yaml").read_text())
+    return yaml.safe_load((spec.PRESETS / "pipesdfa-edge.yaml").read_text())
 
 
 def _digits() -> dict:
-    return yaml.safe_load((topology.TOPOLOGY_DIR / "networks/digits-mlp.yaml").read_text())
+    return yaml.safe_load((spec.PRESETS / "networks/digits-mlp.yaml").read_text())
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
 def test_shipped_files_are_valid(path: Path) -> None:
-    spec = topology.load_file(path)
-    assert spec.name == path.stem
+    loaded = spec.load_file(path)
+    assert loaded.name == path.stem
 
 
 def test_shipped_names_resolve() -> None:
-    assert topology.load_chip("tiny").tiles <= 2
-    assert topology.load_chip("tiny").tile.pes <= 2
+    assert spec.load_chip("tiny").tiles <= 2
+    assert spec.load_chip("tiny").tile.pes <= 2
     for name in [*PAPER_NETWORKS, "digits-mlp"]:
-        assert topology.load_network(name).name == name
+        assert spec.load_network(name).name == name
 
 
 def test_paper_network_shapes_match_figures() -> None:
     # FIGURES.md, "SDFA networks and accuracies".
     for depth in (2, 3, 4, 5):
-        net = topology.load_network(f"nmnist-mlp{depth}")
+        net = spec.load_network(f"nmnist-mlp{depth}")
         assert math.prod(net.input_shape) == 2312
         assert (net.time_steps, net.training.batch, net.neuron.model) == (10, 128, "lif")
         assert [layer.out for layer in net.layers] == [1000] * (depth - 1) + [10]
-    shd = topology.load_network("shd-3fc")
+    shd = spec.load_network("shd-3fc")
     assert (shd.input_shape, shd.time_steps, shd.neuron.model) == ([700], 100, "if")
     assert [layer.out for layer in shd.layers] == [100, 100, 20]
-    conv = topology.load_network("dvsgesture-convnet")
-    shapes = topology.layer_shapes(conv)
+    conv = spec.load_network("dvsgesture-convnet")
+    shapes = spec.layer_shapes(conv)
     assert math.prod(shapes[10]) == 2048  # the flattened input of FC 2048-1024-110
     assert shapes[-1] == (110,) and conv.num_classes == 11 and conv.time_steps == 30
-    digits = topology.load_network("digits-mlp")
+    digits = spec.load_network("digits-mlp")
     assert digits.input_shape == [64] and digits.num_classes == 10
 
 
-def _differing(a: topology.ChipSpec, b: topology.ChipSpec) -> set[str]:
+def _differing(a: spec.ChipSpec, b: spec.ChipSpec) -> set[str]:
     """Dotted fields whose values differ between two chips."""
     da, db = a.model_dump(), b.model_dump()
     return {
@@ -72,12 +70,12 @@ def _differing(a: topology.ChipSpec, b: topology.ChipSpec) -> set[str]:
 
 
 def test_the_baseline_presets_differ_from_edge_only_where_they_say() -> None:
-    edge = topology.load_chip("pipesdfa-edge")
+    edge = spec.load_chip("pipesdfa-edge")
     # The algorithm alone: only the dataflow changes.
-    only = topology.load_chip("pipelayer-edge")
+    only = spec.load_chip("pipelayer-edge")
     assert _differing(edge, only) == {"name", "description", "dataflow"}
     # PipeLayer as published: its architecture on the same device and periphery figures.
-    assert _differing(edge, topology.load_chip("pipelayer")) == {
+    assert _differing(edge, spec.load_chip("pipelayer")) == {
         "name",
         "description",
         "dataflow",
@@ -91,8 +89,8 @@ def test_the_baseline_presets_differ_from_edge_only_where_they_say() -> None:
     }
     # The published-technology variant adds only PipeLayer's NVSim read/write figures
     # (FIGURES.md: read 29.31 ns / 1.08 pJ, write 50.88 ns / 3.91 nJ).
-    nvsim = topology.load_chip("pipelayer-nvsim")
-    assert _differing(topology.load_chip("pipelayer"), nvsim) == {
+    nvsim = spec.load_chip("pipelayer-nvsim")
+    assert _differing(spec.load_chip("pipelayer"), nvsim) == {
         "name",
         "description",
         "device.read_latency_ns",
@@ -103,7 +101,7 @@ def test_the_baseline_presets_differ_from_edge_only_where_they_say() -> None:
     device = nvsim.device
     assert (device.read_latency_ns, device.read_energy_pj) == (29.31, 1.08)
     assert (device.write_latency_ns, device.write_energy_pj) == (50.88, 3910.0)
-    pipelayer = topology.load_chip("pipelayer").crossbar
+    pipelayer = spec.load_chip("pipelayer").crossbar
     assert pipelayer.weight_bits // pipelayer.cell_bits == 4
     assert pipelayer.converters == pipelayer.cols  # an I&F counter per column
 
@@ -114,12 +112,12 @@ def test_a_file_stands_on_its_base(tmp_path: Path) -> None:
     )
     (tmp_path / "child.yaml").write_text("base: mine\nname: child\ntile: {pes: 2}\n")
     (tmp_path / "path.yaml").write_text("base: ./child.yaml\nname: by-path\n")
-    edge, child = topology.load_chip("pipesdfa-edge"), topology.load_chip(tmp_path / "child.yaml")
+    edge, child = spec.load_chip("pipesdfa-edge"), spec.load_chip(tmp_path / "child.yaml")
     # sections merge field by field; a sibling file's name wins over a shipped one
     assert _differing(edge, child) == {"name", "crossbar.error_bits", "tile.pes"}
     assert child.crossbar.error_bits == 6 and child.crossbar.cell_bits == edge.crossbar.cell_bits
-    assert topology.load_chip(tmp_path / "path.yaml").tile.pes == 2
-    schema = topology.json_schema("chip")
+    assert spec.load_chip(tmp_path / "path.yaml").tile.pes == 2
+    schema = spec.json_schema("chip")
     assert "base" in schema["properties"] and "base" not in schema.get("required", [])
 
 
@@ -148,8 +146,8 @@ def test_a_bad_base_is_one_line_naming_the_file(
 ) -> None:
     for name, text in files.items():
         (tmp_path / name).write_text(text)
-    with pytest.raises(topology.TopologyError) as err:
-        topology.load_chip(tmp_path / "a.yaml")
+    with pytest.raises(spec.TopologyError) as err:
+        spec.load_chip(tmp_path / "a.yaml")
     text = str(err.value)
     assert text.startswith(str(tmp_path / "a.yaml")) and message in text
     assert "\n" not in text
@@ -188,8 +186,8 @@ BAD_CHIPS = {
 def test_bad_chip_files_name_the_field(tmp_path: Path, case: str) -> None:
     data, field, reason = BAD_CHIPS[case]
     path = _write(tmp_path, data)
-    with pytest.raises(topology.TopologyError) as err:
-        topology.load_chip(path)
+    with pytest.raises(spec.TopologyError) as err:
+        spec.load_chip(path)
     assert str(err.value).startswith(f"{path}: {field}: ")
     assert reason in str(err.value)
     assert "\n" not in str(err.value)
@@ -227,30 +225,28 @@ BAD_NETWORKS = {
 def test_bad_network_files_name_the_field(tmp_path: Path, case: str) -> None:
     data, field, reason = BAD_NETWORKS[case]
     path = _write(tmp_path, data)
-    with pytest.raises(topology.TopologyError) as err:
-        topology.load_network(path)
+    with pytest.raises(spec.TopologyError) as err:
+        spec.load_network(path)
     assert str(err.value).startswith(f"{path}: {field}: "), str(err.value)
     assert reason in str(err.value)
 
 
 def test_yaml_syntax_error_gives_its_line(tmp_path: Path) -> None:
     path = _write(tmp_path, "name: x\ndataflow: pipesdfa\ncrossbar: {rows: 12\n")
-    with pytest.raises(topology.TopologyError, match=r"line 4, column 1: YAML syntax error"):
-        topology.load_chip(path)
+    with pytest.raises(spec.TopologyError, match=r"line 4, column 1: YAML syntax error"):
+        spec.load_chip(path)
 
 
 def test_missing_and_empty_files(tmp_path: Path) -> None:
-    with pytest.raises(topology.TopologyError, match=r"nope\.yaml: file not found"):
-        topology.load_chip(tmp_path / "nope.yaml")
-    with pytest.raises(topology.TopologyError, match="expected a mapping of fields, got an empty"):
-        topology.load_chip(_write(tmp_path, ""))
+    with pytest.raises(spec.TopologyError, match=r"nope\.yaml: file not found"):
+        spec.load_chip(tmp_path / "nope.yaml")
+    with pytest.raises(spec.TopologyError, match="expected a mapping of fields, got an empty"):
+        spec.load_chip(_write(tmp_path, ""))
 
 
 def test_validate_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    good = topology.TOPOLOGY_DIR / "tiny.yaml"
-    assert (
-        main(["validate", str(good), str(topology.TOPOLOGY_DIR / "networks/digits-mlp.yaml")]) == 0
-    )
+    good = spec.PRESETS / "tiny.yaml"
+    assert main(["validate", str(good), str(spec.PRESETS / "networks/digits-mlp.yaml")]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out == [
         f"{good}: ok (chip tiny)",
@@ -323,11 +319,11 @@ def test_any_file_loads_or_fails_with_a_topology_error(
 ) -> None:
     """A shipped file with fields replaced by arbitrary YAML values, and arbitrary bytes:
     either a valid spec or a TopologyError naming the file — never another exception."""
-    data = yaml.safe_load((topology.TOPOLOGY_DIR / shipped).read_text()) | patch
+    data = yaml.safe_load((spec.PRESETS / shipped).read_text()) | patch
     path = tmp_path_factory.mktemp("fuzz") / "f.yaml"
     for content in (yaml.safe_dump(data).encode(), junk):
         path.write_bytes(content)
         try:
-            topology.load_file(path)
-        except topology.TopologyError as err:
+            spec.load_file(path)
+        except spec.TopologyError as err:
             assert str(err).startswith(str(path))

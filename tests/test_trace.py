@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from emulator.emulation import run_emulation
-from emulator.plan import Plan
-from emulator.topology import load_chip, load_network, with_fields
-from emulator.trace import NOC_KINDS, op_name, trace_events, write_trace
+from emulator.chip.plan import Plan
+from emulator.report.trace import NOC_KINDS, op_name, trace_events, write_trace
+from emulator.run import run_emulation
+from emulator.spec import load_chip, load_network, with_fields
 
 LOG_SAMPLES = 2
 

@@ -1,7 +1,7 @@
 """One cost function per physical operation, used by every dataflow (DESIGN.md §3, fairness).
 
 Each function returns a :class:`Cost`: a duration in ns, energy per component in pJ and
-counters. :class:`emulator.schedule.CostModel` builds every scheduled op of both dataflows
+counters. :class:`emulator.cost.schedule.CostModel` builds every scheduled op of both dataflows
 from these and nothing else, so two chips that differ only in ``dataflow`` cost every shared
 operation identically; the dataflows differ only in which operations they issue, how many
 and when. ``xb`` = ``chip.crossbar``, ``dev`` = ``chip.device``, ``tile`` = ``chip.tile``.
@@ -47,8 +47,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from emulator import noc
-from emulator.topology import ChipSpec
+from emulator.cost import noc
+from emulator.spec import ChipSpec
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ from collections import deque
 
 import numpy as np
 
-from emulator.checkpoint import Checkpoints, restore_cores, settled_states
-from emulator.cores import CONTROLLER, Controller, PECore, TileCore
-from emulator.noc import encode
-from emulator.plan import Plan
+from emulator.chip import CONTROLLER, Controller, PECore, TileCore
+from emulator.chip.plan import Plan
+from emulator.runtime.checkpoint import Checkpoints, restore_cores, settled_states
+from emulator.runtime.frames import encode
 from emulator.runtime.inbox import Inbox, stall_reasons
 
 

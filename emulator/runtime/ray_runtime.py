@@ -7,7 +7,7 @@ cores' crossbar conductances. Frames travel as msgpack bytes through fire-and-fo
 calls (``deliver``); the driver is the controller: it sends the input windows and errors and
 collects what actors address to it with a blocking ``collect`` (threaded actors, so a
 waiting ``collect`` does not stop deliveries). The shell only moves frames: all the physics
-is in :mod:`emulator.cores`.
+is in :mod:`emulator.chip`.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from typing import Any
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from emulator.checkpoint import Checkpoints, restore_cores, settled_states
-from emulator.cores import CONTROLLER, Controller, PECore, TileCore
-from emulator.noc import FrameError, decode, encode
-from emulator.plan import Plan
+from emulator.chip import CONTROLLER, Controller, PECore, TileCore
+from emulator.chip.plan import Plan
+from emulator.runtime.checkpoint import Checkpoints, restore_cores, settled_states
+from emulator.runtime.frames import FrameError, decode, encode
 from emulator.runtime.inbox import Inbox, stall_reasons
 
 
@@ -242,7 +242,7 @@ class RayRuntime:
     """Runs a :class:`Controller` against cores in Ray actors.
 
     An actor that dies is started again, every actor goes back to the last checkpoint
-    (:class:`~emulator.checkpoint.Checkpoints`; the run's start if none was taken) and the
+    (:class:`~emulator.runtime.checkpoint.Checkpoints`; the run's start if none was taken) and the
     controller replays the batches since: the results are those of an undisturbed run.
     """
 

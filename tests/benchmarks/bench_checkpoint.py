@@ -24,9 +24,9 @@ from pathlib import Path
 
 import ray
 
-import emulator.checkpoint as ckpt
-from emulator.emulation import run_emulation
-from emulator.topology import load_chip, load_network
+import emulator.runtime.checkpoint as ckpt
+from emulator.run import run_emulation
+from emulator.spec import load_chip, load_network
 
 
 def main() -> None:

@@ -19,9 +19,9 @@ import time
 
 import ray
 
-from emulator.emulation import run_emulation
-from emulator.topology import load_chip, load_network
-from emulator.training import run_training
+from emulator.learning.training import run_training
+from emulator.run import run_emulation
+from emulator.spec import load_chip, load_network
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """``pipesdfa train``: load the data, build the reference model (ideal or on a chip), train.
 
-The chip form puts every weighted layer on :class:`~emulator.hardware.ChipLayer` crossbars and
-the SDFA feedback on the formed arrays of :class:`~emulator.hardware.ChipFeedback`; the
+The chip form puts every weighted layer on :class:`~emulator.physics.blocks.ChipLayer` crossbars and
+the SDFA feedback on the formed arrays of :class:`~emulator.physics.blocks.ChipFeedback`; the
 trainer itself (:func:`emulator.learning.train`) is the same code in both forms.
 """
 
@@ -16,9 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from emulator.crossbar import Counters
-from emulator.datasets import Dataset, DatasetError, load_dataset
-from emulator.hardware import ChipFeedback, ChipLayer
+from emulator.cost.schedule import Activity
+from emulator.data.datasets import Dataset, DatasetError, load_dataset
 from emulator.learning import (
     EVAL_BATCH,
     ReferenceModel,
@@ -28,8 +27,9 @@ from emulator.learning import (
     train,
     weighted_layers,
 )
-from emulator.schedule import Activity
-from emulator.topology import ChipSpec, NetworkSpec, layer_shapes
+from emulator.physics.blocks import ChipFeedback, ChipLayer
+from emulator.physics.crossbar import Counters
+from emulator.spec import ChipSpec, NetworkSpec, layer_shapes
 
 
 def load_for(net: NetworkSpec, name: str, data: str | None, seed: int) -> Dataset:
@@ -181,7 +181,7 @@ def run_training(
 ) -> dict[str, Any]:
     """Train the reference model; the JSON-able summary ``pipesdfa train --json`` prints.
 
-    ``activity_out`` names a file for the measured :class:`~emulator.schedule.Activity`
+    ``activity_out`` names a file for the measured :class:`~emulator.cost.schedule.Activity`
     (``pipesdfa compare --activity``).
     """
     start = time.perf_counter()

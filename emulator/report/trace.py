@@ -1,7 +1,7 @@
 """The emulated timeline as a Chrome / Perfetto trace (Trace Event Format, JSON object form).
 
 Input: the ops the tiles stamped for the first training samples,
-``run_emulation(..., log_samples=N)["ops_log"]`` (:func:`emulator.emulation.ops_log`). Open the
+``run_emulation(..., log_samples=N)["ops_log"]`` (:func:`emulator.run.ops_log`). Open the
 file in https://ui.perfetto.dev or chrome://tracing.
 
 One *process* per core of the plan (tiles, then PE cores, in :attr:`Plan.cores` order), with
@@ -30,8 +30,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from emulator.noc import tile_name
-from emulator.plan import LayerPlan, Plan
+from emulator.chip.plan import LayerPlan, Plan
+from emulator.runtime.frames import tile_name
 
 NOC_KINDS = ("NOC_SPIKES", "NOC_ERROR", "NOC_FEEDBACK")
 _NOC_RE = re.compile(r"^noc:t(\d+)>t(\d+)$")
@@ -171,7 +171,7 @@ def trace_events(plan: Plan, ops: Iterable[dict[str, Any]]) -> dict[str, Any]:
         The run's plan: which cores hold each layer and the feedback group.
     ops
         Logged ops: dicts with core, kind, layer, resource, batch, sample, step, start_ps,
-        end_ps (:data:`emulator.emulation.LOG_FIELDS`).
+        end_ps (:data:`emulator.run.LOG_FIELDS`).
 
     Returns
     -------

@@ -21,7 +21,7 @@ from typing import Literal, Protocol
 import numpy as np
 
 from emulator.rng import stream
-from emulator.topology import NeuronSpec
+from emulator.spec import NeuronSpec
 
 
 class LayerBackend(Protocol):

@@ -1,7 +1,7 @@
 """Checkpoints of an emulated training run: what they hold, how they are written and checked.
 
 A checkpoint is taken at a batch boundary once the chip has drained (the controller stops
-feeding, every core :meth:`settles <emulator.cores.TileCore.settled>`), so no frame is in
+feeding, every core :meth:`settles <emulator.chip.TileCore.settled>`), so no frame is in
 flight and the cores' states alone are the run: crossbar conductances, levels, codes and
 counters (PE cores); optimizer moments, clocks and the activity record (tiles); the
 controller's progress. There is no RNG state to save: every draw comes from a keyed stream
@@ -32,7 +32,7 @@ import msgpack
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from emulator.topology import format_errors
+from emulator.spec import format_errors
 
 FORMAT = "pipesdfa-checkpoint"
 VERSION = 1

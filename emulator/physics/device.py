@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from emulator.topology import DeviceSpec, FormingSpec
+from emulator.spec import DeviceSpec, FormingSpec
 
 MIN_D2D_FACTOR = 0.05
 """Smallest device-to-device range factor: a cell keeps at least 5 % of the nominal range."""

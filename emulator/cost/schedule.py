@@ -3,9 +3,9 @@ list schedule and the analytic cost model (DESIGN.md §3).
 
 One training segment is ``batches`` batches of B samples (a replayed run: its samples in
 batches of B, the last possibly smaller), T steps each, on the weighted layers l = 0..L−1 of a
-network mapped by :func:`emulator.mapping.map_network` (pool layers fold into the next layer's
-input). Every operation has a resource, a duration and an energy per component. An op starts
-at max(its inputs' finish, its resource's free time); ops are issued in the fixed order below
+network mapped by :func:`emulator.physics.mapping.map_network` (pool layers fold into the
+next layer's input). Every operation has a resource, a duration and an energy per
+component. An op starts at max(its inputs' finish, its resource's free time); ops are issued in the fixed order below
 and each resource serves them first come, first served in that order (no back-filling), so the
 schedule is deterministic. Times are integer picoseconds: every op's duration is its formula in
 ns rounded once to the nearest ps (:func:`ps`), then only integers are added and compared, so
@@ -142,7 +142,7 @@ from typing import Annotated, Any, Protocol, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from emulator import noc
+from emulator.cost import noc
 from emulator.cost.physical import (
     Arrays,
     Cost,
@@ -155,8 +155,8 @@ from emulator.cost.physical import (
     transfer,
     write_rows,
 )
-from emulator.mapping import READS_TRANSPOSE, ChipMapping, LayerMapping, map_network
-from emulator.topology import ChipSpec, NetworkSpec, PipelineSpec, feedback_widths, layer_shapes
+from emulator.physics.mapping import READS_TRANSPOSE, ChipMapping, LayerMapping, map_network
+from emulator.spec import ChipSpec, NetworkSpec, PipelineSpec, feedback_widths, layer_shapes
 
 COMPONENTS = (
     "read",

@@ -48,7 +48,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from emulator.topology import (
+from emulator.spec import (
     ChipSpec,
     ConvLayer,
     FcLayer,

@@ -35,8 +35,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from emulator.rng import stream
-from emulator.snn import (
+from emulator.learning.snn import (
     LayerBackend,
     Neuron,
     col2im,
@@ -48,7 +47,8 @@ from emulator.snn import (
     pool_backward,
     rate_encode,
 )
-from emulator.topology import (
+from emulator.rng import stream
+from emulator.spec import (
     ConvLayer,
     FcLayer,
     NetworkSpec,
@@ -589,7 +589,7 @@ def weights_sha256(weights: Sequence[np.ndarray]) -> str:
 
 
 class TrainingData(Protocol):
-    """What :func:`train` needs of a dataset (``emulator.datasets.Dataset`` has it)."""
+    """What :func:`train` needs of a dataset (``emulator.data.datasets.Dataset`` has it)."""
 
     x_train: np.ndarray
     y_train: np.ndarray

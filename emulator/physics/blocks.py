@@ -1,7 +1,7 @@
 """Layer and feedback backends that run on a chip's crossbars (``pipesdfa train --chip``).
 
 A :class:`ChipLayer` holds one weighted layer as integer weight codes programmed into the
-crossbar blocks of :mod:`emulator.mapping`; its matrix products are crossbar reads summed in
+crossbar blocks of :mod:`emulator.physics.mapping`; its matrix products are crossbar reads summed in
 block order, and its updates are programming pulses. A :class:`ChipFeedback` holds the one
 random feedback matrix in formed, never-programmed arrays. Both implement the
 backend protocols of :mod:`emulator.learning`, so the reference trainer runs unchanged.
@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from emulator.crossbar import Counters, Crossbar, FormedCrossbar
-from emulator.mapping import Block, feedback_blocks, weight_blocks
+from emulator.physics.crossbar import Counters, Crossbar, FormedCrossbar
+from emulator.physics.mapping import Block, feedback_blocks, weight_blocks
 from emulator.rng import stream
-from emulator.topology import ChipSpec, CrossbarSpec
+from emulator.spec import ChipSpec, CrossbarSpec
 
 
 def stochastic_round(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from emulator.cores.window import CONTROLLER, IN_FLIGHT, Window, _frame, _steps_major, window_credit
+from emulator.chip.plan import Plan
+from emulator.chip.window import CONTROLLER, IN_FLIGHT, Window, _frame, _steps_major, window_credit
 from emulator.learning import (
     EVAL_BATCH,
     EVAL_EVENT_TEST,
@@ -20,9 +21,8 @@ from emulator.learning import (
     output_error,
     weights_sha256,
 )
-from emulator.noc import Frame
-from emulator.plan import Plan
 from emulator.rng import stream
+from emulator.runtime.frames import Frame
 
 
 @dataclass
@@ -83,7 +83,7 @@ class Controller:
             raise ValueError(
                 f"window_credit: {in_flight} batches of {batch} samples in windows of "
                 f"{frame_samples} need {needed} windows in the chip; the plan allows "
-                f"{plan.window_credit} (emulator.cores.window_credit)"
+                f"{plan.window_credit} (emulator.chip.window_credit)"
             )
         self.next_batch = 0
         self.seq = 0

@@ -2,7 +2,7 @@
 
 Every core has ``handle(frame) -> list[Frame]``: it consumes one frame and returns the frames
 it sends. A runtime (:mod:`emulator.runtime`) only moves frames. The cores compute exactly
-what the reference model computes with ``--chip`` (``emulator.hardware``), in the same order:
+what the reference model computes with ``--chip`` (``emulator.physics.blocks``), in the same order:
 
 - a **PE core** holds its crossbar blocks: it reads a window of input spikes (each read gets
   the noise of its rows of the whole batch), applies weight-code updates, and reads the
@@ -21,17 +21,17 @@ number of updates that must precede them (``version``); a core buffers what arri
 
 Emulated time: each tile owns the schedule's resources of its layers (their arrays, neuron
 lanes and the NoC ops they send), of its gradient unit and of the feedback group it hosts,
-and stamps every op by :class:`emulator.schedule.CostModel` at the op's own activity, in the
+and stamps every op by :class:`emulator.cost.schedule.CostModel` at the op's own activity, in the
 schedule's issue order, starting at max(ready, the resource's free time) (:class:`Clock`).
 Ready times travel in the frames (``ready_ps``, ``error_ps``) and, for gradient units on
 other tiles, in ``control`` frames. The result equals
-:func:`emulator.schedule.simulate_run` on the run's recorded activity.
+:func:`emulator.cost.schedule.simulate_run` on the run's recorded activity.
 """
 
-from emulator.cores.controller import Controller, assemble_weights, run_sha
-from emulator.cores.pe import PECore
-from emulator.cores.tile import FIXED, Clock, LoggedOp, TileCore, rate
-from emulator.cores.window import CONTROLLER, IN_FLIGHT, CreditError, Window, expect, window_credit
+from emulator.chip.controller import Controller, assemble_weights, run_sha
+from emulator.chip.pe import PECore
+from emulator.chip.tile import FIXED, Clock, LoggedOp, TileCore, rate
+from emulator.chip.window import CONTROLLER, IN_FLIGHT, CreditError, Window, expect, window_credit
 
 __all__ = [
     "CONTROLLER",

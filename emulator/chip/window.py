@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from emulator.learning import EVAL_BATCH
-from emulator.noc import Frame
+from emulator.runtime.frames import Frame
 
 CONTROLLER = "controller"
 IN_FLIGHT = 2

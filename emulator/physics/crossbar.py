@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from emulator import device as dev
+from emulator.physics import device as dev
 from emulator.rng import stream
-from emulator.topology import ChipSpec
+from emulator.spec import ChipSpec
 
 
 @dataclass

@@ -9,15 +9,15 @@ from typing import Any
 
 import numpy as np
 
-from emulator.cores.window import CONTROLLER, CreditError, Window, _frame, _steps_major, expect
-from emulator.crossbar import bit_planes
-from emulator.hardware import stochastic_round
+from emulator.chip.plan import LayerPlan, Plan
+from emulator.chip.window import CONTROLLER, CreditError, Window, _frame, _steps_major, expect
+from emulator.cost.schedule import OpCost, start_ps, xbar_ready_ps
 from emulator.learning import local_gradient, make_optimizer, spike_error
-from emulator.noc import Frame, tile_name
-from emulator.plan import LayerPlan, Plan
+from emulator.learning.snn import Neuron, pool
+from emulator.physics.blocks import stochastic_round
+from emulator.physics.crossbar import bit_planes
 from emulator.rng import stream
-from emulator.schedule import OpCost, start_ps, xbar_ready_ps
-from emulator.snn import Neuron, pool
+from emulator.runtime.frames import Frame, tile_name
 
 
 @dataclass
@@ -84,7 +84,7 @@ def _fixed(value: float) -> int:
 
 
 class Clock:
-    """A core's share of the emulated timeline (:mod:`emulator.schedule` rules): the free
+    """A core's share of the emulated timeline (:mod:`emulator.cost.schedule` rules): the free
     time of each resource it owns, and the energy and counters of every op it stamped
     (exact sums, see :data:`FIXED`). The ops of the first ``log_samples`` training samples,
     and the WRITEs of their batches, are kept in :attr:`log`."""

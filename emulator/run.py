@@ -1,7 +1,7 @@
 """``pipesdfa run``: train on the emulated chip, cores as actors (or in-process), and compare.
 
-Builds the :class:`~emulator.plan.Plan`, starts a runtime, lets the
-:class:`~emulator.cores.Controller` train and evaluate, then gathers the weights (their
+Builds the :class:`~emulator.chip.plan.Plan`, starts a runtime, lets the
+:class:`~emulator.chip.Controller` train and evaluate, then gathers the weights (their
 ``weights_sha256`` is the reference's: same blocks, same order, same keyed streams), the
 crossbar counters and the NoC traffic.
 """
@@ -17,14 +17,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from emulator.checkpoint import CheckpointError, Checkpoints, RunConfig, find, holds_checkpoints
+from emulator.chip import Controller, run_sha, window_credit
+from emulator.chip.plan import Plan
 from emulator.compare import fit_chip
-from emulator.cores import Controller, run_sha, window_credit
-from emulator.crossbar import Counters
-from emulator.plan import Plan
-from emulator.schedule import Activity, OpActivity, simulate_run, write_activity
-from emulator.topology import ChipSpec, NetworkSpec, load_chip
-from emulator.training import fault_summary, load_for
+from emulator.cost.schedule import Activity, OpActivity, simulate_run, write_activity
+from emulator.learning.training import fault_summary, load_for
+from emulator.physics.crossbar import Counters
+from emulator.runtime.checkpoint import (
+    CheckpointError,
+    Checkpoints,
+    RunConfig,
+    find,
+    holds_checkpoints,
+)
+from emulator.spec import ChipSpec, NetworkSpec, load_chip
 
 RUNTIMES = ("ray", "local")
 
@@ -103,7 +109,7 @@ def run_emulation(
     ``cpus``: start Ray with that many CPUs and keep the core actors on that many cores.
     ``baseline`` is a chip file or name, or a ChipSpec.
 
-    Checkpoints (:mod:`emulator.checkpoint`): every ``checkpoint_every`` training batches
+    Checkpoints (:mod:`emulator.runtime.checkpoint`): every ``checkpoint_every`` training batches
     (default with ``checkpoint_dir``: once per epoch) into ``checkpoint_dir`` (None: kept in
     memory, for recovery only), the newest ``checkpoint_keep`` kept; ``resume`` continues
     the run whose checkpoint is there (and saves on into that folder unless
@@ -273,7 +279,7 @@ def emulated_timeline(
     plan: Plan, reports: list[dict[str, Any]], batch_sizes: list[int]
 ) -> Timeline:
     """Add up the tiles' clocks (in plan order) and assemble their records into the run's
-    :class:`~emulator.schedule.OpActivity`, which :func:`~emulator.schedule.simulate_run`
+    :class:`~emulator.cost.schedule.OpActivity`, which :func:`~emulator.cost.schedule.simulate_run`
     replays as the oracle."""
     tiles = [r for r in reports if "clock" in r]
     energy: dict[str, float] = {}

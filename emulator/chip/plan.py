@@ -12,12 +12,12 @@ import math
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from emulator.hardware import initial_codes
+from emulator.cost.schedule import CostModel
 from emulator.learning import init_weights, weighted_layers
-from emulator.mapping import Block, ChipMapping, feedback_blocks, map_network, weight_blocks
-from emulator.noc import pe_name, tile_name
-from emulator.schedule import CostModel
-from emulator.topology import ChipSpec, NetworkSpec, feedback_widths, layer_shapes
+from emulator.physics.blocks import initial_codes
+from emulator.physics.mapping import Block, ChipMapping, feedback_blocks, map_network, weight_blocks
+from emulator.runtime.frames import pe_name, tile_name
+from emulator.spec import ChipSpec, NetworkSpec, feedback_widths, layer_shapes
 
 
 @dataclass(frozen=True)

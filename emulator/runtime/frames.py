@@ -1,11 +1,9 @@
-"""The network-on-chip: packets, frames, the msgpack codec, XY routing and the link model.
+"""The frames the cores exchange and their msgpack codec, and the cores' names.
 
-A *packet* is the emulated unit of traffic (kind, src, dst, layer, sample, step, emulated time,
-payload). A *frame* is the real message between actors: many packets of one kind and one layer
-for one destination over a window of samples, stored column-wise so that encoding is a single
-msgpack call. Ray costs ≈ 0.25–0.4 ms of CPU per actor→actor message whatever its size up to
-~96 KB, and ≈ 1.5 ms above ~100 KB (the object store): send few, large frames, and keep each
-under :data:`MAX_FRAME_BYTES` with :func:`split` (``DESIGN.md`` §4, "Packets vs frames").
+A *frame* is the real message between actors: many packets of one kind and one layer for one
+destination over a window of samples, stored column-wise so that encoding is a single msgpack
+call. Ray costs ≈ 0.25–0.4 ms of CPU per actor→actor message whatever its size up to ~96 KB,
+and ≈ 1.5 ms above ~100 KB (the object store): send few, large frames (``DESIGN.md`` §4).
 
 Wire format of the payload (all packets' payloads concatenated in packet order):
 
@@ -16,13 +14,6 @@ Wire format of the payload (all packets' payloads concatenated in packet order):
 - ``f8`` (``psum``, ``error``, ``feedback``): little-endian IEEE float64, C order.
 - ``i8`` (``update``): little-endian int64 weight-code deltas, C order.
 - ``none`` (``control``): no payload; the shape is ``[]``.
-
-Wire *bytes* (what the emulator's actors exchange) differ from emulated wire *bits* (what the
-chip's NoC would carry): :func:`value_bits` gives the latter, and :func:`transfer_ns` /
-:func:`transfer_energy_pj` are the one place the NoC cost formulas live.
-
-Mesh positions are ``(row, col)``; node index = ``row * cols + col``. XY routing moves along X
-(the column index) first, then along Y (the row index).
 """
 
 from __future__ import annotations
@@ -31,42 +22,20 @@ import math
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import msgpack
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from emulator.topology import ChipSpec
+from emulator.cost.noc import KINDS, packet_bits
+from emulator.spec import ChipSpec
 
 Kind = Literal["spikes", "psum", "error", "feedback", "update", "control"]
 Dtype = Literal["bits", "f8", "i8", "none"]
-Position = tuple[int, int]
-Link = tuple[Position, Position]
 
-KIND_DTYPE: dict[str, str] = {
-    "spikes": "bits",
-    "psum": "f8",
-    "error": "f8",
-    "feedback": "f8",
-    "update": "i8",
-    "control": "none",
-}
-"""The payload encoding of each packet kind."""
-
-
-def value_bits(chip: ChipSpec, kind: str) -> int:
-    """Emulated NoC bits per payload value of a packet kind.
-
-    A spike is one bit; a control packet carries no payload bits; partial sums, errors,
-    projected errors and weight-code deltas travel as ``chip.tile.value_bits``-bit on-chip
-    values (16 by default, ISAAC's datapath), although the emulator computes them in float64.
-    Packet headers are not modelled: a packet's wire size is its payload.
-    """
-    if kind not in KIND_DTYPE:
-        raise ValueError(f"kind: {kind!r} is not one of {', '.join(KIND_DTYPE)}")
-    return {"spikes": 1, "control": 0}.get(kind, chip.tile.value_bits)
-
+KIND_DTYPE: dict[str, str] = dict(zip(KINDS, ("bits", "f8", "f8", "f8", "i8", "none"), strict=True))
+"""The payload encoding of each message kind."""
 
 MAX_FRAME_BYTES = 96 * 1024
 """Keep encoded frames under this (≈ 96 KB): larger Ray messages go through the object store."""
@@ -109,11 +78,6 @@ def parse_core(name: str) -> tuple[str, int, int]:
 
 
 # ----------------------------------------------------------------------------- packets
-
-
-def packet_bits(chip: ChipSpec, kind: str, values: int) -> int:
-    """Emulated NoC bits of one packet carrying ``values`` payload values (:func:`value_bits`)."""
-    return value_bits(chip, kind) * values
 
 
 @dataclass(frozen=True)
@@ -420,218 +384,3 @@ def _summarise(err: ValidationError) -> str:
         loc, msg = m[1], m[2]
     more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
     return f"bad frame: {loc or '(frame)'}: {_one_line(ValueError(msg))}{more}"
-
-
-# ----------------------------------------------------------------------------- routing
-
-
-def node_index(pos: Position, cols: int) -> int:
-    """Node index of mesh position ``(row, col)``: ``row * cols + col``."""
-    return pos[0] * cols + pos[1]
-
-
-def node_position(node: int, cols: int) -> Position:
-    """Mesh position ``(row, col)`` of node index ``node``."""
-    return divmod(node, cols)
-
-
-def _position(pos: Position) -> Position:
-    return (int(pos[0]), int(pos[1]))
-
-
-def xy_route(src: Position, dst: Position) -> list[Link]:
-    """Directed links of dimension-ordered XY routing from ``src`` to ``dst``.
-
-    Positions are ``(row, col)``. The packet first moves along X (the column index) in the
-    source row, then along Y (the row index) in the destination column. Empty if src == dst.
-    """
-    (r, c), (r1, c1) = src, dst
-    links: list[Link] = []
-    step = 1 if c1 > c else -1
-    while c != c1:
-        links.append(((r, c), (r, c + step)))
-        c += step
-    step = 1 if r1 > r else -1
-    while r != r1:
-        links.append(((r, c), (r + step, c)))
-        r += step
-    return links
-
-
-class RouteError(ValueError):
-    """No route between two nodes: dead links cut them apart."""
-
-
-def route(src: Position, dst: Position, chip: ChipSpec) -> list[Link]:
-    """The links a packet takes on ``chip``'s mesh: XY routing, or, when a dead link
-    (``noc.dead_links``) lies on it, YX routing, or else the shortest detour (breadth-first,
-    neighbours tried in the order +col, −col, +row, −row, so the choice is deterministic)."""
-    dead = chip.noc.dead()
-    xy = xy_route(src, dst)
-    if not dead or not dead.intersection(xy):
-        return xy
-    yx = _yx_route(src, dst)
-    if not dead.intersection(yx):
-        return yx
-    return _detour(src, dst, chip.noc.rows, chip.noc.cols, dead)
-
-
-def _yx_route(src: Position, dst: Position) -> list[Link]:
-    """Y first, then X."""
-    flipped = xy_route((src[1], src[0]), (dst[1], dst[0]))
-    return [((a[1], a[0]), (b[1], b[0])) for a, b in flipped]
-
-
-def _detour(
-    src: Position, dst: Position, rows: int, cols: int, dead: frozenset[Link]
-) -> list[Link]:
-    previous: dict[Position, Position] = {src: src}
-    frontier = [src]
-    while frontier and dst not in previous:
-        nxt = []
-        for r, c in frontier:
-            for node in ((r, c + 1), (r, c - 1), (r + 1, c), (r - 1, c)):
-                if (
-                    0 <= node[0] < rows
-                    and 0 <= node[1] < cols
-                    and node not in previous
-                    and ((r, c), node) not in dead
-                ):
-                    previous[node] = (r, c)
-                    nxt.append(node)
-        frontier = nxt
-    if dst not in previous:
-        raise RouteError(f"noc.dead_links: no route from node {src} to node {dst}")
-    links, node = [], dst
-    while node != src:
-        links.append((previous[node], node))
-        node = previous[node]
-    return links[::-1]
-
-
-def hops(src: Position, dst: Position) -> int:
-    """Router hops between two positions: the Manhattan distance."""
-    return abs(src[0] - dst[0]) + abs(src[1] - dst[1])
-
-
-def transfer_ns(chip: ChipSpec, bits: int, hops: int) -> float:
-    """Contention-free NoC latency of one packet, ns.
-
-    ``hops × hop_latency_ns + ceil(bits / flit_bits) × (1000 / clock_mhz)``: router hops plus
-    serialisation at one flit per clock cycle. A same-node transfer (0 hops) does not use the
-    NoC and costs 0; 0 bits cost no serialisation.
-    """
-    if hops == 0:
-        return 0.0
-    flits = -(-bits // chip.noc.flit_bits)
-    return hops * chip.noc.hop_latency_ns + flits * (1000.0 / chip.clock_mhz)
-
-
-def transfer_energy_pj(chip: ChipSpec, bits: int, hops: int) -> float:
-    """NoC energy of moving ``bits`` over ``hops`` hops, pJ: bits × hops × energy per bit-hop.
-
-    The integer bit-hops are formed first, so summing bit-hops and converting once gives the
-    same number as this function applied to the sum.
-    """
-    return (bits * hops) * chip.noc.energy_pj_per_bit_hop
-
-
-class LinkModel:
-    """Traffic counters of the mesh under XY routing; merges exactly across actors.
-
-    Every count is an integer, so merging is exact and order-independent; energy is derived
-    from the bit-hops when asked. Same-node sends (0 hops) count as packets and bits (and on the
-    traffic matrix's diagonal) but put no flits on the NoC.
-    """
-
-    def __init__(self, chip: ChipSpec) -> None:
-        self.chip = chip
-        self.rows, self.cols = chip.noc.rows, chip.noc.cols
-        self._traffic = np.zeros((chip.noc.nodes, chip.noc.nodes), dtype=np.int64)
-        self._links: dict[Link, int] = {}
-        self.packets = 0
-        self.bits = 0
-        self.flits = 0
-        self.hop_bits = 0
-
-    def _check(self, pos: Position) -> None:
-        if not (0 <= pos[0] < self.rows and 0 <= pos[1] < self.cols):
-            raise ValueError(f"position {pos} is outside the {self.chip.noc.mesh} mesh")
-
-    def send(self, src_pos: Position, dst_pos: Position, bits: int, packets: int = 1) -> None:
-        """Record ``packets`` packets of ``bits`` payload bits each from src to dst."""
-        src_pos, dst_pos = _position(src_pos), _position(dst_pos)  # plain ints: msgpack-able
-        self._check(src_pos)
-        self._check(dst_pos)
-        if bits < 0 or packets < 0:
-            raise ValueError(f"bits ({bits}) and packets ({packets}) must be ≥ 0")
-        total = bits * packets
-        path = route(src_pos, dst_pos, self.chip)
-        n = len(path)
-        self.packets += packets
-        self.bits += total
-        self._traffic[node_index(src_pos, self.cols), node_index(dst_pos, self.cols)] += total
-        if n == 0:
-            return
-        self.flits += packets * -(-bits // self.chip.noc.flit_bits)
-        self.hop_bits += total * n
-        for link in path:
-            self._links[link] = self._links.get(link, 0) + total
-
-    def traffic_matrix(self) -> np.ndarray:
-        """(nodes × nodes) bits sent from node i to node j (node = row·cols + col); a copy."""
-        return self._traffic.copy()
-
-    def link_bits(self) -> dict[str, int]:
-        """Bits carried by each used directed link, keyed ``"r,c->r,c"``, in sorted link order."""
-        return {
-            f"{a[0]},{a[1]}->{b[0]},{b[1]}": v for (a, b), v in sorted(self._links.items()) if v
-        }
-
-    def totals(self) -> dict[str, int | float]:
-        """packets, bits, flits, hop_bits (Σ bits × hops) and energy_pj."""
-        return {
-            "packets": self.packets,
-            "bits": self.bits,
-            "flits": self.flits,
-            "hop_bits": self.hop_bits,
-            "energy_pj": transfer_energy_pj(self.chip, self.hop_bits, 1),
-        }
-
-    def merge(self, other: LinkModel) -> None:
-        """Add ``other``'s counts to these, in place (exact, so any merge order agrees)."""
-        if (other.rows, other.cols) != (self.rows, self.cols):
-            raise ValueError(
-                f"cannot merge a {other.chip.noc.mesh} link model into a {self.chip.noc.mesh} one"
-            )
-        self._traffic += other._traffic
-        for link, v in other._links.items():
-            self._links[link] = self._links.get(link, 0) + v
-        self.packets += other.packets
-        self.bits += other.bits
-        self.flits += other.flits
-        self.hop_bits += other.hop_bits
-
-    def to_dict(self) -> dict[str, Any]:
-        """Counts as plain data (msgpack-able), for gathering from actors."""
-        return {
-            "mesh": self.chip.noc.mesh,
-            "traffic": self._traffic.tolist(),
-            "links": [[a[0], a[1], b[0], b[1], v] for (a, b), v in sorted(self._links.items())],
-            "packets": self.packets,
-            "bits": self.bits,
-            "flits": self.flits,
-            "hop_bits": self.hop_bits,
-        }
-
-    @classmethod
-    def from_dict(cls, chip: ChipSpec, data: dict[str, Any]) -> LinkModel:
-        """Rebuild a model of ``chip`` from :meth:`to_dict` output."""
-        if data["mesh"] != chip.noc.mesh:
-            raise ValueError(f"counts are for a {data['mesh']} mesh, the chip is {chip.noc.mesh}")
-        model = cls(chip)
-        model._traffic = np.array(data["traffic"], dtype=np.int64).reshape(model._traffic.shape)
-        model._links = {((r, c), (r1, c1)): v for r, c, r1, c1, v in data["links"]}
-        for key in ("packets", "bits", "flits", "hop_bits"):
-            setattr(model, key, int(data[key]))
-        return model

@@ -8,14 +8,14 @@ from typing import Any
 
 import numpy as np
 
-from emulator.cores.window import CreditError, Window, _frame, _steps_major, expect
-from emulator.crossbar import Crossbar, FormedCrossbar
-from emulator.hardware import initial_codes, program_block
+from emulator.chip.plan import LayerPlan, Plan
+from emulator.chip.window import CreditError, Window, _frame, _steps_major, expect
 from emulator.learning import init_weights
-from emulator.noc import Frame
-from emulator.plan import LayerPlan, Plan
-from emulator.snn import im2col
-from emulator.topology import ConvLayer
+from emulator.learning.snn import im2col
+from emulator.physics.blocks import initial_codes, program_block
+from emulator.physics.crossbar import Crossbar, FormedCrossbar
+from emulator.runtime.frames import Frame
+from emulator.spec import ConvLayer
 
 
 class PECore:
