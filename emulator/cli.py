@@ -250,7 +250,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _activity(args: argparse.Namespace, net: spec.NetworkSpec):
-    from emulator.cost.schedule import Activity
+    from emulator.cost import Activity
 
     if args.activity:
         return _load_activity(args.activity, net)
@@ -288,7 +288,7 @@ def _compare_out(
 def _load_activity(path: str, net: spec.NetworkSpec):
     from pydantic import ValidationError
 
-    from emulator.cost.schedule import Activity
+    from emulator.cost import Activity
 
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -538,7 +538,7 @@ def _run_summary(r: dict[str, Any]) -> str:
 
 def _scale(args: argparse.Namespace) -> int:
     from emulator import scaling
-    from emulator.cost.schedule import Activity
+    from emulator.cost import Activity
 
     net = spec.load_network(args.network)
     chip, baseline = spec.load_chip(args.chip), spec.load_chip(args.baseline)

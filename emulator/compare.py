@@ -2,7 +2,7 @@
 and how far each modelling assumption moves the verdict.
 
 :func:`compare` schedules one network on a PipeSDFA chip and on a PipeLayer chip
-(:func:`emulator.cost.schedule.simulate`, both costed by the same physical rules), then on the
+(:func:`emulator.cost.simulate`, both costed by the same physical rules), then on the
 PipeSDFA chip with each pipeline level switched off in turn. :func:`paper_comparison` does it
 for every paper network against both shipped baselines (``topologies/pipelayer.yaml``,
 PipeLayer as published, and ``topologies/pipelayer-edge.yaml``, the edge chip with PipeLayer's
@@ -27,8 +27,8 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
+from emulator.cost import COMPONENTS, Activity, Schedule, simulate
 from emulator.cost.physical import error_planes
-from emulator.cost.schedule import COMPONENTS, Activity, Schedule, simulate
 from emulator.physics.mapping import MappingError, map_network, pe_cores_needed
 from emulator.report.tables import si
 from emulator.spec import (

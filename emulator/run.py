@@ -20,7 +20,7 @@ from typing import Any
 from emulator.chip import Controller, run_sha, window_credit
 from emulator.chip.plan import Plan
 from emulator.compare import fit_chip
-from emulator.cost.schedule import Activity, OpActivity, simulate_run, write_activity
+from emulator.cost import Activity, OpActivity, simulate_run, write_activity
 from emulator.learning.training import fault_summary, load_for
 from emulator.physics.crossbar import Counters
 from emulator.runtime.checkpoint import (
@@ -279,7 +279,7 @@ def emulated_timeline(
     plan: Plan, reports: list[dict[str, Any]], batch_sizes: list[int]
 ) -> Timeline:
     """Add up the tiles' clocks (in plan order) and assemble their records into the run's
-    :class:`~emulator.cost.schedule.OpActivity`, which :func:`~emulator.cost.schedule.simulate_run`
+    :class:`~emulator.cost.OpActivity`, which :func:`~emulator.cost.simulate_run`
     replays as the oracle."""
     tiles = [r for r in reports if "clock" in r]
     energy: dict[str, float] = {}

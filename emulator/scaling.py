@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from emulator.compare import compare
-from emulator.cost.schedule import Activity, simulate
+from emulator.cost import Activity, simulate
 from emulator.physics.mapping import MappingError, map_network
 from emulator.spec import ChipSpec, NetworkSpec, SweepError
 

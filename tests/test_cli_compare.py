@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from emulator.cli import main
-from emulator.cost.schedule import Activity
+from emulator.cost import Activity
 
 # FIGURES.md, VW-SDK (Rhe et al., DATE 2022): published cycles on a 512 × 512 array.
 VW_SDK_TABLE = [

@@ -21,7 +21,7 @@ from emulator.compare import (
     fit_chips,
     paper_comparison,
 )
-from emulator.cost.schedule import Activity, simulate
+from emulator.cost import Activity, simulate
 from emulator.physics.mapping import map_network
 from emulator.spec import ChipSpec, NetworkSpec, load_chip, load_network
 

@@ -12,7 +12,7 @@ import pytest
 import emulator.run as emulation
 from emulator.chip.plan import Plan
 from emulator.cli import main
-from emulator.cost.schedule import simulate_run
+from emulator.cost import simulate_run
 from emulator.learning.training import run_training
 from emulator.spec import ChipSpec, NetworkSpec, load_chip, load_network
 

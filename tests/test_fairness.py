@@ -13,7 +13,7 @@ import pytest
 from pydantic import BaseModel
 
 from emulator.compare import fit_chips
-from emulator.cost.schedule import CostModel, OpCost, Schedule, simulate
+from emulator.cost import CostModel, OpCost, Schedule, simulate
 from emulator.learning import init_weights
 from emulator.physics.blocks import ChipFeedback, ChipLayer
 from emulator.physics.mapping import MappingError
@@ -44,7 +44,7 @@ def _pair(network: str) -> tuple[NetworkSpec, ChipSpec, ChipSpec]:
 
 
 def _activity(net: NetworkSpec, rate: float = 0.1):
-    from emulator.cost.schedule import Activity
+    from emulator.cost import Activity
 
     return Activity.uniform(net, rate)
 

@@ -466,7 +466,7 @@ def test_dead_links_must_join_neighbours() -> None:
 
 
 def test_a_detour_costs_its_extra_hops() -> None:
-    from emulator.cost.schedule import CostModel
+    from emulator.cost import CostModel
     from emulator.spec import load_chip, load_network
 
     tiny = load_chip("tiny")

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from emulator.cost.schedule import COMPONENTS
+from emulator.cost import COMPONENTS
 from emulator.report.plots import (
     component_colors,
     energy_breakdown,

@@ -16,7 +16,7 @@ import pytest
 from pydantic import ValidationError
 
 from emulator.compare import fit_chips
-from emulator.cost.schedule import (
+from emulator.cost import (
     COMPONENTS,
     Activity,
     CostModel,

@@ -21,21 +21,21 @@ number of updates that must precede them (``version``); a core buffers what arri
 
 Emulated time: each tile owns the schedule's resources of its layers (their arrays, neuron
 lanes and the NoC ops they send), of its gradient unit and of the feedback group it hosts,
-and stamps every op by :class:`emulator.cost.schedule.CostModel` at the op's own activity, in the
+and stamps every op by :class:`emulator.cost.CostModel` at the op's own activity, in the
 schedule's issue order, starting at max(ready, the resource's free time) (:class:`Clock`).
 Ready times travel in the frames (``ready_ps``, ``error_ps``) and, for gradient units on
 other tiles, in ``control`` frames. The result equals
-:func:`emulator.cost.schedule.simulate_run` on the run's recorded activity.
+:func:`emulator.cost.simulate_run` on the run's recorded activity.
 """
 
+from emulator.chip.clock import Clock, LoggedOp
 from emulator.chip.controller import Controller, assemble_weights, run_sha
 from emulator.chip.pe import PECore
-from emulator.chip.tile import FIXED, Clock, LoggedOp, TileCore, rate
+from emulator.chip.tile import TileCore, rate
 from emulator.chip.window import CONTROLLER, IN_FLIGHT, CreditError, Window, expect, window_credit
 
 __all__ = [
     "CONTROLLER",
-    "FIXED",
     "IN_FLIGHT",
     "Clock",
     "Controller",

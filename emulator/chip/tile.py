@@ -9,9 +9,10 @@ from typing import Any
 
 import numpy as np
 
+from emulator.chip.clock import Clock
 from emulator.chip.plan import LayerPlan, Plan
 from emulator.chip.window import CONTROLLER, CreditError, Window, _frame, _steps_major, expect
-from emulator.cost.schedule import OpCost, start_ps, xbar_ready_ps
+from emulator.cost import grad_order, grad_ready_ps, xbar_ready_ps
 from emulator.learning import local_gradient, make_optimizer, spike_error
 from emulator.learning.snn import Neuron, pool
 from emulator.physics.blocks import stochastic_round
@@ -59,107 +60,6 @@ class _Homed:
     record_writes: dict[int, tuple[float, float]] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class LoggedOp:
-    """One stamped op, for traces and Gantt charts (times in ps; -1: not applicable)."""
-
-    kind: str
-    layer: int
-    resource: str
-    batch: int
-    sample: int
-    step: int
-    start_ps: int
-    end_ps: int
-
-
-FIXED = 2**64
-"""Energy and counters are summed in units of 1/FIXED (Python integers): every float of
-magnitude ≥ 2⁻¹¹ is an exact multiple of it, so a total is the exact sum of its ops whatever
-order frame windows and delivery stamped them in — the same bits in every runtime."""
-
-
-def _fixed(value: float) -> int:
-    return round(value * FIXED)
-
-
-class Clock:
-    """A core's share of the emulated timeline (:mod:`emulator.cost.schedule` rules): the free
-    time of each resource it owns, and the energy and counters of every op it stamped
-    (exact sums, see :data:`FIXED`). The ops of the first ``log_samples`` training samples,
-    and the WRITEs of their batches, are kept in :attr:`log`."""
-
-    def __init__(self, log_samples: int = 0) -> None:
-        self.log_samples = log_samples
-        self.log: list[LoggedOp] = []
-        self.logged_batches: set[int] = set()
-        self.free: dict[str, int] = {}
-        self.sums: dict[str, dict[str, int]] = {"energy_pj": {}, "counters": {}}
-        self.end = 0
-        self.ops = 0
-
-    @property
-    def energy(self) -> dict[str, float]:
-        """Energy by component, pJ."""
-        return {k: n / FIXED for k, n in self.sums["energy_pj"].items()}
-
-    @property
-    def counters(self) -> dict[str, float]:
-        """Counters by name."""
-        return {k: n / FIXED for k, n in self.sums["counters"].items()}
-
-    def run(self, cost: OpCost, ready: int, batch: int, sample: int = -1, step: int = -1) -> int:
-        """Stamp one op (issued after every earlier op on its resource); returns its end."""
-        start = start_ps(ready, self.free.get(cost.resource, 0), cost.resource)
-        end = start + cost.dur_ps
-        if cost.exclusive:
-            self.free[cost.resource] = end
-        energy, counters = self.sums["energy_pj"], self.sums["counters"]
-        for k, v in cost.energy_pj.items():
-            energy[k] = energy.get(k, 0) + _fixed(v)
-        for k, v in cost.counters.items():
-            counters[k] = counters.get(k, 0) + _fixed(v)
-        self.ops += 1
-        self.end = max(self.end, end)
-        if 0 <= sample < self.log_samples or (sample < 0 and batch in self.logged_batches):
-            self.logged_batches.add(batch)
-            self.log.append(
-                LoggedOp(cost.kind, cost.layer, cost.resource, batch, sample, step, start, end)
-            )
-        return end
-
-    def report(self) -> dict[str, Any]:
-        """JSON-able totals and the logged ops."""
-        return {
-            "energy_pj": self.energy,
-            "counters": self.counters,
-            "end_ps": self.end,
-            "ops": self.ops,
-            "log": [list(vars(op).values()) for op in self.log],
-        }
-
-    def state(self) -> dict[str, Any]:
-        """Everything but ``log_samples`` (a property of the run, not of the chip); the exact
-        sums as decimal strings (they outgrow msgpack's 64-bit integers)."""
-        sums = {part: {k: str(n) for k, n in d.items()} for part, d in self.sums.items()}
-        return self.report() | {
-            "sums": sums,
-            "free": self.free,
-            "logged_batches": sorted(self.logged_batches),
-        }
-
-    def restore(self, state: dict[str, Any]) -> None:
-        """Take back :meth:`state`."""
-        self.free = {str(k): int(v) for k, v in state["free"].items()}
-        self.sums = {
-            part: {str(k): int(n) for k, n in state["sums"][part].items()}
-            for part in ("energy_pj", "counters")
-        }
-        self.end, self.ops = int(state["end_ps"]), int(state["ops"])
-        self.log = [LoggedOp(*op) for op in state["log"]]
-        self.logged_batches = {int(b) for b in state["logged_batches"]}
-
-
 def rate(active: int, size: int) -> float:
     """A fraction of inputs active: the one formula every core records and costs with."""
     return active / size
@@ -187,10 +87,9 @@ class TileCore:
         self.fb_next = 0
         self.record_errors: dict[int, float] = {}
         me = int(name.split("-")[1])
-        last = len(plan.layers) - 1
         self.grad_order = [
             (layer, k)
-            for layer in (last, *range(last))
+            for layer in grad_order(len(plan.layers))
             for k in self.costs.grad_tiles(layer)
             if plan.mapping.layers[layer].tiles[k] == me
         ]
@@ -422,7 +321,7 @@ class TileCore:
             jobs = []
             for i in range(w.size):
                 n = w.base + w.first + i
-                jobs.append((n, max(home.neuron_end[n], ready[i]), home.active[n]))
+                jobs.append((n, grad_ready_ps(home.neuron_end[n], ready[i]), home.active[n]))
             out += self._grad_jobs(home, jobs, w.version)
         batch.g[w.first : w.first + w.size] = e.reshape(w.size, *home.plan.send_shape)
         batch.error_rows += w.size

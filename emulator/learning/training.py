@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from emulator.cost.schedule import Activity
+from emulator.cost import Activity
 from emulator.data.datasets import Dataset, DatasetError, load_dataset
 from emulator.learning import (
     EVAL_BATCH,
@@ -181,7 +181,7 @@ def run_training(
 ) -> dict[str, Any]:
     """Train the reference model; the JSON-able summary ``pipesdfa train --json`` prints.
 
-    ``activity_out`` names a file for the measured :class:`~emulator.cost.schedule.Activity`
+    ``activity_out`` names a file for the measured :class:`~emulator.cost.Activity`
     (``pipesdfa compare --activity``).
     """
     start = time.perf_counter()

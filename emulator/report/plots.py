@@ -21,7 +21,7 @@ from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from emulator.cost.schedule import COMPONENTS
+from emulator.cost import COMPONENTS
 
 WRITE_COLOR = "#333333"
 _ROW_RE = re.compile(r"^(xbar|neuron):(\d+)$")
