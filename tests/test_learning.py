@@ -15,6 +15,7 @@ from emulator.learning import (
     IdealLayer,
     ReferenceModel,
     Sgd,
+    feedback_scale,
     feedback_widths,
     init_weights,
     mse_loss,
@@ -229,7 +230,8 @@ def test_sdfa_local_bptt_equals_injected_gradient(name):
         j = i  # the layer's output after the pools that follow it: where the feedback enters
         while net.layers[j + 1].type == "pool":
             j += 1
-        g = model.feedback.project(e, index, ()).reshape(trace.s[j].shape[1:])
+        g = model.feedback.project(e, index, ()) * feedback_scale(model.feedback_width)
+        g = g.reshape(trace.s[j].shape[1:])
 
         def injected(ws, j=j, g=g):  # Σ_t Σ_b g·pool(σ(H_l[t])) with g held fixed
             smooth = model_with(net, ws, algorithm="bptt", smooth=True)
@@ -249,7 +251,7 @@ def test_sdfa_local_bptt_equals_injected_gradient(name):
 # ------------------------------------------------------------- feedback, voting
 
 
-def test_feedback_uses_first_columns_scaled_by_sqrt_m():
+def test_feedback_uses_first_columns_and_the_rule_scales_by_sqrt_m():
     rng = np.random.default_rng(0)
     b = rng.normal(size=(3, 6))
     e = rng.normal(size=(2, 3))
@@ -258,8 +260,9 @@ def test_feedback_uses_first_columns_scaled_by_sqrt_m():
         expected = np.zeros((2, n))
         for s in range(2):
             for j in range(n):
-                expected[s, j] = sum(e[s, c] * b[c, j] for c in range(3)) / math.sqrt(6)
+                expected[s, j] = sum(e[s, c] * b[c, j] for c in range(3))
         np.testing.assert_allclose(fb.project(e, layer, ()), expected, rtol=1e-12)
+    assert feedback_scale(6) == 1 / math.sqrt(6)
 
 
 def test_feedback_for_network_draws_one_matrix():

@@ -12,7 +12,7 @@ from emulator.chip.plan import LayerPlan, Plan
 from emulator.chip.window import CreditError, Window, _frame, _steps_major, expect
 from emulator.learning import init_weights
 from emulator.learning.snn import im2col
-from emulator.physics.blocks import initial_codes, program_block
+from emulator.physics.blocks import initial_codes, program_block, program_blocks, read_blocks
 from emulator.physics.crossbar import Crossbar, FormedCrossbar
 from emulator.runtime.frames import Frame
 from emulator.spec import ConvLayer
@@ -118,17 +118,9 @@ class PECore:
             rows = x[t].reshape(w.size, -1)
             if isinstance(spec, ConvLayer):
                 rows = im2col(x[t], spec.kernel, spec.stride, spec.padding)
-            event = (*w.event, t)
             window = (w.first * p, w.total * p)
-            parts.append(
-                np.concatenate(
-                    [
-                        xbar.read(rows[:, b.in_start : b.in_stop], event, window=window)
-                        for b, xbar in zip(self._blocks(), self.xbars, strict=True)
-                    ],
-                    axis=1,
-                )
-            )
+            blocks = read_blocks(self._blocks(), self.xbars, rows, (*w.event, t), window)
+            parts.append(np.concatenate(blocks, axis=1))
         data = np.stack(parts)  # (T, W·P, columns of this PE's blocks)
         return _frame(
             "psum",
@@ -149,13 +141,12 @@ class PECore:
         layer = self.layer
         assert layer is not None
         flat, before = frame.array()[0], self._written()
-        offset = 0
-        for block, xbar in zip(self._blocks(), self.xbars, strict=True):
+        steps, offset = [], 0
+        for block in self._blocks():
             size = block.n_in * block.n_out
-            part = flat[offset : offset + size].reshape(block.n_in, block.n_out)
+            steps.append(flat[offset : offset + size].reshape(block.n_in, block.n_out))
             offset += size
-            if part.any():
-                xbar.update(part)
+        program_blocks(self.xbars, steps)
         self.applied += 1
         cells, pulses = (a - b for a, b in zip(self._written(), before, strict=True))
         meta = {"version": frame.batch, "cells_written": cells, "pulses": pulses}
@@ -185,10 +176,7 @@ class PECore:
         w = Window.of(frame, len(e))
         self.feedback_rows += w.size
         blocks = [fb.blocks[j] for j in self.block_ids]
-        parts = [
-            array.read_bitserial(e[:, b.in_start : b.in_stop], w.event, window=(w.first, w.total))
-            for b, array in zip(blocks, self.formed, strict=True)
-        ]
+        parts = read_blocks(blocks, self.formed, e, w.event, (w.first, w.total))
         return _frame(
             "psum",
             self.name,

@@ -13,11 +13,16 @@ from emulator.chip.clock import Clock
 from emulator.chip.plan import LayerPlan, Plan
 from emulator.chip.window import CONTROLLER, CreditError, Window, _frame, _steps_major, expect
 from emulator.cost import grad_order, grad_ready_ps, xbar_ready_ps
-from emulator.learning import local_gradient, make_optimizer, spike_error
+from emulator.learning import (
+    feedback_scale,
+    local_gradient,
+    make_optimizer,
+    output_spike_error,
+    spike_error,
+)
 from emulator.learning.snn import Neuron, pool
-from emulator.physics.blocks import stochastic_round
+from emulator.physics.blocks import add_blocks, block_part, update_steps
 from emulator.physics.crossbar import bit_planes
-from emulator.rng import stream
 from emulator.runtime.frames import Frame, tile_name
 
 
@@ -227,10 +232,8 @@ class TileCore:
                 offset += width
         currents = []
         for t in range(steps):
-            out = np.zeros((w.size * p, layer.out_shape[0]))
-            for j, block in enumerate(layer.blocks):
-                out[:, block.out_start : block.out_stop] += parts[j][t]
-            out = out * layer.lsb
+            at_t = [parts[j][t] for j in range(len(layer.blocks))]
+            out = add_blocks(layer.blocks, at_t, w.size * p, layer.out_shape[0]) * layer.lsb
             if p > 1:
                 oc, ho, wo = layer.out_shape
                 out = out.reshape(w.size, ho, wo, oc).transpose(0, 3, 1, 2)
@@ -314,7 +317,7 @@ class TileCore:
             batch.g = np.zeros((w.total, *home.plan.send_shape))
         out: list[Frame] = []
         if frame.kind == "error":  # the output layer's own error: ∂loss/∂s_L[t] = e/T
-            e = e / self.plan.net.time_steps
+            e = output_spike_error(e, self.plan.net.time_steps)
         else:  # a hidden layer's g: its local gradients may start
             ready = frame.meta["ready_ps"]
             assert isinstance(ready, list)
@@ -340,15 +343,13 @@ class TileCore:
             spec, self.neuron, self.plan.algorithm, batch.h, batch.s, batch.x, grad_s
         )
         (delta,) = home.optimizer.step([grad])
-        rng = stream(self.plan.seed, "update", layer.index, *batch.event)
-        steps = stochastic_round(delta.T / layer.lsb, rng)
+        steps = update_steps(
+            delta, layer.lsb, seed=self.plan.seed, layer=layer.index, event=batch.event
+        )
         home.written[version] = [0, 0, 0]
         frames = []
         for pe in layer.pes:
-            parts = [
-                steps[b.in_start : b.in_stop, b.out_start : b.out_stop].ravel()
-                for b in (layer.blocks[j] for j in layer.blocks_of(pe))
-            ]
+            parts = [block_part(steps, layer.blocks[j]).ravel() for j in layer.blocks_of(pe)]
             frames.append(
                 Frame.pack(
                     "update",
@@ -544,7 +545,6 @@ class TileCore:
             return []
         del self.fb_parts[seq]
         w = Window.of(frame, frame.n_packets)
-        g = np.zeros((w.size, fb.width))
         blocks: dict[int, np.ndarray] = {}
         for f in parts:
             data, offset = f.array(), 0
@@ -554,9 +554,9 @@ class TileCore:
                 width = fb.blocks[j].n_out
                 blocks[j] = data[:, offset : offset + width]
                 offset += width
-        for j, block in enumerate(fb.blocks):  # block order, as ChipFeedback._read
-            g[:, block.out_start : block.out_stop] += blocks[j]
-        self.fb_done[seq] = (w, g * (1.0 / np.sqrt(fb.width)))
+        in_order = [blocks[j] for j in range(len(fb.blocks))]  # as ChipFeedback._read
+        g = add_blocks(fb.blocks, in_order, w.size, fb.width)
+        self.fb_done[seq] = (w, g * feedback_scale(fb.width))
         return self._run_feedback()
 
     def _run_feedback(self) -> list[Frame]:

@@ -1,17 +1,23 @@
-"""Layer and feedback backends that run on a chip's crossbars (``pipesdfa train --chip``).
+"""A layer's crossbar blocks: reads, block-order sums and updates, as functions that both
+the reference model's backends and the chip's cores call (one copy of the arithmetic).
 
-A :class:`ChipLayer` holds one weighted layer as integer weight codes programmed into the
-crossbar blocks of :mod:`emulator.physics.mapping`; its matrix products are crossbar reads summed in
-block order, and its updates are programming pulses. A :class:`ChipFeedback` holds the one
-random feedback matrix in formed, never-programmed arrays. Both implement the
-backend protocols of :mod:`emulator.learning`, so the reference trainer runs unchanged.
+A layer's matrix is cut into the blocks of :mod:`emulator.physics.mapping`: :func:`read_blocks`
+applies an input to each block (binary spikes to weight arrays, real errors bit-serially to
+formed arrays), :func:`add_blocks` adds the partial results in block order, :func:`update_steps`
+rounds an update to integer code steps and :func:`program_blocks` programs each block's part.
+A :class:`ChipLayer` (``pipesdfa train --chip``) holds one weighted layer's blocks; a
+:class:`ChipFeedback` the one random feedback matrix in formed, never-programmed arrays. Both
+implement the backend protocols of :mod:`emulator.learning`, so the reference trainer runs
+unchanged; a PE core holds its share of the blocks and a tile adds the partial results.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-from emulator.physics.crossbar import Counters, Crossbar, FormedCrossbar
+from emulator.physics.crossbar import Counters, Crossbar, FormedCrossbar, Window
 from emulator.physics.mapping import Block, feedback_blocks, weight_blocks
 from emulator.rng import stream
 from emulator.spec import ChipSpec, CrossbarSpec
@@ -38,8 +44,58 @@ def initial_codes(w: np.ndarray, crossbar: CrossbarSpec) -> tuple[np.ndarray, fl
 def program_block(chip: ChipSpec, block: Block, codes: np.ndarray, seed: int) -> Crossbar:
     """A crossbar for ``block`` programmed with its part of the layer's ``codes``."""
     xbar = Crossbar(chip, block.n_in, block.n_out, seed=seed, xbar_id=block.id)
-    xbar.program(_part(codes, block))
+    xbar.program(block_part(codes, block))
     return xbar
+
+
+def block_part(matrix: np.ndarray, block: Block) -> np.ndarray:
+    """A block's part of a (n_in, n_out) matrix."""
+    return matrix[block.in_start : block.in_stop, block.out_start : block.out_stop]
+
+
+def read_blocks(
+    blocks: Sequence[Block],
+    arrays: Sequence[Crossbar] | Sequence[FormedCrossbar],
+    x: np.ndarray,
+    event: tuple[int, ...],
+    window: Window | None = None,
+) -> list[np.ndarray]:
+    """Each block's partial result of applying ``x`` (N, n_in) to its array: binary spikes to
+    weight arrays, real values bit-serially to formed arrays; ``window``: these are vectors
+    first.. of an event of ``total`` vectors (each gets its noise of the whole event)."""
+    parts = []
+    for block, array in zip(blocks, arrays, strict=True):
+        rows = x[:, block.in_start : block.in_stop]
+        if isinstance(array, FormedCrossbar):
+            parts.append(array.read_bitserial(rows, event, window=window))
+        else:
+            parts.append(array.read(rows, event, window=window))
+    return parts
+
+
+def add_blocks(
+    blocks: Sequence[Block], parts: Sequence[np.ndarray], rows: int, n_out: int
+) -> np.ndarray:
+    """The partial results added in block order into (rows, n_out) (DESIGN.md §4)."""
+    out = np.zeros((rows, n_out))
+    for block, part in zip(blocks, parts, strict=True):
+        out[:, block.out_start : block.out_stop] += part
+    return out
+
+
+def update_steps(
+    delta: np.ndarray, lsb: float, *, seed: int, layer: int, event: tuple[int, ...]
+) -> np.ndarray:
+    """An update (n_out, n_in) as integer code steps (n_in, n_out), stochastically rounded
+    from the stream ``(seed, "update", layer, *event)``."""
+    return stochastic_round(delta.T / lsb, stream(seed, "update", layer, *event))
+
+
+def program_blocks(xbars: Sequence[Crossbar], steps: Sequence[np.ndarray]) -> None:
+    """Program each block's code steps (n_in, n_out); a block with none gets no pulse."""
+    for xbar, part in zip(xbars, steps, strict=True):
+        if part.any():
+            xbar.update(part)
 
 
 class ChipLayer:
@@ -57,12 +113,8 @@ class ChipLayer:
 
     def matmul(self, x: np.ndarray, event: tuple[int, ...]) -> np.ndarray:
         """Crossbar reads of binary ``x`` (N, n_in), partial sums added in block order."""
-        out = np.zeros((x.shape[0], self.shape[0]))
-        for block, xbar in zip(self.blocks, self.xbars, strict=True):
-            out[:, block.out_start : block.out_stop] += xbar.read(
-                x[:, block.in_start : block.in_stop], event
-            )
-        return out * self.lsb
+        parts = read_blocks(self.blocks, self.xbars, x, event)
+        return add_blocks(self.blocks, parts, x.shape[0], self.shape[0]) * self.lsb
 
     def weights(self) -> np.ndarray:
         """The weights the conductances hold now (noise-free read), (n_out, n_in)."""
@@ -76,12 +128,8 @@ class ChipLayer:
     def apply_update(self, delta: np.ndarray, event: tuple[int, ...]) -> None:
         """Program ``delta`` (n_out, n_in): stochastically rounded to codes, then pulses."""
         self.updates += 1
-        rng = stream(self.seed, "update", self.layer, *event)
-        steps = stochastic_round(delta.T / self.lsb, rng)
-        for block, xbar in zip(self.blocks, self.xbars, strict=True):
-            part = _part(steps, block)
-            if part.any():
-                xbar.update(part)
+        steps = update_steps(delta, self.lsb, seed=self.seed, layer=self.layer, event=event)
+        program_blocks(self.xbars, [block_part(steps, b) for b in self.blocks])
 
     def counters(self) -> Counters:
         """Summed counters of this layer's crossbars."""
@@ -92,7 +140,8 @@ class ChipFeedback:
     """The random feedback matrix B (C × M), held once in formed, never-programmed arrays.
 
     g_l = e·B[:, :n_l]/√M is the first n_l entries of g = e·B/√M (DESIGN.md §2), so one
-    bit-serial read of the group per sample serves every hidden layer: each takes its prefix.
+    bit-serial read of the group per sample serves every hidden layer: each takes its prefix
+    of e·B (the rule applies 1/√M, :func:`emulator.learning.feedback_scale`).
     """
 
     def __init__(
@@ -100,7 +149,6 @@ class ChipFeedback:
     ) -> None:
         self.widths = widths
         self.width = max(widths.values())
-        self.scale = 1.0 / np.sqrt(self.width)
         self.blocks = feedback_blocks(chip, group, n_classes, self.width)
         self.arrays = [
             FormedCrossbar(chip, b.n_in, b.n_out, seed=seed, xbar_id=b.id) for b in self.blocks
@@ -108,18 +156,14 @@ class ChipFeedback:
         self._last: tuple[tuple[int, ...], np.ndarray, np.ndarray] | None = None
 
     def project(self, e: np.ndarray, layer: int, event: tuple[int, ...]) -> np.ndarray:
-        """g_l for hidden layer ``layer``: the prefix of the group's one read for this event."""
+        """The prefix of e·B for hidden layer ``layer`` from the group's one read per event."""
         if self._last is None or self._last[0] != event or not np.array_equal(self._last[1], e):
             self._last = (event, e.copy(), self._read(e, event))
         return self._last[2][:, : self.widths[layer]]
 
     def _read(self, e: np.ndarray, event: tuple[int, ...]) -> np.ndarray:
-        out = np.zeros((e.shape[0], self.width))
-        for block, array in zip(self.blocks, self.arrays, strict=True):
-            out[:, block.out_start : block.out_stop] += array.read_bitserial(
-                e[:, block.in_start : block.in_stop], event
-            )
-        return out * self.scale
+        parts = read_blocks(self.blocks, self.arrays, e, event)
+        return add_blocks(self.blocks, parts, e.shape[0], self.width)
 
     def matrix(self) -> np.ndarray:
         """The matrix B (C × M) the formed arrays hold."""
@@ -132,10 +176,6 @@ class ChipFeedback:
     def counters(self) -> Counters:
         """Summed counters of the feedback arrays."""
         return _sum_counters(self.arrays)
-
-
-def _part(matrix: np.ndarray, block: Block) -> np.ndarray:
-    return matrix[block.in_start : block.in_stop, block.out_start : block.out_stop]
 
 
 def _sum_counters(xbars: list[Crossbar] | list[FormedCrossbar]) -> Counters:
