@@ -9,12 +9,17 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
 
 from emulator import spec
 from emulator.data.datasets import DatasetError
 from emulator.report.progress import Progress
 from emulator.report.tables import si, table
+
+if TYPE_CHECKING:
+    from emulator.run import RunConfig, RunResult
 
 EXIT_USAGE = 2
 
@@ -42,6 +47,10 @@ def _schema(args: argparse.Namespace) -> int:
         from emulator.runtime.checkpoint import Manifest
 
         schema = Manifest.model_json_schema()
+    elif args.kind == "run":
+        from emulator.run import RunResult
+
+        schema = RunResult.model_json_schema()
     else:
         schema = spec.json_schema(args.kind)
     print(json.dumps(schema, indent=2))
@@ -222,7 +231,7 @@ def _compare(args: argparse.Namespace) -> int:
     chip = spec.load_chip(args.chip)
     baseline = spec.load_chip(baselines[0] if baselines else "pipelayer")
     activity = _activity(args, net)
-    batch = args.batch or net.training.batch
+    batch = spec.training_options(net, batch=args.batch).batch
     if args.sensitivity:
         result = _user_errors(
             lambda: compare.sensitivity(net, chip, baseline, activity, batch=batch)
@@ -396,34 +405,34 @@ def _sensitivity_tables(result: dict[str, Any]) -> str:
 
 def _run(args: argparse.Namespace) -> int:
     result = _emulate(args, 3 if args.plot else 0)
+    out = result.as_json()
+    out.pop("ops_log", None)
     if args.plot:
-        result["plots"] = _run_plots(args.plot, result)
-    if args.json:
-        print(json.dumps({k: v for k, v in result.items() if k != "ops_log"}, indent=2))
-    else:
-        print(_run_summary(result))
+        out["plots"] = _run_plots(args.plot, result)
+    print(json.dumps(out, indent=2) if args.json else _run_summary(result))
     return 0
 
 
-def _run_plots(path: str, result: dict[str, Any]) -> list[str]:
+def _run_plots(path: str, result: RunResult) -> list[str]:
     from emulator.report.plots import energy_breakdown, pipeline_gantt
 
+    assert result.ops_log is not None
     pipeline_gantt(
-        result["ops_log"],
+        result.ops_log,
         path,
-        title=f"{result['network']} on {result['chip']}: pipeline of the first samples",
+        title=f"{result.network} on {result.chip}: pipeline of the first samples",
     )
     paths = [path]
-    if result["comparison"] is not None:
+    if result.comparison is not None:
         out = Path(path)
         energy = str(out.with_name(out.stem + "-energy" + out.suffix))
         energy_breakdown(
             {
-                "PipeSDFA (emulated)": result["energy_breakdown_pj"],
-                "PipeLayer (cost model)": result["comparison"]["pipelayer"]["energy_breakdown_pj"],
+                "PipeSDFA (emulated)": result.energy_breakdown_pj,
+                "PipeLayer (cost model)": result.comparison.pipelayer["energy_breakdown_pj"],
             },
             energy,
-            title=f"{result['network']}: training energy, PipeSDFA vs PipeLayer",
+            title=f"{result.network}: training energy, PipeSDFA vs PipeLayer",
         )
         paths.append(energy)
     return paths
@@ -433,28 +442,22 @@ def _trace(args: argparse.Namespace) -> int:
     from emulator.chip.plan import Plan
     from emulator.report.trace import trace_events, write_trace
 
+    cfg = _run_config(args, log_samples=args.samples).resolved()
     result = _emulate(args, args.samples)
-    net, chip = spec.load_network(args.network), spec.load_chip(args.chip)
-    plan = Plan(
-        chip,
-        net,
-        args.seed,
-        args.algorithm,
-        args.lr or net.training.lr,
-        args.optimizer or net.training.optimizer,
-    )
-    events = trace_events(plan, result["ops_log"])
+    assert cfg.lr is not None and cfg.optimizer is not None and result.ops_log is not None
+    plan = Plan(cfg.chip, cfg.network, cfg.seed, cfg.algorithm, cfg.lr, cfg.optimizer)
+    events = trace_events(plan, result.ops_log)
     write_trace(args.out, events)
     summary = {
         "trace": args.out,
         "events": len(events["traceEvents"]),
         "samples": args.samples,
-        "weights_sha256": result["weights_sha256"],
+        "weights_sha256": result.weights_sha256,
     }
     if args.plot:
         from emulator.report.plots import pipeline_gantt
 
-        pipeline_gantt(result["ops_log"], args.plot, samples=args.samples)
+        pipeline_gantt(result.ops_log, args.plot, samples=args.samples)
         summary["plot"] = args.plot
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -466,43 +469,74 @@ def _trace(args: argparse.Namespace) -> int:
     return 0
 
 
-def _emulate(args: argparse.Namespace, log_samples: int) -> dict[str, Any]:
-    from emulator.run import run_emulation
+RUN_OPTIONS = {
+    "dataset": "dataset",
+    "data": "data",
+    "runtime": "runtime",
+    "address": "address",
+    "algorithm": "algorithm",
+    "epochs": "epochs",
+    "batch": "batch",
+    "lr": "lr",
+    "optimizer": "optimizer",
+    "seed": "seed",
+    "frame_samples": "frame_samples",
+    "cores_per_actor": "cores_per_actor",
+    "checkpoint": "checkpoint_dir",
+    "checkpoint_every": "checkpoint_every",
+    "checkpoint_keep": "checkpoint_keep",
+    "resume": "resume",
+    "inject_actor_failure": "inject_failure",
+    "max_restarts": "max_restarts",
+    "baseline": "baseline",
+}
+"""Command-line options of run/trace/scale → the RunConfig fields they set (an option a
+command lacks, or leaves unset, keeps the field's default)."""
 
-    net = spec.load_network(args.network)
-    chip = spec.load_chip(args.chip)
+
+def _run_config(args: argparse.Namespace, **extra: Any) -> RunConfig:
+    """The run the options of run/trace/scale describe."""
+    from emulator.run import RunConfig
+
+    options = {
+        field: getattr(args, name)
+        for name, field in RUN_OPTIONS.items()
+        if getattr(args, name, None) is not None
+    }
+    options |= {"network": spec.load_network(args.network), "chip": spec.load_chip(args.chip)}
+    try:
+        return RunConfig(**(options | extra))
+    except ValidationError as err:  # e.g. a negative seed
+        first = err.errors(include_url=False)[0]
+        raise UserError(f"{first['loc'][0]}: {first['msg']}") from None
+
+
+def _emulate(args: argparse.Namespace, log_samples: int, **extra: Any) -> RunResult:
+    from emulator import run
+
+    cfg = _run_config(args, log_samples=log_samples, **extra)
     progress = Progress("run", enabled=not args.json)
     try:  # stdout is for our answer: Ray prints its workers' errors there (a dead actor)
         with contextlib.redirect_stdout(sys.stderr):
-            result = run_emulation(
-                net,
-                chip,
-                **_emulation_options(args),
-                baseline=args.baseline,
-                log_samples=log_samples,
-                progress=progress.update,
-                notify=progress.note,
-            )
+            return run.run(cfg, progress=progress.update, notify=progress.note)
     except ValueError as err:  # a network that does not fit, a chip the cores cannot run
         raise UserError(str(err)) from None
     finally:
         progress.close()
-    return result
 
 
-def _run_summary(r: dict[str, Any]) -> str:
-    where = f"{r['runtime']} runtime"
-    if r["runtime"] == "ray":
-        cores = r["cores"]
-        where += f", {r['actors']} actors ({cores['tiles']} tiles + {cores['pe_cores']} PE cores)"
+def _run_summary(r: RunResult) -> str:
+    where = f"{r.runtime} runtime"
+    if r.runtime == "ray":
+        where += f", {r.actors} actors ({r.cores['tiles']} tiles + {r.cores['pe_cores']} PE cores)"
     lines = [
-        f"{r['network']} on {r['chip']} · {r['dataset']} · {r['algorithm']} · "
-        f"{r['epochs']} epochs · seed {r['seed']} · {where}",
-        f"  train accuracy {r['train_accuracy']:.4f}   test accuracy {r['test_accuracy']:.4f}"
-        f"   wall {r['wall_s']:.1f} s   {r['frames']} frames, {r['packets']} packets",
-        f"  weights sha256 {r['weights_sha256']}",
+        f"{r.network} on {r.chip} · {r.dataset} · {r.algorithm} · "
+        f"{r.epochs} epochs · seed {r.seed} · {where}",
+        f"  train accuracy {r.train_accuracy:.4f}   test accuracy {r.test_accuracy:.4f}"
+        f"   wall {r.wall_s:.1f} s   {r.frames} frames, {r.packets} packets",
+        f"  weights sha256 {r.weights_sha256}",
     ]
-    ckpt = r["checkpoints"]
+    ckpt = r.checkpoints
     if ckpt["resumed_from_batch"] is not None:
         lines.append(f"  resumed after training batch {ckpt['resumed_from_batch']}")
     if ckpt["dir"] and ckpt["saved"]:
@@ -510,28 +544,28 @@ def _run_summary(r: dict[str, Any]) -> str:
             f"  {ckpt['saved']} checkpoints saved in {ckpt['dir']} "
             f"(the last after training batch {ckpt['last_after_batch']})"
         )
-    for rec in r["recoveries"]:
+    for rec in r.recoveries:
         lines.append(
             f"  actor {', '.join(rec['actors'])} died: restarted, back to batch "
             f"{rec['restored_to_batch']}, {rec['replayed_batches']} batches replayed"
         )
-    c = r["comparison"]
+    c = r.comparison
     if c is not None:
-        pl = c["pipelayer"]
+        pl = c.pipelayer
         rows = [
-            ["emulated time", si(r["time_ns"], "ns"), si(pl["time_ns"], "ns")],
-            ["energy", si(r["energy_pj"], "pJ"), si(pl["energy_pj"], "pJ")],
+            ["emulated time", si(r.time_ns, "ns"), si(pl["time_ns"], "ns")],
+            ["energy", si(r.energy_pj, "pJ"), si(pl["energy_pj"], "pJ")],
         ]
-        for part, value in r["energy_breakdown_pj"].items():
+        for part, value in r.energy_breakdown_pj.items():
             other = pl["energy_breakdown_pj"].get(part, 0.0)
             if value or other:
                 rows.append([f"  {part}", si(value, "pJ"), si(other, "pJ")])
         lines += [
             "",
-            f"Training on the chip ({r['samples_trained']} samples, {r['cycles']} cycles) vs "
-            f"PipeLayer ({c['baseline']}) on the same activity:",
+            f"Training on the chip ({r.samples_trained} samples, {r.cycles} cycles) vs "
+            f"PipeLayer ({c.baseline}) on the same activity:",
             table(rows, ["", "PipeSDFA (emulated)", "PipeLayer (cost model)"]),
-            f"speedup {c['speedup']:.3g}x   energy ratio {c['energy_ratio']:.3g}x",
+            f"speedup {c.speedup:.3g}x   energy ratio {c.energy_ratio:.3g}x",
         ]
     return "\n".join(lines)
 
@@ -556,7 +590,7 @@ def _scale(args: argparse.Namespace) -> int:
         if args.activity
         else Activity.uniform(net, args.spike_rate)
     )
-    batch = args.batch or net.training.batch
+    batch = spec.training_options(net, batch=args.batch).batch
     progress = Progress("scale", enabled=not args.json)
     rows = []
     for k, (point, ps_chip, pl_chip) in enumerate(chips):
@@ -590,49 +624,25 @@ def _scale(args: argparse.Namespace) -> int:
 
 
 def _emulate_point(args, net, ps_chip, pl_chip, cpus) -> dict[str, Any]:
-    from emulator import scaling
-    from emulator.run import run_emulation
+    from emulator import run, scaling
 
-    def run(c: int | None = None) -> dict[str, Any]:
-        return run_emulation(net, ps_chip, **_emulation_options(args), baseline=pl_chip, cpus=c)
+    def once(c: int | None = None) -> RunResult:
+        cfg = _run_config(args, chip=ps_chip, baseline=pl_chip, cpus=c)
+        return run.run(cfg)
 
     if not cpus:
-        return scaling.emulate_point(ps_chip, net, run)
-    runs: dict[int, dict[str, Any]] = {}
+        return scaling.emulate_point(ps_chip, net, once)
+    runs: dict[int, RunResult] = {}
 
-    def each_count() -> dict[str, Any]:
+    def each_count() -> RunResult:
         for c in cpus:
-            runs[c] = run(c)
+            runs[c] = once(c)
         return runs[cpus[-1]]
 
     point = scaling.emulate_point(ps_chip, net, each_count)
     if runs:
         point["cpu_scaling"] = scaling.cpu_scaling(runs)
     return point
-
-
-def _emulation_options(args: argparse.Namespace) -> dict[str, Any]:
-    """run_emulation's keyword arguments from run/trace/scale options (scale has fewer)."""
-    return {
-        "dataset": args.dataset,
-        "data": args.data,
-        "runtime": args.runtime,
-        "address": args.address,
-        "algorithm": getattr(args, "algorithm", "sdfa"),
-        "epochs": args.epochs,
-        "batch": args.batch,
-        "lr": getattr(args, "lr", None),
-        "optimizer": getattr(args, "optimizer", None),
-        "seed": args.seed,
-        "frame_samples": getattr(args, "frame_samples", None),
-        "cores_per_actor": getattr(args, "cores_per_actor", 1),
-        "checkpoint_dir": getattr(args, "checkpoint", None),
-        "checkpoint_every": getattr(args, "checkpoint_every", None),
-        "checkpoint_keep": getattr(args, "checkpoint_keep", 2),
-        "resume": getattr(args, "resume", None),
-        "inject_failure": getattr(args, "inject_actor_failure", None),
-        "max_restarts": getattr(args, "max_restarts", 3),
-    }
 
 
 def _scale_table(result: dict[str, Any]) -> str:
@@ -719,6 +729,8 @@ def _scale_plot(args: argparse.Namespace, result: dict[str, Any]) -> str:
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
+    from emulator.runtime.checkpoint import MAX_RESTARTS
+
     p = sub.add_parser("run", help="train on the emulated chip (cores as actors), compare")
     _run_options(p)
     p.add_argument("--plot", metavar="OUT.png", help="pipeline Gantt here, energy in OUT-energy")
@@ -732,9 +744,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         help="every N training batches (default with --checkpoint: once per epoch; without "
         "it: in memory, to recover from a dead actor)",
     )
-    g.add_argument(
-        "--checkpoint-keep", type=_positive(int), default=2, metavar="K", help="newest K kept"
-    )
+    g.add_argument("--checkpoint-keep", type=_positive(int), metavar="K", help="newest K kept (2)")
     g.add_argument("--resume", metavar="DIR", help="continue the run checkpointed in DIR")
     g.add_argument(
         "--inject-actor-failure",
@@ -745,9 +755,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--max-restarts",
         type=_positive(int, zero=True),
-        default=3,
         metavar="N",
-        help="dead actors survived (3)",
+        help=f"dead actors survived ({MAX_RESTARTS})",
     )
     p.set_defaults(func=_run)
     p = sub.add_parser("trace", help="Perfetto trace of the emulated timeline of a run")
@@ -877,7 +886,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", type=Path)
     p.set_defaults(func=_validate)
     p = sub.add_parser("schema", help="print the JSON Schema of a file kind")
-    p.add_argument("kind", choices=("chip", "network", "checkpoint"))
+    p.add_argument("kind", choices=("chip", "network", "checkpoint", "run"))
     p.set_defaults(func=_schema)
     _add_run(sub)
     p = sub.add_parser("checkpoint", help="check a checkpoint and say which run it holds")

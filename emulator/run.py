@@ -15,7 +15,16 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+)
 
 from emulator.chip import Controller, run_sha, window_credit
 from emulator.chip.plan import Plan
@@ -24,15 +33,17 @@ from emulator.cost import Activity, OpActivity, simulate_run, write_activity
 from emulator.learning.training import fault_summary, load_for
 from emulator.physics.crossbar import Counters
 from emulator.runtime.checkpoint import (
+    MAX_RESTARTS,
     CheckpointError,
     Checkpoints,
-    RunConfig,
+    RunIdentity,
     find,
     holds_checkpoints,
 )
-from emulator.spec import ChipSpec, NetworkSpec, load_chip
+from emulator.spec import ChipSpec, NetworkSpec, load_chip, training_options
 
-RUNTIMES = ("ray", "local")
+Runtime = Literal["ray", "local"]
+RUNTIMES: tuple[str, ...] = get_args(Runtime)
 
 
 def auth_warning(address: str, env: Mapping[str, str]) -> str | None:
@@ -75,117 +86,224 @@ def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[No
         ray.shutdown()
 
 
-def run_emulation(
-    net: NetworkSpec,
-    chip: ChipSpec,
+class RunConfig(BaseModel):
+    """Everything one emulated run needs (``pipesdfa run``, ``trace``, ``scale --mode
+    emulate``): validated once, training defaults resolved once (:meth:`resolved`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    network: NetworkSpec = Field(description="The network to train.")
+    chip: ChipSpec = Field(description="The PipeSDFA chip its cores emulate.")
+    dataset: str = Field("digits", description="Dataset name (emulator.data.datasets).")
+    data: str | None = Field(None, description="Dataset folder, if the dataset has one.")
+    runtime: Runtime = Field("ray", description="Ray actors or in-process.")
+    address: str | None = Field(None, description="Ray cluster address (None: local Ray).")
+    algorithm: Literal["sdfa", "sdfa-local-bptt"] = Field("sdfa", description="The rule.")
+    epochs: PositiveInt | None = Field(None, description="Epochs (None: the network file's).")
+    batch: PositiveInt | None = Field(None, description="Batch (None: the network file's).")
+    lr: PositiveFloat | None = Field(None, description="Learning rate (None: the file's).")
+    optimizer: Literal["adam", "sgd"] | None = Field(None, description="None: the file's.")
+    seed: int = Field(0, description="The run's seed: every keyed stream derives from it.")
+    frame_samples: PositiveInt | None = Field(
+        None, description="Samples per frame window (None: a whole batch)."
+    )
+    cores_per_actor: PositiveInt = Field(1, description="Cores sharing one Ray actor.")
+    shuffle_seed: int | None = Field(
+        None, description="In-process runtime: deliver frames in a shuffled order (tests)."
+    )
+    baseline: ChipSpec | str = Field("pipelayer", description="PipeLayer chip (file or name).")
+    log_samples: NonNegativeInt = Field(0, description="Samples whose ops are logged.")
+    cpus: PositiveInt | None = Field(None, description="Start Ray with this many CPUs.")
+    checkpoint_dir: str | None = Field(None, description="Save checkpoints into this folder.")
+    checkpoint_every: PositiveInt | None = Field(
+        None, description="Training batches between checkpoints (with a folder: an epoch)."
+    )
+    checkpoint_keep: PositiveInt = Field(2, description="Newest checkpoints kept.")
+    resume: str | None = Field(None, description="Continue the run checkpointed here.")
+    inject_failure: tuple[str, NonNegativeInt] | None = Field(
+        None, description="(core, training batch): crash that core's Ray actor there."
+    )
+    max_restarts: NonNegativeInt = Field(
+        MAX_RESTARTS, description="Dead actors survived before the run gives up."
+    )
+
+    def resolved(self) -> RunConfig:
+        """This run with the network file's training defaults filled in."""
+        t = training_options(
+            self.network,
+            epochs=self.epochs,
+            batch=self.batch,
+            lr=self.lr,
+            optimizer=self.optimizer,
+        )
+        return self.model_copy(
+            update={"epochs": t.epochs, "batch": t.batch, "lr": t.lr, "optimizer": t.optimizer}
+        )
+
+
+class Comparison(BaseModel):
+    """PipeLayer on the run's own activity, by the cost model."""
+
+    baseline: str = Field(description="The PipeLayer chip (grown to hold the network).")
+    pipelayer: dict[str, Any] = Field(
+        description="Its time_ns, energy_pj and energy_breakdown_pj for the run's training."
+    )
+    speedup: float | None = Field(description="PipeLayer's time over the emulated chip's.")
+    energy_ratio: float | None = Field(description="PipeLayer's energy over the chip's.")
+
+
+class RunResult(BaseModel):
+    """What an emulated run measured: the ``--json`` of ``pipesdfa run`` (its schema:
+    ``pipesdfa schema run``)."""
+
+    network: str = Field(description="Network name.")
+    chip: str = Field(description="Chip name.")
+    dataset: str = Field(description="Dataset name.")
+    runtime: str = Field(description="ray or local.")
+    algorithm: str = Field(description="The learning rule.")
+    seed: int = Field(description="The run's seed.")
+    epochs: int = Field(description="Epochs trained.")
+    batch: int = Field(description="Samples per batch.")
+    frame_samples: int | None = Field(description="Samples per frame window.")
+    cores_per_actor: int | None = Field(description="Cores per Ray actor (None: local).")
+    train_accuracy: float = Field(description="Accuracy on the training set.")
+    test_accuracy: float = Field(description="Accuracy on the test set.")
+    loss: float | None = Field(description="The last training batch's loss.")
+    weights_sha256: str = Field(description="SHA-256 of the trained weights (README).")
+    counters: dict[str, dict[str, int]] = Field(
+        description="Crossbar counters of the weight arrays and of the feedback arrays."
+    )
+    crossbar_energy_pj: dict[str, dict[str, float]] = Field(
+        description="Their cell-read, readout and write energy, pJ."
+    )
+    cycles: int = Field(description="Emulated training time in clock cycles.")
+    time_ns: float = Field(description="Emulated training time, ns.")
+    energy_pj: float = Field(description="Emulated training energy, pJ.")
+    energy_breakdown_pj: dict[str, float] = Field(description="By component, pJ.")
+    samples_trained: int = Field(description="Training samples.")
+    time_ns_per_sample: float | None = Field(description="Emulated time per sample, ns.")
+    energy_pj_per_sample: float | None = Field(description="Energy per sample, pJ.")
+    noc_bits: float = Field(description="Emulated NoC bit-hops.")
+    ops: float = Field(description="Ops stamped on the emulated timeline.")
+    frames: int = Field(description="Frames the cores and the controller received.")
+    packets: int = Field(description="Packets in those frames.")
+    frames_rejected: int = Field(description="Malformed frames refused and counted.")
+    faults: dict[str, Any] = Field(description="Stuck cells and dead links injected.")
+    checkpoints: dict[str, Any] = Field(description="dir, saved, last and resumed batch.")
+    recoveries: list[dict[str, Any]] = Field(description="Dead actors and what was replayed.")
+    actors: int = Field(description="Ray actors (0: local).")
+    cores: dict[str, int] = Field(description="Tiles and PE cores emulated.")
+    placement: list[dict[str, Any]] = Field(description="Where each actor ran, its frames.")
+    comparison: Comparison | None = Field(description="PipeLayer on the same activity.")
+    ops_log: list[dict[str, Any]] | None = Field(
+        None, description="The logged ops (with log_samples), for traces and plots."
+    )
+    wall_s: float = Field(description="Wall-clock seconds of the run.")
+
+    def as_json(self) -> dict[str, Any]:
+        """The JSON-able result (``ops_log`` only where ops were logged)."""
+        return self.model_dump(mode="json", exclude={"ops_log"} if self.ops_log is None else None)
+
+
+def run(
+    cfg: RunConfig,
     *,
-    dataset: str = "digits",
-    data: str | None = None,
-    runtime: str = "ray",
-    address: str | None = None,
-    algorithm: str = "sdfa",
-    epochs: int | None = None,
-    batch: int | None = None,
-    lr: float | None = None,
-    optimizer: str | None = None,
-    seed: int = 0,
-    frame_samples: int | None = None,
-    cores_per_actor: int = 1,
-    shuffle_seed: int | None = None,
-    baseline: str | ChipSpec = "pipelayer",
-    log_samples: int = 0,
-    cpus: int | None = None,
-    checkpoint_dir: str | None = None,
-    checkpoint_every: int | None = None,
-    checkpoint_keep: int = 2,
-    resume: str | None = None,
-    inject_failure: tuple[str, int] | None = None,
-    max_restarts: int = 3,
     progress: Callable[[int, int, float], None] | None = None,
     notify: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
-    """Train ``net`` on ``chip`` through the cores; the JSON-able summary of the run, with
-    PipeLayer (``baseline``) evaluated by the cost model on the run's own activity.
-    ``cpus``: start Ray with that many CPUs and keep the core actors on that many cores.
-    ``baseline`` is a chip file or name, or a ChipSpec.
+) -> RunResult:
+    """Train ``cfg.network`` on ``cfg.chip`` through the cores, with PipeLayer (``baseline``)
+    evaluated by the cost model on the run's own activity. ``cpus``: start Ray with that many
+    CPUs and keep the core actors on that many cores.
 
-    Checkpoints (:mod:`emulator.runtime.checkpoint`): every ``checkpoint_every`` training batches
-    (default with ``checkpoint_dir``: once per epoch) into ``checkpoint_dir`` (None: kept in
-    memory, for recovery only), the newest ``checkpoint_keep`` kept; ``resume`` continues
-    the run whose checkpoint is there (and saves on into that folder unless
+    Checkpoints (:mod:`emulator.runtime.checkpoint`): every ``checkpoint_every`` training
+    batches (default with ``checkpoint_dir``: once per epoch) into ``checkpoint_dir`` (None:
+    kept in memory, for recovery only), the newest ``checkpoint_keep`` kept; ``resume``
+    continues the run whose checkpoint is there (and saves on into that folder unless
     ``checkpoint_dir`` says otherwise). ``inject_failure`` (core, batch) crashes the Ray actor
     holding that core at that batch; up to ``max_restarts`` failures are survived, each told
-    to ``notify`` as it happens."""
+    to ``notify`` as it happens; ``progress(done, total, loss)`` after each training batch."""
     start = time.perf_counter()
-    epochs = net.training.epochs if epochs is None else epochs
-    batch = net.training.batch if batch is None else batch
-    lr = net.training.lr if lr is None else lr
-    optimizer = optimizer or net.training.optimizer
+    cfg = cfg.resolved()
+    assert cfg.epochs and cfg.batch and cfg.lr and cfg.optimizer
+    net, chip, batch, window = cfg.network, cfg.chip, cfg.batch, cfg.frame_samples
     plan = Plan(
-        chip, net, seed, algorithm, lr, optimizer, log_samples, window_credit(batch, frame_samples)
+        chip,
+        net,
+        cfg.seed,
+        cfg.algorithm,
+        cfg.lr,
+        cfg.optimizer,
+        cfg.log_samples,
+        window_credit(batch, window),
     )
-    data_set = load_for(net, dataset, data, seed)
-    window = frame_samples
-    if checkpoint_dir is None and resume is not None:
-        checkpoint_dir = str(_checkpoint_root(resume))
+    data_set = load_for(net, cfg.dataset, cfg.data, cfg.seed)
+    checkpoint_dir, checkpoint_every = cfg.checkpoint_dir, cfg.checkpoint_every
+    if checkpoint_dir is None and cfg.resume is not None:
+        checkpoint_dir = str(_checkpoint_root(cfg.resume))
     if checkpoint_dir is not None and checkpoint_every is None:
         checkpoint_every = -(-len(data_set.x_train) // batch)  # once per epoch
     controller = Controller(
         plan,
         data_set,
-        epochs=epochs,
+        epochs=cfg.epochs,
         batch=batch,
         frame_samples=window,
         checkpoint_every=checkpoint_every,
         progress=progress,
     )
-    if inject_failure is not None:
-        _check_failure(inject_failure, runtime, plan, controller.train_batches)
-    config = RunConfig(
+    if cfg.inject_failure is not None:
+        _check_failure(cfg.inject_failure, cfg.runtime, plan, controller.train_batches)
+    identity = RunIdentity(
         network=net.model_dump(mode="json"),
         chip=chip.model_dump(mode="json"),
-        dataset=dataset,
-        data=None if data is None else os.path.abspath(data),
-        algorithm=algorithm,
-        epochs=epochs,
+        dataset=cfg.dataset,
+        data=None if cfg.data is None else os.path.abspath(cfg.data),
+        algorithm=cfg.algorithm,
+        epochs=cfg.epochs,
         batch=batch,
-        lr=lr,
-        optimizer=optimizer,
-        seed=seed,
+        lr=cfg.lr,
+        optimizer=cfg.optimizer,
+        seed=cfg.seed,
         frame_samples=window,
     )
-    checkpoints = Checkpoints(config, plan.cores, directory=checkpoint_dir, keep=checkpoint_keep)
-    if resume is None and checkpoint_dir is not None and holds_checkpoints(Path(checkpoint_dir)):
+    checkpoints = Checkpoints(
+        identity, plan.cores, directory=checkpoint_dir, keep=cfg.checkpoint_keep
+    )
+    if (
+        cfg.resume is None
+        and checkpoint_dir is not None
+        and holds_checkpoints(Path(checkpoint_dir))
+    ):
         raise CheckpointError(
             f"{checkpoint_dir}: holds checkpoints of an earlier run; continue it with "
             "--resume, or choose an empty folder"
         )
-    saved = checkpoints.resume(resume, controller) if resume is not None else None
-    if runtime == "local":
+    saved = checkpoints.resume(cfg.resume, controller) if cfg.resume is not None else None
+    if cfg.runtime == "local":
         from emulator.runtime.local import LocalRuntime
 
-        rt = LocalRuntime(plan, shuffle_seed=shuffle_seed)
+        rt = LocalRuntime(plan, shuffle_seed=cfg.shuffle_seed)
         if saved is not None:
-            _restore(rt, saved, resume)
+            _restore(rt, saved, cfg.resume)
         rt.run(controller, checkpoints)
         reports, actors, placement, recoveries = rt.reports(), 0, [], []
         rejected = rt.inbox.rejected
         frames, packets = rt.frames, rt.packets
-    elif runtime == "ray":
+    else:
         from emulator.runtime.ray_runtime import RayRuntime
 
-        with ray_session(address, cpus):
+        with ray_session(cfg.address, cfg.cpus):
             rt = RayRuntime(
                 plan,
-                cores_per_actor=cores_per_actor,
-                cpus=cpus,
-                fail_at=inject_failure,
-                max_restarts=max_restarts,
+                cores_per_actor=cfg.cores_per_actor,
+                cpus=cfg.cpus,
+                fail_at=cfg.inject_failure,
+                max_restarts=cfg.max_restarts,
                 notify=notify,
             )
             try:
                 if saved is not None:
-                    _restore(rt, saved, resume)
+                    _restore(rt, saved, cfg.resume)
                 rt.run(controller, checkpoints)
                 recoveries = rt.recoveries
                 reports, placement = rt.reports(), rt.placement()
@@ -196,45 +314,48 @@ def run_emulation(
             finally:
                 rt.shutdown()
         actors = len(rt.actors)
-    else:
-        raise ValueError(f"runtime: {runtime!r} is not one of {', '.join(RUNTIMES)}")
     counters = _counters(reports)
     timeline = emulated_timeline(plan, reports, controller.batch_sizes())
     comparison = (
-        compare_run(plan, timeline, _chip(baseline)) if timeline.record is not None else None
+        compare_run(plan, timeline, _chip(cfg.baseline)) if timeline.record is not None else None
     )
-    result: dict[str, Any] = {
-        "network": net.name,
-        "chip": chip.name,
-        "dataset": dataset,
-        "runtime": runtime,
-        "algorithm": algorithm,
-        "seed": seed,
-        "epochs": epochs,
-        "batch": batch,
-        "frame_samples": window,
-        "cores_per_actor": cores_per_actor if runtime == "ray" else None,
+    return RunResult(
+        network=net.name,
+        chip=chip.name,
+        dataset=cfg.dataset,
+        runtime=cfg.runtime,
+        algorithm=cfg.algorithm,
+        seed=cfg.seed,
+        epochs=cfg.epochs,
+        batch=batch,
+        frame_samples=window,
+        cores_per_actor=cfg.cores_per_actor if cfg.runtime == "ray" else None,
         **controller.accuracy(),
-        "loss": controller.losses[-1] if controller.losses else None,
-        "weights_sha256": run_sha(plan, reports),
-        "counters": {k: c.as_dict() for k, c in counters.items()},
-        "crossbar_energy_pj": {k: c.energy_pj(chip) for k, c in counters.items()},
+        loss=controller.losses[-1] if controller.losses else None,
+        weights_sha256=run_sha(plan, reports),
+        counters={k: c.as_dict() for k, c in counters.items()},
+        crossbar_energy_pj={k: c.energy_pj(chip) for k, c in counters.items()},
         **timeline.summary,
-        "frames": frames,
-        "packets": packets,
-        "frames_rejected": rejected,
-        "faults": fault_summary(chip, [s for r in reports for s in r.get("stuck", [])]),
-        "checkpoints": checkpoints.summary(),
-        "recoveries": recoveries,
-        "actors": actors,
-        "cores": {"tiles": len(plan.tiles), "pe_cores": len(plan.pe_cores)},
-        "placement": placement,
-        "comparison": comparison,
-    }
-    if log_samples:
-        result["ops_log"] = ops_log(reports)
-    result["wall_s"] = time.perf_counter() - start
-    return result
+        frames=frames,
+        packets=packets,
+        frames_rejected=rejected,
+        faults=fault_summary(chip, [s for r in reports for s in r.get("stuck", [])]),
+        checkpoints=checkpoints.summary(),
+        recoveries=recoveries,
+        actors=actors,
+        cores={"tiles": len(plan.tiles), "pe_cores": len(plan.pe_cores)},
+        placement=placement,
+        comparison=comparison,
+        ops_log=ops_log(reports) if cfg.log_samples else None,
+        wall_s=time.perf_counter() - start,
+    )
+
+
+def run_emulation(net: NetworkSpec, chip: ChipSpec, **options: Any) -> dict[str, Any]:
+    """:func:`run` of ``RunConfig(network=net, chip=chip, **options)`` as a JSON-able dict
+    (``progress`` and ``notify`` are passed to :func:`run`)."""
+    hooks = {k: options.pop(k) for k in ("progress", "notify") if k in options}
+    return run(RunConfig(network=net, chip=chip, **options), **hooks).as_json()
 
 
 def _checkpoint_root(resume: str) -> Path:

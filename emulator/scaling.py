@@ -19,6 +19,7 @@ import yaml
 from emulator.compare import compare
 from emulator.cost import Activity, simulate
 from emulator.physics.mapping import MappingError, map_network
+from emulator.run import RunResult
 from emulator.spec import ChipSpec, NetworkSpec, SweepError
 
 
@@ -106,48 +107,48 @@ def analytic_point(
     }
 
 
-def emulate_point(
-    chip: ChipSpec, net: NetworkSpec, run: Callable[[], dict[str, Any]]
-) -> dict[str, Any]:
-    """One sweep point through the cores (``run`` trains on ``chip`` and returns
-    :func:`~emulator.run.run_emulation`'s result): the emulated chip's throughput and
-    energy, and the PipeLayer ratios on the run's activity."""
+def emulate_point(chip: ChipSpec, net: NetworkSpec, run: Callable[[], RunResult]) -> dict[str, Any]:
+    """One sweep point through the cores (``run`` trains on ``chip``): the emulated chip's
+    throughput and energy, and the PipeLayer ratios on the run's activity."""
     placed = _placed(chip, net)
     if not placed["fits"]:
         return placed
     result = run()
-    comparison = result["comparison"] or {}
+    comparison = result.comparison
+    assert result.time_ns_per_sample is not None
     return placed | {
-        "samples_per_s": 1e9 / result["time_ns_per_sample"],
-        "time_ns_per_sample": result["time_ns_per_sample"],
-        "energy_pj_per_sample": result["energy_pj_per_sample"],
-        "speedup": comparison.get("speedup"),
-        "energy_ratio": comparison.get("energy_ratio"),
-        "test_accuracy": result["test_accuracy"],
-        "weights_sha256": result["weights_sha256"],
-        "cycles": result["cycles"],
-        "actors": result["actors"],
-        "wall_s": result["wall_s"],
+        "samples_per_s": 1e9 / result.time_ns_per_sample,
+        "time_ns_per_sample": result.time_ns_per_sample,
+        "energy_pj_per_sample": result.energy_pj_per_sample,
+        "speedup": comparison.speedup if comparison else None,
+        "energy_ratio": comparison.energy_ratio if comparison else None,
+        "test_accuracy": result.test_accuracy,
+        "weights_sha256": result.weights_sha256,
+        "cycles": result.cycles,
+        "actors": result.actors,
+        "wall_s": result.wall_s,
     }
 
 
-def cpu_scaling(runs: dict[int, dict[str, Any]]) -> dict[str, Any]:
+def cpu_scaling(runs: dict[int, RunResult]) -> dict[str, Any]:
     """Wall-clock speedup and parallel efficiency over CPU counts (the emulator's own
     scaling), and whether the emulated results are identical at every count."""
     counts = sorted(runs)
     base = counts[0]
-    keys = ("weights_sha256", "cycles", "energy_pj", "test_accuracy")
-    reference = {k: runs[base][k] for k in keys}
+
+    def same(r: RunResult) -> tuple:
+        return (r.weights_sha256, r.cycles, r.energy_pj, r.test_accuracy)
+
     rows = []
     for c in counts:
-        speedup = runs[base]["wall_s"] / runs[c]["wall_s"]
+        speedup = runs[base].wall_s / runs[c].wall_s
         rows.append(
             {
                 "cpus": c,
-                "wall_s": runs[c]["wall_s"],
+                "wall_s": runs[c].wall_s,
                 "wall_speedup": speedup,
                 "parallel_efficiency": speedup / (c / base),
-                "identical": {k: runs[c][k] for k in keys} == reference,
+                "identical": same(runs[c]) == same(runs[base]),
             }
         )
     return {"runs": rows, "identical": all(r["identical"] for r in rows)}

@@ -438,7 +438,7 @@ def test_an_interrupted_run_says_how_to_go_on(
     def interrupted(*args: Any, **kw: Any) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(emulator.run, "run_emulation", interrupted)
+    monkeypatch.setattr(emulator.run, "run", interrupted)
     assert main(["run", "--runtime", "local", "--checkpoint", str(saved)]) == 130
     err = capsys.readouterr().err.strip()
     assert err == f"pipesdfa run: interrupted; go on with the same options and --resume {saved}"

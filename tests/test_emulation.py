@@ -332,3 +332,18 @@ def test_frames_beyond_the_window_credit_are_refused(references: dict) -> None:
     assert run_sha(plan, rt.reports()) == references["tiny"]["weights_sha256"]
     with pytest.raises(ValueError, match="need 74 windows in the chip; the plan allows 2"):
         Controller(plan, data, epochs=1, batch=32, frame_samples=7)
+
+
+def test_the_run_s_json_is_its_typed_result(
+    in_process: dict, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``pipesdfa run --json`` is :class:`RunResult` (``pipesdfa schema run``): every key
+    the schema names, no other, each value of its declared type."""
+    from emulator.run import RunResult
+
+    assert main(["schema", "run"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    result = in_process["tiny"]
+    assert set(result) == set(schema["properties"]) - {"ops_log"}
+    assert RunResult.model_validate(result).as_json() == result
+    assert set(schema["required"]) == set(schema["properties"]) - {"ops_log"}

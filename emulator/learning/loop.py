@@ -12,7 +12,7 @@ import numpy as np
 from emulator.learning.model import ReferenceModel, weights_sha256
 from emulator.learning.snn import events_to_steps, rate_encode
 from emulator.rng import stream
-from emulator.spec import NetworkSpec
+from emulator.spec import NetworkSpec, training_options
 
 EVAL_BATCH = 256
 """Samples per forward pass when measuring accuracy (fixed, so eval events are too)."""
@@ -97,8 +97,8 @@ def train(
     ``progress(done_batches, total_batches, loss)`` runs after every batch;
     ``eval_each_epoch`` adds the test accuracy to each epoch's history entry.
     """
-    epochs = net.training.epochs if epochs is None else epochs
-    batch = net.training.batch if batch is None else batch
+    t = training_options(net, epochs=epochs, batch=batch)
+    epochs, batch = t.epochs, t.batch
     if model is None:
         model = ReferenceModel(net, algorithm=algorithm, seed=seed, lr=lr, optimizer=optimizer)
     else:

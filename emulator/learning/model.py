@@ -32,6 +32,7 @@ from emulator.spec import (
     PoolLayer,
     feedback_widths,
     layer_shapes,
+    training_options,
     weighted_layers,
 )
 
@@ -188,9 +189,8 @@ class ReferenceModel:
             )
         self.feedback = feedback if feedback is not None else IdealFeedback.for_network(net, seed)
         self.feedback_width = max(feedback_widths(net), default=0)  # M
-        self.optimizer = make_optimizer(
-            optimizer or net.training.optimizer, net.training.lr if lr is None else lr
-        )
+        t = training_options(net, lr=lr, optimizer=optimizer)
+        self.optimizer = make_optimizer(t.optimizer, t.lr)
 
     # ---------------------------------------------------------------- forward
 

@@ -47,7 +47,11 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used; the message is ``FILE: reason``."""
 
 
-class RunConfig(BaseModel):
+MAX_RESTARTS = 3
+"""Dead actors a run survives by default (each sends the chip back to a checkpoint)."""
+
+
+class RunIdentity(BaseModel):
     """What makes two runs the same run: a checkpoint resumes only the run it came from."""
 
     model_config = ConfigDict(extra="forbid")
@@ -86,7 +90,7 @@ class Manifest(BaseModel):
     train_batches: int = Field(ge=0, description="Training batches of the whole run.")
     samples_done: int = Field(ge=0, description="Training samples fed before it.")
     cores: list[str] = Field(description="The cores whose states it holds, in plan order.")
-    config: RunConfig = Field(description="The run it belongs to.")
+    config: RunIdentity = Field(description="The run it belongs to.")
     files: dict[Annotated[str, StringConstraints(pattern=r"^[\w-][\w.-]*$")], FileEntry] = Field(
         description="Its other files, by name (in the checkpoint's folder)."
     )
@@ -292,7 +296,7 @@ def _manifest(file: Path) -> Manifest:
         raise CheckpointError(lines[0] + more) from None
 
 
-def mismatch(saved: RunConfig, wanted: RunConfig) -> str | None:
+def mismatch(saved: RunIdentity, wanted: RunIdentity) -> str | None:
     """The first setting in which a checkpoint's run differs from this run, or None. The
     epochs may differ: epoch e's batches do not depend on how many follow, so a checkpoint
     of a shorter run is also one of a longer run (the caller checks it is not past the end)."""
@@ -321,7 +325,7 @@ def _first_difference(a: Any, b: Any, where: str) -> str | None:
 
 
 def manifest_for(
-    config: RunConfig, cores: list[str], batches_done: int, train_batches: int, samples: int
+    config: RunIdentity, cores: list[str], batches_done: int, train_batches: int, samples: int
 ) -> Manifest:
     """The manifest of a checkpoint about to be written (files filled in by :func:`save`)."""
     return Manifest(
@@ -347,7 +351,7 @@ class Checkpoints:
 
     def __init__(
         self,
-        config: RunConfig | None,
+        config: RunIdentity | None,
         cores: list[str],
         *,
         directory: str | os.PathLike | None = None,

@@ -23,7 +23,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from emulator.chip import CONTROLLER, Controller, PECore, TileCore
 from emulator.chip.plan import Plan
-from emulator.runtime.checkpoint import Checkpoints, restore_cores, settled_states
+from emulator.runtime.checkpoint import MAX_RESTARTS, Checkpoints, restore_cores, settled_states
 from emulator.runtime.frames import FrameError, decode, encode
 from emulator.runtime.inbox import Inbox, stall_reasons
 
@@ -259,7 +259,7 @@ class RayRuntime:
         cores_per_actor: int = 1,
         cpus: int | None = None,
         fail_at: tuple[str, int] | None = None,
-        max_restarts: int = 3,
+        max_restarts: int = MAX_RESTARTS,
         notify: Callable[[str], None] | None = None,
     ) -> None:
         """``cpus``: pin every actor process to the machine's first ``cpus`` cores (Ray's

@@ -152,3 +152,17 @@ def weighted_layers(net: NetworkSpec) -> list[int]:
     """Indices into ``net.layers`` of the weighted (fc, conv) layers, in order: the layers
     every other room numbers 0, 1, … (pool layers do not count)."""
     return [i for i, layer in enumerate(net.layers) if not isinstance(layer, PoolLayer)]
+
+
+def training_options(
+    net: NetworkSpec,
+    *,
+    epochs: int | None = None,
+    batch: int | None = None,
+    lr: float | None = None,
+    optimizer: str | None = None,
+) -> TrainingSpec:
+    """The network file's training defaults with the options given (None: the file's): the
+    one place a run's training settings are resolved."""
+    given = {"epochs": epochs, "batch": batch, "lr": lr, "optimizer": optimizer}
+    return net.training.model_copy(update={k: v for k, v in given.items() if v is not None})
