@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
 import pytest
 
 import emulator.run as emulation
@@ -225,12 +226,13 @@ def test_emulation_refuses_data_and_batch_ablations(level: str) -> None:
 
 def _bad_messages() -> list[bytes]:
     """Not msgpack; a map that is no frame; a frame for nobody; a frame its core cannot use."""
-    from emulator.runtime.frames import Frame, encode
+    from emulator.runtime.frames import Frame, Spikes, Window, Written, encode
 
+    w = Window(seq=0, mode="train", version=0, event=(0, 0), first=0, size=1, total=32, base=0)
     wrong_shape = Frame.pack(
-        "spikes", "controller", "tile-0", 0, 0, [-1], [-1], [0.0], [[1, 0, 1]], {"seq": 0}
+        Spikes(window=w), "controller", "tile-0", 0, 0, np.array([[[1, 0, 1]]], bool), 2
     )
-    nobody = Frame.pack("control", "controller", "pe-9-9", 0, 0, [-1], [-1], [0.0], None)
+    nobody = Frame.pack(Written(version=0, cells_written=0, pulses=0), "controller", "pe-9-9", 0, 0)
     return [b"\xc1garbage", encode_map({"kind": "spikes"}), encode(nobody), encode(wrong_shape)]
 
 
@@ -288,39 +290,20 @@ def test_frames_beyond_the_window_credit_are_refused(references: dict) -> None:
 
     from emulator.chip import Controller, run_sha
     from emulator.learning.training import load_for
-    from emulator.runtime.frames import Frame, encode
+    from emulator.runtime.frames import Frame, Update, encode
     from emulator.runtime.local import LocalRuntime
 
     net, chip = load_network("tiny-mlp"), load_chip("tiny")
     plan = Plan(chip, net, 0, "sdfa", net.training.lr, net.training.optimizer)
     data = load_for(net, "digits", None, 0)
     first = Controller(plan, data, epochs=1, batch=32, frame_samples=None).start()[0]
-    ahead = Frame.pack(
-        "spikes",
-        "controller",
-        first.dst,
-        0,
-        0,
-        first.samples,
-        first.steps,
-        first.times_ns,
-        first.array(),
-        dict(first.meta) | {"seq": plan.window_credit},
-    )
+    far = first.window.model_copy(update={"seq": plan.window_credit})
+    ahead = first.model_copy(update={"header": first.header.model_copy(update={"window": far})})
     layer = plan.layers[0]
     pe = layer.pes[0]
     size = sum(layer.blocks[j].n_in * layer.blocks[j].n_out for j in layer.blocks_of(pe))
     update = Frame.pack(
-        "update",
-        layer.home,
-        pe,
-        0,
-        5,
-        [-1],
-        [-1],
-        [0.0],
-        np.zeros((1, size), dtype=np.int64),
-        {"event": [0, 5]},
+        Update(event=(0, 5)), layer.home, pe, 0, 5, np.zeros((1, size), dtype=np.int64)
     )
     controller = Controller(plan, data, epochs=1, batch=32, frame_samples=None)
     rt = LocalRuntime(plan, shuffle_seed=2)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from emulator.chip.plan import Plan
-from emulator.chip.window import CONTROLLER, IN_FLIGHT, Window, _frame, _steps_major, window_credit
+from emulator.chip.window import CONTROLLER, IN_FLIGHT, Window, expect, window_credit
 from emulator.learning import (
     EVAL_BATCH,
     EVAL_EVENT_TEST,
@@ -22,7 +22,7 @@ from emulator.learning import (
     weights_sha256,
 )
 from emulator.rng import stream
-from emulator.runtime.frames import Frame
+from emulator.runtime.frames import Error, Frame, Spikes
 
 
 @dataclass
@@ -194,24 +194,35 @@ class Controller:
         frames = []
         for first in range(0, len(ids), size):
             part = spikes[:, first : first + size]
-            w = Window(self.seq, mode, version, event, first, part.shape[1], len(ids), base)
+            w = Window(
+                seq=self.seq,
+                mode=mode,
+                version=version,
+                event=event,
+                first=first,
+                size=part.shape[1],
+                total=len(ids),
+                base=base,
+            )
             self.seq += 1
-            frames.append(_frame("spikes", CONTROLLER, layer0.home, 0, w, _steps_major(part)))
+            head = Spikes(window=w)
+            frames.append(Frame.pack(head, CONTROLLER, layer0.home, 0, version, part, 2))
         return frames
 
     def handle(self, frame: Frame) -> list[Frame]:
         """Output spikes of a window; when the batch is whole, its errors and the next batch."""
+        if not isinstance(frame.header, Spikes):
+            raise ValueError(f"controller: cannot handle a {frame.kind} frame")
         steps = self.plan.net.time_steps
-        s = frame.array().reshape(steps, -1, *self.plan.layers[-1].send_shape)
-        w = Window.of(frame, s.shape[1])
+        expect(frame, (steps, -1, *self.plan.layers[-1].send_shape), CONTROLLER)
+        s, w = frame.array(), frame.window
         first_seq = w.seq - w.first // (self.frame_samples or w.total)
         pending = self.pending[first_seq]
         if pending.spikes is None:
             pending.spikes = np.zeros((steps, w.total, *s.shape[2:]))
         pending.spikes[:, w.first : w.first + w.size] = s
-        error_ps = frame.meta.get("error_ps")
-        if isinstance(error_ps, list):
-            pending.error_ps[w.first : w.first + w.size] = error_ps
+        if frame.header.error_ps is not None:
+            pending.error_ps[w.first : w.first + w.size] = frame.header.error_ps
         pending.rows += w.size
         if pending.rows < w.total:
             return []
@@ -237,13 +248,23 @@ class Controller:
         for k, first in enumerate(range(0, total, p.window_size)):
             part = e[first : first + p.window_size]
             w = Window(
-                p.first_seq + k, "train", p.version, p.event, first, len(part), total, p.base
+                seq=p.first_seq + k,
+                mode="train",
+                version=p.version,
+                event=p.event,
+                first=first,
+                size=len(part),
+                total=total,
+                base=p.base,
             )
-            frames.append(_frame("error", CONTROLLER, last.home, last.index, w, part))
+            frames.append(
+                Frame.pack(Error(window=w), CONTROLLER, last.home, last.index, p.version, part)
+            )
             if fb is not None:
                 ready = p.error_ps[first : first + len(part)]
                 group = len(self.plan.layers)
-                frames.append(_frame("error", CONTROLLER, fb.home, group, w, part, ready_ps=ready))
+                head = Error(window=w, ready_ps=ready)
+                frames.append(Frame.pack(head, CONTROLLER, fb.home, group, p.version, part))
         return frames
 
     def accuracy(self) -> dict[str, float]:

@@ -3,18 +3,17 @@ handler."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
 from emulator.chip.plan import LayerPlan, Plan
-from emulator.chip.window import CreditError, Window, _frame, _steps_major, expect
+from emulator.chip.window import CreditError, expect
 from emulator.learning import init_weights
 from emulator.learning.snn import im2col
 from emulator.physics.blocks import initial_codes, program_block, program_blocks, read_blocks
 from emulator.physics.crossbar import Crossbar, FormedCrossbar
-from emulator.runtime.frames import Frame
+from emulator.runtime.frames import Error, Frame, Psum, Spikes, Update, Written
 from emulator.spec import ConvLayer
 
 
@@ -80,14 +79,15 @@ class PECore:
                 f"{self.name}: a {frame.kind} frame of batch {frame.batch}, "
                 f"{self.applied} updates applied"
             )
-        if frame.kind == "spikes" and self.layer is not None:
-            expect(frame, math.prod(self.layer.in_shape), self.name)
-        elif frame.kind == "update" and self.layer is not None:
-            expect(frame, sum(b.n_in * b.n_out for b in self._blocks()), self.name)
-        elif frame.kind == "error" and self.formed:
+        steps = self.plan.net.time_steps
+        if isinstance(frame.header, Spikes) and self.layer is not None:
+            expect(frame, (steps, frame.window.size, *self.layer.in_shape), self.name)
+        elif isinstance(frame.header, Update) and self.layer is not None:
+            expect(frame, (1, sum(b.n_in * b.n_out for b in self._blocks())), self.name)
+        elif isinstance(frame.header, Error) and self.formed:
             fb = self.plan.feedback
             assert fb is not None
-            expect(frame, fb.rows, self.name)
+            expect(frame, (frame.window.size, fb.rows), self.name)
         else:
             raise ValueError(f"{self.name}: cannot handle a {frame.kind} frame")
 
@@ -109,8 +109,7 @@ class PECore:
         layer = self.layer
         assert layer is not None
         steps = self.plan.net.time_steps
-        x = frame.array().reshape(steps, -1, *layer.in_shape)
-        w = Window.of(frame, x.shape[1])
+        x, w = frame.array(), frame.window
         spec = self.plan.net.layers[layer.net_index]
         p = layer.positions
         parts = []
@@ -122,15 +121,8 @@ class PECore:
             blocks = read_blocks(self._blocks(), self.xbars, rows, (*w.event, t), window)
             parts.append(np.concatenate(blocks, axis=1))
         data = np.stack(parts)  # (T, W·P, columns of this PE's blocks)
-        return _frame(
-            "psum",
-            self.name,
-            layer.home,
-            layer.index,
-            w,
-            _steps_major(data),
-            blocks=self.block_ids,
-        )
+        head = Psum(window=w, blocks=self.block_ids)
+        return Frame.pack(head, self.name, layer.home, layer.index, w.version, data, 2)
 
     def _blocks(self):
         layer = self.layer
@@ -149,19 +141,8 @@ class PECore:
         program_blocks(self.xbars, steps)
         self.applied += 1
         cells, pulses = (a - b for a, b in zip(self._written(), before, strict=True))
-        meta = {"version": frame.batch, "cells_written": cells, "pulses": pulses}
-        return Frame.pack(
-            "control",
-            self.name,
-            layer.home,
-            layer.index,
-            frame.batch,
-            [-1],
-            [-1],
-            [0.0],
-            None,
-            meta | {"what": "written"},
-        )
+        head = Written(version=frame.batch, cells_written=cells, pulses=pulses)
+        return Frame.pack(head, self.name, layer.home, layer.index, frame.batch)
 
     def _written(self) -> tuple[int, int]:
         return (
@@ -172,20 +153,13 @@ class PECore:
     def _feedback(self, frame: Frame) -> Frame:
         fb = self.plan.feedback
         assert fb is not None
-        e = frame.array()
-        w = Window.of(frame, len(e))
+        e, w = frame.array(), frame.window
         self.feedback_rows += w.size
         blocks = [fb.blocks[j] for j in self.block_ids]
         parts = read_blocks(blocks, self.formed, e, w.event, (w.first, w.total))
-        return _frame(
-            "psum",
-            self.name,
-            fb.home,
-            frame.layer,
-            w,
-            np.concatenate(parts, axis=1),
-            blocks=self.block_ids,
-        )
+        head = Psum(window=w, blocks=self.block_ids)
+        data = np.concatenate(parts, axis=1)  # (W, columns of this PE's blocks)
+        return Frame.pack(head, self.name, fb.home, frame.layer, w.version, data)
 
     def settled(self, batches: int, samples: int) -> bool:
         """Nothing buffered, ``batches`` updates applied and the errors of ``samples``

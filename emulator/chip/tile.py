@@ -11,7 +11,7 @@ import numpy as np
 
 from emulator.chip.clock import Clock
 from emulator.chip.plan import LayerPlan, Plan
-from emulator.chip.window import CONTROLLER, CreditError, Window, _frame, _steps_major, expect
+from emulator.chip.window import CONTROLLER, CreditError, Window, expect
 from emulator.cost import grad_order, grad_ready_ps, xbar_ready_ps
 from emulator.learning import (
     feedback_scale,
@@ -23,7 +23,18 @@ from emulator.learning import (
 from emulator.learning.snn import Neuron, pool
 from emulator.physics.blocks import add_blocks, block_part, update_steps
 from emulator.physics.crossbar import bit_planes
-from emulator.runtime.frames import Frame, tile_name
+from emulator.runtime.frames import (
+    Error,
+    Feedback,
+    Frame,
+    GradDone,
+    GradJobs,
+    Psum,
+    Spikes,
+    Update,
+    Written,
+    tile_name,
+)
 
 
 @dataclass
@@ -106,42 +117,42 @@ class TileCore:
         group = len(self.plan.layers)
         if frame.layer == group and not self.feedback_home:
             raise ValueError(f"{self.name}: does not hold the feedback group")
-        if frame.kind == "spikes":
+        head, steps = frame.header, self.plan.net.time_steps
+        if isinstance(head, Spikes):
             home = self.homed[frame.layer]
-            expect(frame, math.prod(home.plan.in_shape), self.name)
-            seq = int(frame.meta["seq"])
+            expect(frame, (steps, head.window.size, *home.plan.in_shape), self.name)
+            seq = head.window.seq
             if seq < home.next_seq or seq in home.inbox:
                 raise ValueError(f"{self.name}: window {seq} of layer {frame.layer} again")
             self._credit(seq, home.next_seq, f"layer {frame.layer}'s input")
             home.inbox[seq] = frame
             return self._advance(home)
-        if frame.kind == "psum" and frame.layer == group:
+        if isinstance(head, Psum) and frame.layer == group:
             fb = self.plan.feedback
             assert fb is not None  # feedback_home
             self._expected(frame, self.fb_errors, self.fb_parts, len(fb.pes))
             return self._feedback_part(frame)
-        if frame.kind == "psum":
+        if isinstance(head, Psum):
             home = self.homed[frame.layer]
             self._expected(frame, home.windows, home.psums, len(home.plan.pes))
-            home.psums.setdefault(int(frame.meta["seq"]), []).append(frame)
+            home.psums.setdefault(head.window.seq, []).append(frame)
             return self._advance(home)
-        if frame.kind == "error" and frame.layer == group:
-            seq = int(frame.meta["seq"])
+        if isinstance(head, Error) and frame.layer == group:
+            seq = head.window.seq
             if seq < self.fb_next or seq in self.fb_errors or seq in self.fb_done:
                 raise ValueError(f"{self.name}: the error of window {seq} again")
             self._credit(seq, self.fb_next, "the feedback group's")
             return self._scatter_error(frame)
-        if frame.kind in ("error", "feedback"):
+        if isinstance(head, Error | Feedback):
             home = self.homed[frame.layer]
             self._credit(frame.batch, home.applied, f"layer {frame.layer}'s batch", 1)
             return self._error(home, frame)
-        what = frame.meta.get("what")
-        if frame.kind == "control" and what == "written":
-            return self._written(self.homed[frame.layer], frame)
-        if frame.kind == "control" and what == "grad":
-            return self._remote_grads(frame)
-        if frame.kind == "control" and what == "grad_done":
-            return self._grads_done(self.homed[frame.layer], frame)
+        if isinstance(head, Written):
+            return self._written(self.homed[frame.layer], head)
+        if isinstance(head, GradJobs):
+            return self._remote_grads(frame.layer, frame.batch, head)
+        if isinstance(head, GradDone):
+            return self._grads_done_local(self.homed[frame.layer], head.k, _ends(head))
         raise ValueError(f"{self.name}: cannot handle a {frame.kind} frame for {frame.layer}")
 
     def _credit(self, seq: int, first: int, what: str, extra: int = 0) -> None:
@@ -154,7 +165,7 @@ class TileCore:
 
     def _expected(self, frame: Frame, started: dict, parts: dict, expected: int) -> None:
         """Refuse a partial result of a window not started here, or one too many."""
-        seq = int(frame.meta["seq"])
+        seq = frame.window.seq
         if seq not in started or len(parts.get(seq, [])) >= expected:
             raise ValueError(f"{self.name}: an unexpected psum of window {seq}")
 
@@ -180,28 +191,12 @@ class TileCore:
         return out
 
     def _start_window(self, home: _Homed, frame: Frame) -> list[Frame]:
-        layer, steps = home.plan, self.plan.net.time_steps
-        x = frame.array().reshape(steps, -1, *layer.in_shape)
-        w = Window.of(frame, x.shape[1])
+        layer, x, w = home.plan, frame.array(), frame.window
         home.windows[w.seq] = w
         if w.mode == "train":  # input data reuse: kept for the local gradient
             batch = self._batch(home, w)
             batch.x[:, w.first : w.first + w.size] = x
-        return [
-            Frame.pack(
-                "spikes",
-                self.name,
-                pe,
-                layer.index,
-                frame.batch,
-                frame.samples,
-                frame.steps,
-                frame.times_ns,
-                frame.array(),
-                dict(frame.meta),
-            )
-            for pe in layer.pes
-        ]
+        return [frame.model_copy(update={"src": self.name, "dst": pe}) for pe in layer.pes]
 
     def _batch(self, home: _Homed, w: Window) -> _Batch:
         if w.version not in home.batches:
@@ -222,11 +217,8 @@ class TileCore:
         layer, steps, p = home.plan, self.plan.net.time_steps, home.plan.positions
         parts: dict[int, np.ndarray] = {}
         for f in frames:
-            data = f.array().reshape(steps, w.size * p, -1)
-            blocks = f.meta["blocks"]
-            assert isinstance(blocks, list)
-            offset = 0
-            for j in blocks:
+            data, offset = f.array(), 0  # (T, W·P, columns of the sender's blocks)
+            for j in _blocks(f):
                 width = layer.blocks[j].n_out
                 parts[j] = data[:, :, offset : offset + width]
                 offset += width
@@ -258,14 +250,13 @@ class TileCore:
             batch.s[:, w.first : w.first + w.size] = s
             batch.forward_rows += w.size
             x = inputs.array().reshape(steps, w.size, -1)
-            arrivals = inputs.meta.get("ready_ps")
+            arrivals = inputs.header.ready_ps
             meta, grads = self._stamp_forward(home, w, x, arrivals)
             out += grads + self._try_update(home, w.version)
         nxt = layer.index + 1
         dst = self.plan.layers[nxt].home if nxt < len(self.plan.layers) else CONTROLLER
-        out.append(
-            _frame("spikes", self.name, dst, nxt, w, _steps_major(sent.astype(bool)), **meta)
-        )
+        head = Spikes(window=w, **meta)
+        out.append(Frame.pack(head, self.name, dst, nxt, w.version, sent.astype(bool), 2))
         return out
 
     def _stamp_forward(
@@ -310,17 +301,16 @@ class TileCore:
     # backward ---------------------------------------------------------------------------
 
     def _error(self, home: _Homed, frame: Frame) -> list[Frame]:
-        e = frame.array()
-        w = Window.of(frame, len(e))
+        e, w = frame.array(), frame.window
+        expect(frame, (w.size, math.prod(home.plan.send_shape)), self.name)
         batch = self._batch(home, w)
         if batch.g is None:
             batch.g = np.zeros((w.total, *home.plan.send_shape))
         out: list[Frame] = []
-        if frame.kind == "error":  # the output layer's own error: ∂loss/∂s_L[t] = e/T
+        if isinstance(frame.header, Error):  # the output layer's own: ∂loss/∂s_L[t] = e/T
             e = output_spike_error(e, self.plan.net.time_steps)
         else:  # a hidden layer's g: its local gradients may start
-            ready = frame.meta["ready_ps"]
-            assert isinstance(ready, list)
+            ready = frame.header.ready_ps
             jobs = []
             for i in range(w.size):
                 n = w.base + w.first + i
@@ -350,28 +340,17 @@ class TileCore:
         frames = []
         for pe in layer.pes:
             parts = [block_part(steps, layer.blocks[j]).ravel() for j in layer.blocks_of(pe)]
-            frames.append(
-                Frame.pack(
-                    "update",
-                    self.name,
-                    pe,
-                    layer.index,
-                    version,
-                    [-1],
-                    [-1],
-                    [0.0],
-                    np.concatenate(parts)[None, :],
-                    {"event": list(batch.event)},
-                )
-            )
+            head = Update(event=batch.event)
+            data = np.concatenate(parts)[None, :]
+            frames.append(Frame.pack(head, self.name, pe, layer.index, version, data))
         return frames
 
-    def _written(self, home: _Homed, frame: Frame) -> list[Frame]:
-        acks = home.written[frame.batch]
+    def _written(self, home: _Homed, head: Written) -> list[Frame]:
+        acks = home.written[head.version]
         acks[0] += 1
-        acks[1] += int(frame.meta["cells_written"])
-        acks[2] += int(frame.meta["pulses"])
-        return self._try_write(home, frame.batch)
+        acks[1] += head.cells_written
+        acks[2] += head.pulses
+        return self._try_write(home, head.version)
 
     def _try_write(self, home: _Homed, version: int) -> list[Frame]:
         """WRITE(l, b) once every PE core has programmed and every tile's last local
@@ -412,35 +391,21 @@ class TileCore:
             if dst == self.name:
                 out += self._queue_grads(layer.index, k, jobs, size, batch)
                 continue
-            out.append(
-                Frame.pack(
-                    "control",
-                    self.name,
-                    dst,
-                    layer.index,
-                    batch,
-                    [-1],
-                    [-1],
-                    [0.0],
-                    None,
-                    {
-                        "what": "grad",
-                        "k": k,
-                        "size": size,
-                        "samples": [n for n, _, _ in jobs],
-                        "ready_ps": [r for _, r, _ in jobs],
-                        "active": [a for _, _, a in jobs],
-                    },
-                )
+            head = GradJobs(
+                k=k,
+                size=size,
+                samples=[n for n, _, _ in jobs],
+                ready_ps=[r for _, r, _ in jobs],
+                active=[a for _, _, a in jobs],
             )
+            out.append(Frame.pack(head, self.name, dst, layer.index, batch))
         return out
 
-    def _remote_grads(self, frame: Frame) -> list[Frame]:
-        m = frame.meta
-        jobs = list(zip(m["samples"], m["ready_ps"], m["active"], strict=True))
+    def _remote_grads(self, layer: int, batch: int, head: GradJobs) -> list[Frame]:
+        jobs = list(zip(head.samples, head.ready_ps, head.active, strict=True))
         if any(n < self.grad_next[0] for n, _, _ in jobs):
             raise ValueError(f"{self.name}: gradient jobs of samples already done")
-        return self._queue_grads(frame.layer, int(m["k"]), jobs, int(m["size"]), frame.batch)
+        return self._queue_grads(layer, head.k, jobs, head.size, batch)
 
     def _queue_grads(self, layer: int, k: int, jobs, size: int, batch: int) -> list[Frame]:
         for n, ready, active in jobs:
@@ -471,31 +436,9 @@ class TileCore:
             if home == self.name:
                 out += self._grads_done_local(self.homed[layer], k, ends)
                 continue
-            out.append(
-                Frame.pack(
-                    "control",
-                    self.name,
-                    home,
-                    layer,
-                    -1,
-                    [-1],
-                    [-1],
-                    [0.0],
-                    None,
-                    {
-                        "what": "grad_done",
-                        "k": k,
-                        "samples": [s for s, _ in ends],
-                        "ends_ps": [e for _, e in ends],
-                    },
-                )
-            )
+            head = GradDone(k=k, samples=[n for n, _ in ends], ends_ps=[e for _, e in ends])
+            out.append(Frame.pack(head, self.name, home, layer, -1))
         return out
-
-    def _grads_done(self, home: _Homed, frame: Frame) -> list[Frame]:
-        m = frame.meta
-        ends = list(zip(m["samples"], m["ends_ps"], strict=True))
-        return self._grads_done_local(home, int(m["k"]), ends)
 
     def _grads_done_local(self, home: _Homed, k: int, ends: list[tuple[int, int]]) -> list[Frame]:
         out = []
@@ -512,51 +455,36 @@ class TileCore:
     def _scatter_error(self, frame: Frame) -> list[Frame]:
         fb = self.plan.feedback
         assert fb is not None
+        head = frame.header
+        assert isinstance(head, Error)
+        if head.ready_ps is None or len(head.ready_ps) != head.window.size:
+            raise ValueError(f"{self.name}: the feedback group's error needs its ready_ps")
         e = frame.array()
         planes, _ = bit_planes(e, self.plan.chip.crossbar.error_bits)
         reads = planes.shape[0] * planes.shape[1]
         rates = [rate(int(planes[:, :, i].sum()), reads * e.shape[1]) for i in range(len(e))]
-        ready = frame.meta["ready_ps"]
-        assert isinstance(ready, list)
-        self.fb_errors[int(frame.meta["seq"])] = (ready, rates)
-        return [
-            Frame.pack(
-                "error",
-                self.name,
-                pe,
-                frame.layer,
-                frame.batch,
-                frame.samples,
-                frame.steps,
-                frame.times_ns,
-                e,
-                dict(frame.meta),
-            )
-            for pe in fb.pes
-        ]
+        self.fb_errors[head.window.seq] = (head.ready_ps, rates)
+        return [frame.model_copy(update={"src": self.name, "dst": pe}) for pe in fb.pes]
 
     def _feedback_part(self, frame: Frame) -> list[Frame]:
         fb = self.plan.feedback
         assert fb is not None
-        seq = int(frame.meta["seq"])
-        parts = self.fb_parts.setdefault(seq, [])
+        w = frame.window
+        parts = self.fb_parts.setdefault(w.seq, [])
         parts.append(frame)
         if len(parts) < len(fb.pes):
             return []
-        del self.fb_parts[seq]
-        w = Window.of(frame, frame.n_packets)
+        del self.fb_parts[w.seq]
         blocks: dict[int, np.ndarray] = {}
         for f in parts:
-            data, offset = f.array(), 0
-            ids = f.meta["blocks"]
-            assert isinstance(ids, list)
-            for j in ids:
+            data, offset = f.array(), 0  # (W, columns of the sender's blocks)
+            for j in _blocks(f):
                 width = fb.blocks[j].n_out
                 blocks[j] = data[:, offset : offset + width]
                 offset += width
         in_order = [blocks[j] for j in range(len(fb.blocks))]  # as ChipFeedback._read
         g = add_blocks(fb.blocks, in_order, w.size, fb.width)
-        self.fb_done[seq] = (w, g * feedback_scale(fb.width))
+        self.fb_done[w.seq] = (w, g * feedback_scale(fb.width))
         return self._run_feedback()
 
     def _run_feedback(self) -> list[Frame]:
@@ -578,16 +506,10 @@ class TileCore:
                         self.clock.run(noc, end, w.version, n) if noc else end
                     )
             for layer in hidden:
+                head = Feedback(window=w, ready_ps=arrive[layer.index])
+                prefix = g[:, : math.prod(layer.send_shape)]
                 out.append(
-                    _frame(
-                        "feedback",
-                        self.name,
-                        layer.home,
-                        layer.index,
-                        w,
-                        g[:, : math.prod(layer.send_shape)],
-                        ready_ps=arrive[layer.index],
-                    )
+                    Frame.pack(head, self.name, layer.home, layer.index, w.version, prefix)
                 )
         return out
 
@@ -677,3 +599,14 @@ class TileCore:
 
 def _ints(d: dict[Any, Any]) -> dict[int, int]:
     return {int(k): int(v) for k, v in d.items()}
+
+
+def _blocks(frame: Frame) -> list[int]:
+    """The blocks whose columns a partial-sum frame holds, side by side."""
+    head = frame.header
+    assert isinstance(head, Psum)
+    return head.blocks
+
+
+def _ends(head: GradDone) -> list[tuple[int, int]]:
+    return list(zip(head.samples, head.ends_ps, strict=True))

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from emulator.physics.crossbar import Counters, Crossbar, FormedCrossbar, Window
+from emulator.physics.crossbar import Counters, Crossbar, EventRows, FormedCrossbar
 from emulator.physics.mapping import Block, feedback_blocks, weight_blocks
 from emulator.rng import stream
 from emulator.spec import ChipSpec, CrossbarSpec
@@ -58,7 +58,7 @@ def read_blocks(
     arrays: Sequence[Crossbar] | Sequence[FormedCrossbar],
     x: np.ndarray,
     event: tuple[int, ...],
-    window: Window | None = None,
+    window: EventRows | None = None,
 ) -> list[np.ndarray]:
     """Each block's partial result of applying ``x`` (N, n_in) to its array: binary spikes to
     weight arrays, real values bit-serially to formed arrays; ``window``: these are vectors

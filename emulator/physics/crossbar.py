@@ -160,7 +160,7 @@ class Crossbar:
         self.codes = codes.astype(np.int64)
 
     def read(
-        self, spikes: np.ndarray, event: tuple[int, ...], *, window: Window | None = None
+        self, spikes: np.ndarray, event: tuple[int, ...], *, window: EventRows | None = None
     ) -> np.ndarray:
         """Apply binary spike vectors (B, n_in); return (B, n_out) float64 in code units.
 
@@ -265,7 +265,7 @@ class FormedCrossbar:
         self.counters = Counters()
 
     def read_bitserial(
-        self, values: np.ndarray, event: tuple[int, ...], *, window: Window | None = None
+        self, values: np.ndarray, event: tuple[int, ...], *, window: EventRows | None = None
     ) -> np.ndarray:
         """Multiply real vectors (B, n_in) by :attr:`matrix`, bit-serially; (B, n_out) float64.
 
@@ -342,11 +342,11 @@ def _stuck_cells(
     return low, ~low & (u < faults.stuck_at_gmin + faults.stuck_at_gmax)
 
 
-Window = tuple[int, int]
+EventRows = tuple[int, int]
 """(first vector, vectors in the whole event) of a read that applies part of an event."""
 
 
-def _noise_shape(shape: tuple[int, ...], window: Window | None) -> tuple[tuple[int, ...], slice]:
+def _noise_shape(shape: tuple[int, ...], window: EventRows | None) -> tuple[tuple[int, ...], slice]:
     """The whole event's noise shape (batch axis first) and the rows this read takes."""
     if window is None:
         return shape, slice(None)

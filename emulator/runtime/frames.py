@@ -1,41 +1,35 @@
-"""The frames the cores exchange and their msgpack codec, and the cores' names.
+"""What the cores say to each other: typed messages (a header per kind, an array payload),
+their msgpack codec, and the cores' names.
 
-A *frame* is the real message between actors: many packets of one kind and one layer for one
-destination over a window of samples, stored column-wise so that encoding is a single msgpack
-call. Ray costs ≈ 0.25–0.4 ms of CPU per actor→actor message whatever its size up to ~96 KB,
-and ≈ 1.5 ms above ~100 KB (the object store): send few, large frames (``DESIGN.md`` §4).
+A *frame* is one message between cores: a kind with its typed header (:data:`Header`, one
+model per kind, every field declared with its meaning), and a payload array whose shape is
+whole, so a receiver never reshapes by a convention it has to know from elsewhere (spikes
+arrive as (T, W, *features), partial sums as (T, W·P, columns), errors as (W, C)). Frames go
+to other actors as one msgpack map each: Ray costs ≈ 0.25–0.4 ms of CPU per actor→actor
+message whatever its size up to ~96 KB, so the cores send few, large frames (a window of
+samples each, DESIGN.md §4).
 
-Wire format of the payload (all packets' payloads concatenated in packet order):
+A frame's payload counts as packets, the emulated unit: its first ``packet_axes`` axes index
+packets (a spikes frame: one per step and sample), the rest are one packet's values. Wire
+format of the payload:
 
-- ``bits`` (kind ``spikes``): each packet's binary vector, flattened in C order and packed with
+- ``bits`` (spikes): each packet's binary values, flattened in C order and packed with
   ``np.packbits(..., bitorder="little")``: value ``i`` is bit ``i % 8`` (least significant
-  first) of byte ``i // 8``; each packet is padded with zero bits to a whole byte, so one
-  packet of ``n`` spikes takes ``ceil(n / 8)`` bytes.
-- ``f8`` (``psum``, ``error``, ``feedback``): little-endian IEEE float64, C order.
-- ``i8`` (``update``): little-endian int64 weight-code deltas, C order.
-- ``none`` (``control``): no payload; the shape is ``[]``.
+  first) of byte ``i // 8``; each packet padded with zero bits to a whole byte.
+- ``f8`` (psum, error, feedback): little-endian IEEE float64, C order.
+- ``i8`` (update): little-endian int64 weight-code deltas, C order.
+- ``none`` (written, grad, grad_done): no payload; the shape is ``[]`` (one packet).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgpack
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
-from emulator.cost.noc import KINDS, packet_bits
-from emulator.spec import ChipSpec
-
-Kind = Literal["spikes", "psum", "error", "feedback", "update", "control"]
-Dtype = Literal["bits", "f8", "i8", "none"]
-
-KIND_DTYPE: dict[str, str] = dict(zip(KINDS, ("bits", "f8", "f8", "f8", "i8", "none"), strict=True))
-"""The payload encoding of each message kind."""
 
 MAX_FRAME_BYTES = 96 * 1024
 """Keep encoded frames under this (≈ 96 KB): larger Ray messages go through the object store."""
@@ -43,9 +37,12 @@ MAX_FRAME_BYTES = 96 * 1024
 _BYTES_PER_VALUE = {"f8": 8, "i8": 8, "none": 0}
 _WIRE_DTYPE = {"f8": np.dtype("<f8"), "i8": np.dtype("<i8")}
 _INT64_MAX = 2**63 - 1
-_MAX_PACKET_VALUES = 2**32  # far above any frame's payload; keeps numpy shapes in range
+_MAX_VALUES = 2**32  # far above any frame's payload; keeps numpy shapes in range
 _CORE = r"^(controller|tile-(0|[1-9][0-9]{0,5})|pe-(0|[1-9][0-9]{0,5})-(0|[1-9][0-9]{0,5}))$"
 _CORE_RE = re.compile(_CORE)
+
+CONTROLLER = "controller"
+"""The controller's name."""
 
 
 class FrameError(ValueError):
@@ -69,7 +66,7 @@ def parse_core(name: str) -> tuple[str, int, int]:
     """``("controller", -1, -1)``, ``("tile", T, -1)`` or ``("pe", T, P)`` from a core name."""
     if not _CORE_RE.match(name):
         raise ValueError(f"not a core name: {name!r} (controller, tile-T or pe-T-P)")
-    if name == "controller":
+    if name == CONTROLLER:
         return ("controller", -1, -1)
     parts = name.split("-")
     if parts[0] == "tile":
@@ -77,65 +74,176 @@ def parse_core(name: str) -> tuple[str, int, int]:
     return ("pe", int(parts[1]), int(parts[2]))
 
 
-# ----------------------------------------------------------------------------- packets
+# ---------------------------------------------------------------------------- headers
 
-
-@dataclass(frozen=True)
-class Packet:
-    """One emulated packet; ``payload`` is None for ``control``."""
-
-    kind: str
-    src: str
-    dst: str
-    layer: int
-    batch: int
-    sample: int
-    step: int
-    time_ns: float
-    payload: np.ndarray | None
-
-
-CoreName = Annotated[str, Field(pattern=_CORE)]
+Count = Annotated[int, Field(ge=0, le=_INT64_MAX)]
 Index = Annotated[int, Field(ge=-1, le=_INT64_MAX)]
-TimeNs = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Picoseconds = Annotated[int, Field(ge=0, le=_INT64_MAX)]
+
+
+class _Header(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Window(_Header):
+    """A window of samples of one batch: what one frame of each kind covers."""
+
+    seq: Count = Field(description="Global window number, in send order.")
+    mode: Literal["train", "eval"] = Field(description="A training or an evaluation batch.")
+    version: Count = Field(description="Updates that must be applied before its forward.")
+    event: tuple[Index, Index] = Field(
+        description="(epoch, batch) of training, or (EVAL_EVENT_*, eval batch)."
+    )
+    first: Count = Field(description="The window's first row of the batch.")
+    size: Count = Field(description="Samples in the window.")
+    total: Count = Field(description="Samples in the batch.")
+    base: Index = Field(description="Run id of the batch's first training sample (-1: eval).")
+
+    @model_validator(mode="after")
+    def _inside(self) -> Window:
+        if self.first + self.size > self.total:
+            raise ValueError(
+                f"first: rows {self.first}..{self.first + self.size} exceed the batch's "
+                f"{self.total}"
+            )
+        return self
+
+
+class Spikes(_Header):
+    """Spikes of a window into a layer (or its outputs to the controller): (T, W, *shape)."""
+
+    kind: Literal["spikes"] = "spikes"
+    window: Window
+    ready_ps: list[Picoseconds] | None = Field(
+        None, description="When each (step, sample) arrived (step-major; layer 0: none)."
+    )
+    error_ps: list[Picoseconds] | None = Field(
+        None, description="Output layer: when each sample's error left for the feedback group."
+    )
+
+
+class Psum(_Header):
+    """A PE core's partial sums of a window, its blocks side by side: (T, W·P, columns) of a
+    layer, (W, columns) of the feedback group."""
+
+    kind: Literal["psum"] = "psum"
+    window: Window
+    blocks: list[Count] = Field(description="The blocks whose columns the payload holds.")
+
+
+class Error(_Header):
+    """The output error e of a window (W, C): to the output layer's home and the group."""
+
+    kind: Literal["error"] = "error"
+    window: Window
+    ready_ps: list[Picoseconds] | None = Field(
+        None, description="To the feedback group: when each sample's error arrived."
+    )
+
+
+class Feedback(_Header):
+    """A hidden layer's prefix of g = e·B/√M for a window (W, width)."""
+
+    kind: Literal["feedback"] = "feedback"
+    window: Window
+    ready_ps: list[Picoseconds] = Field(description="When each sample's g arrived.")
+
+
+class Update(_Header):
+    """A PE core's weight-code steps of one update, its blocks in order: (1, values)."""
+
+    kind: Literal["update"] = "update"
+    event: tuple[Index, Index] = Field(description="(epoch, batch) of the update.")
+
+
+class Written(_Header):
+    """A PE core has programmed an update."""
+
+    kind: Literal["written"] = "written"
+    version: Count = Field(description="The update's number.")
+    cells_written: Count = Field(description="Cells whose level changed.")
+    pulses: Count = Field(description="Programming pulses applied.")
+
+
+class GradJobs(_Header):
+    """Gradient jobs for another tile's gradient unit: GRAD(layer, n, k) of these samples."""
+
+    kind: Literal["grad"] = "grad"
+    k: Count = Field(description="Index of the receiving tile among the layer's tiles.")
+    size: Count = Field(description="Inputs of the layer over the T steps (rate = active/size).")
+    samples: list[Count] = Field(description="Training samples, in order.")
+    ready_ps: list[Picoseconds] = Field(description="When each sample's gradient may start.")
+    active: list[Count] = Field(description="Each sample's active inputs over the T steps.")
+
+    @model_validator(mode="after")
+    def _columns(self) -> GradJobs:
+        if not len(self.samples) == len(self.ready_ps) == len(self.active):
+            raise ValueError("samples: samples, ready_ps and active have unequal lengths")
+        return self
+
+
+class GradDone(_Header):
+    """A tile's gradient unit has finished GRAD(layer, n, k) of these samples."""
+
+    kind: Literal["grad_done"] = "grad_done"
+    k: Count = Field(description="Index of the tile among the layer's tiles.")
+    samples: list[Count] = Field(description="Training samples, in order.")
+    ends_ps: list[Picoseconds] = Field(description="When each sample's gradient ended.")
+
+    @model_validator(mode="after")
+    def _columns(self) -> GradDone:
+        if len(self.samples) != len(self.ends_ps):
+            raise ValueError("samples: samples and ends_ps have unequal lengths")
+        return self
+
+
+Header = Annotated[
+    Spikes | Psum | Error | Feedback | Update | Written | GradJobs | GradDone,
+    Field(discriminator="kind"),
+]
+"""The header of a frame: its kind and the fields that kind carries."""
+
+KIND_DTYPE: dict[str, str] = {
+    "spikes": "bits",
+    "psum": "f8",
+    "error": "f8",
+    "feedback": "f8",
+    "update": "i8",
+    "written": "none",
+    "grad": "none",
+    "grad_done": "none",
+}
+"""The payload encoding of each kind."""
+
+Dtype = Literal["bits", "f8", "i8", "none"]
+CoreName = Annotated[str, Field(pattern=_CORE)]
 Dim = Annotated[int, Field(ge=0, le=_INT64_MAX)]
-MetaValue = int | float | str | list[int]
+
+
+# ----------------------------------------------------------------------------- frames
 
 
 class Frame(BaseModel):
-    """Many packets of one kind and one layer for one destination, stored column-wise.
-
-    Column ``i`` of ``samples``, ``steps`` and ``times_ns`` describes packet ``i``; ``payload``
-    holds every packet's payload in packet order (see the module docstring for the encoding).
-    ``layer``, ``batch``, samples and steps use -1 for "not applicable". Build one with
-    :meth:`pack`, read it with :meth:`array`; the wire codec is :func:`encode` / :func:`decode`.
-    """
+    """One message: ``header`` (typed per kind), and a payload array of ``shape`` whose first
+    ``packet_axes`` axes index packets. Build one with :meth:`pack`, read its array with
+    :meth:`array`; the wire codec is :func:`encode` / :func:`decode`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    kind: Kind = Field(description="Packet kind; fixes the payload dtype (KIND_DTYPE).")
     src: CoreName = Field(description="Sending core: controller, tile-T or pe-T-P.")
     dst: CoreName = Field(description="Receiving core.")
-    layer: Index = Field(description="Network layer (0-based), -1 for none.")
-    batch: Index = Field(description="Batch index, -1 for none.")
-    samples: list[Index] = Field(description="Sample index of each packet.")
-    steps: list[Index] = Field(description="Time step of each packet, -1 for none.")
-    times_ns: list[TimeNs] = Field(description="Emulated send time of each packet, ns.")
-    shape: list[Dim] = Field(max_length=8, description="Shape of one packet's payload.")
-    dtype: Dtype = Field(description="Payload encoding: bits, f8, i8 or none.")
-    payload: bytes = Field(description="All packets' payloads concatenated in packet order.")
-    meta: dict[str, MetaValue] = Field(
-        default_factory=dict, description="Small extras (e.g. window first sample and total)."
+    layer: Index = Field(description="Network layer (weighted, 0-based), -1 for none.")
+    batch: Index = Field(description="Updates that precede it (a batch's version), -1: none.")
+    header: Header = Field(description="The kind and what it carries.")
+    shape: list[Dim] = Field(max_length=8, description="Shape of the payload array.")
+    packet_axes: Annotated[int, Field(ge=0, le=8)] = Field(
+        description="Leading axes of the shape that index packets."
     )
+    dtype: Dtype = Field(description="Payload encoding: bits, f8, i8 or none.")
+    payload: bytes = Field(description="The array, encoded (module docstring).")
 
     @model_validator(mode="after")
     def _consistent(self) -> Frame:
-        n = len(self.samples)
-        if len(self.steps) != n or len(self.times_ns) != n:
-            raise ValueError(
-                f"columns: samples, steps and times_ns have unequal lengths "
-                f"({n}, {len(self.steps)}, {len(self.times_ns)})"
-            )
         if KIND_DTYPE[self.kind] != self.dtype:
             raise ValueError(
                 f"dtype: {self.dtype!r} does not match kind {self.kind!r} "
@@ -143,79 +251,76 @@ class Frame(BaseModel):
             )
         if self.dtype == "none" and self.shape:
             raise ValueError(f"shape: must be [] for kind {self.kind!r}, got {self.shape}")
-        if math.prod(d for d in self.shape if d) > _MAX_PACKET_VALUES:
-            raise ValueError(f"shape: {self.shape} exceeds {_MAX_PACKET_VALUES} values per packet")
-        expected = n * self.bytes_per_packet
+        if self.packet_axes > len(self.shape):
+            raise ValueError(f"packet_axes: {self.packet_axes} exceeds the shape {self.shape}")
+        if math.prod(d for d in self.shape if d) > _MAX_VALUES:
+            raise ValueError(f"shape: {self.shape} exceeds {_MAX_VALUES} values")
+        expected = self.n_packets * self.bytes_per_packet
         if len(self.payload) != expected:
             raise ValueError(
-                f"payload: {len(self.payload)} bytes, expected {expected} "
-                f"({n} packets × {self.bytes_per_packet} bytes of {self.dtype} {self.shape})"
+                f"payload: {len(self.payload)} bytes, expected {expected} ({self.n_packets} "
+                f"packets × {self.bytes_per_packet} bytes of {self.dtype} {self.shape})"
             )
         return self
 
-    # -- sizes
+    @property
+    def kind(self) -> str:
+        """The header's kind."""
+        return self.header.kind
+
+    @property
+    def window(self) -> Window:
+        """The window of a window-carrying frame (ValueError for the others)."""
+        window = getattr(self.header, "window", None)
+        if window is None:
+            raise ValueError(f"a {self.kind} frame carries no window")
+        return window
 
     @property
     def n_packets(self) -> int:
-        """Packets in this frame."""
-        return len(self.samples)
+        """Packets in this frame (one for a frame without payload)."""
+        return math.prod(self.shape[: self.packet_axes])
 
     @property
     def values_per_packet(self) -> int:
-        """Payload values of one packet (0 for control)."""
-        return 0 if self.dtype == "none" else math.prod(self.shape)
+        """Payload values of one packet (0 without payload)."""
+        return 0 if self.dtype == "none" else math.prod(self.shape[self.packet_axes :])
 
     @property
     def bytes_per_packet(self) -> int:
         """Encoded payload bytes of one packet."""
         if self.dtype == "bits":
-            return -(-math.prod(self.shape) // 8)
-        return _BYTES_PER_VALUE[self.dtype] * math.prod(self.shape)
-
-    def bits_per_packet(self, chip: ChipSpec) -> int:
-        """Emulated NoC bits of one packet's payload on ``chip`` (:func:`packet_bits`)."""
-        return packet_bits(chip, self.kind, self.values_per_packet)
-
-    # -- building and reading
+            return -(-self.values_per_packet // 8)
+        return _BYTES_PER_VALUE[self.dtype] * self.values_per_packet
 
     @classmethod
     def pack(
         cls,
-        kind: str,
+        header: Any,
         src: str,
         dst: str,
         layer: int,
         batch: int,
-        samples: Sequence[int] | np.ndarray,
-        steps: Sequence[int] | np.ndarray,
-        times_ns: Sequence[float] | np.ndarray,
-        data: np.ndarray | None,
-        meta: dict[str, MetaValue] | None = None,
+        data: np.ndarray | None = None,
+        packet_axes: int = 1,
     ) -> Frame:
-        """Build a frame from columns and ``data`` of shape (n_packets, *packet_shape).
-
-        ``data`` is bool or 0/1 integers for ``spikes``, real values for ``psum``, ``error``
-        and ``feedback`` (stored as float64), integers for ``update`` (int64), None for
-        ``control``. Raises :class:`FrameError` on any inconsistency.
-        """
-        if kind not in KIND_DTYPE:
-            raise FrameError(f"kind: unknown kind {kind!r} (one of {', '.join(KIND_DTYPE)})")
+        """A frame of ``header`` carrying ``data`` (None for the kinds without payload):
+        bool or 0/1 integers for spikes, real values for psum, error and feedback (stored
+        as float64), integers for update (int64). Raises :class:`FrameError` on any
+        inconsistency."""
+        kind = header.kind
         dtype = KIND_DTYPE[kind]
-        samples_l = [int(s) for s in samples]
-        shape, payload = _pack_payload(kind, dtype, data, len(samples_l))
+        shape, payload = _pack_payload(kind, dtype, data, packet_axes)
         fields = {
-            "kind": kind,
             "src": src,
             "dst": dst,
             "layer": int(layer),
             "batch": int(batch),
-            "samples": samples_l,
-            "steps": [int(s) for s in steps],
-            "times_ns": [float(t) for t in times_ns],
+            "header": header,
             "shape": shape,
+            "packet_axes": packet_axes if data is not None else 0,
             "dtype": dtype,
             "payload": payload,
-            "meta": dict(meta or {}),
         }
         try:
             return cls.model_validate(fields)
@@ -223,72 +328,40 @@ class Frame(BaseModel):
             raise FrameError(_summarise(err)) from None
 
     def array(self) -> np.ndarray:
-        """The payloads as one array of shape (n_packets, *shape).
-
-        bool for ``bits``, float64 for ``f8``, int64 for ``i8``; ``none`` gives an empty
-        float64 array of shape (n_packets, 0). The array is a fresh, writable copy.
-        """
-        n = self.n_packets
+        """The payload as an array of :attr:`shape` (a fresh, writable copy): bool for bits,
+        float64 for f8, int64 for i8; an empty float64 array without payload."""
         if self.dtype == "none":
-            return np.zeros((n, 0))
+            return np.zeros((0,))
+        n = self.n_packets
         if self.dtype == "bits":
-            count = math.prod(self.shape)
+            count = self.values_per_packet
             packed = np.frombuffer(self.payload, np.uint8).reshape(n, self.bytes_per_packet)
             bits = np.unpackbits(packed, axis=1, count=count, bitorder="little")
-            return bits.view(bool).reshape(n, *self.shape)  # 0/1 bytes are valid bools
+            return bits.view(bool).reshape(self.shape)  # 0/1 bytes are valid bools
         wire = _WIRE_DTYPE[self.dtype]
         native = np.float64 if self.dtype == "f8" else np.int64
-        return np.frombuffer(self.payload, wire).astype(native).reshape(n, *self.shape)
-
-    def select(self, start: int, stop: int) -> Frame:
-        """The frame holding packets ``start:stop`` (same kind, ends, layer, batch and meta)."""
-        start, stop, _ = slice(start, stop).indices(self.n_packets)
-        stop = max(start, stop)
-        b = self.bytes_per_packet
-        return self.model_copy(
-            update={
-                "samples": self.samples[start:stop],
-                "steps": self.steps[start:stop],
-                "times_ns": self.times_ns[start:stop],
-                "payload": self.payload[start * b : stop * b],
-            }
-        )
-
-    def packets(self) -> Iterator[Packet]:
-        """The frame's packets in order."""
-        data = self.array()
-        for i in range(self.n_packets):
-            yield Packet(
-                kind=self.kind,
-                src=self.src,
-                dst=self.dst,
-                layer=self.layer,
-                batch=self.batch,
-                sample=self.samples[i],
-                step=self.steps[i],
-                time_ns=self.times_ns[i],
-                payload=None if self.dtype == "none" else data[i],
-            )
+        return np.frombuffer(self.payload, wire).astype(native).reshape(self.shape)
 
 
 def _pack_payload(
-    kind: str, dtype: str, data: np.ndarray | None, n: int
+    kind: str, dtype: str, data: np.ndarray | None, packet_axes: int
 ) -> tuple[list[int], bytes]:
-    """(packet shape, payload bytes) of ``data`` for ``n`` packets; FrameError if unfit."""
+    """(shape, payload bytes) of ``data``; FrameError if it does not fit the kind."""
     if dtype == "none":
         if data is not None:
             raise FrameError(f"data: kind {kind!r} carries no payload, got an array")
         return [], b""
     if data is None:
-        raise FrameError(f"data: kind {kind!r} needs an array of shape (n_packets, ...)")
+        raise FrameError(f"data: kind {kind!r} needs an array")
     arr = np.asarray(data)
-    if arr.ndim < 1 or arr.shape[0] != n:
-        raise FrameError(f"data: shape {arr.shape} does not start with the {n} packets")
-    shape = [int(d) for d in arr.shape[1:]]
+    if arr.ndim < packet_axes:
+        raise FrameError(f"data: shape {arr.shape} has fewer than {packet_axes} packet axes")
+    shape = [int(d) for d in arr.shape]
     if dtype == "bits":
         if arr.dtype != bool and (arr.dtype.kind not in "iu" or ((arr != 0) & (arr != 1)).any()):
             raise FrameError(f"data: spikes must be bool or 0/1 integers, got {arr.dtype}")
-        flat = np.ascontiguousarray(arr, dtype=np.uint8).reshape(n, math.prod(shape))
+        n = math.prod(shape[:packet_axes])
+        flat = np.ascontiguousarray(arr, dtype=np.uint8).reshape(n, -1)
         return shape, np.packbits(flat, axis=1, bitorder="little").tobytes()
     wire = _WIRE_DTYPE[dtype]
     if dtype == "f8" and not np.can_cast(arr.dtype, np.float64, "safe"):
@@ -305,8 +378,10 @@ def _pack_payload(
 
 
 def encode(frame: Frame) -> bytes:
-    """One msgpack message (a map of the frame's fields, binary payload)."""
-    fields = {name: getattr(frame, name) for name in Frame.model_fields}  # no copy, unlike dump
+    """One msgpack message: a map of the frame's fields, the header as a map, binary
+    payload."""
+    fields = {name: getattr(frame, name) for name in Frame.model_fields if name != "header"}
+    fields["header"] = frame.header.model_dump(mode="python")
     return msgpack.packb(fields, use_bin_type=True)
 
 
@@ -316,14 +391,14 @@ def decode(data: bytes, *, known: set[str] | None = None) -> Frame:
     ``known``, when given, is the set of core names this receiver accepts as destination.
     """
     try:
-        obj = msgpack.unpackb(data, raw=False)
+        obj = msgpack.unpackb(data, raw=False, use_list=True)
     except Exception as err:  # msgpack raises many types (ValueError, TypeError, StackError…)
         reason = _one_line(err) or type(err).__name__
         raise FrameError(f"not msgpack: {reason}") from None
     if not isinstance(obj, dict):
         raise FrameError(f"not a frame: expected a msgpack map, got {type(obj).__name__}")
     try:
-        frame = Frame.model_validate(obj)
+        frame = Frame.model_validate(_tuples(obj))
     except ValidationError as err:
         raise FrameError(_summarise(err)) from None
     if known is not None and frame.dst not in known:
@@ -331,35 +406,19 @@ def decode(data: bytes, *, known: set[str] | None = None) -> Frame:
     return frame
 
 
-def split(frame: Frame, max_bytes: int = MAX_FRAME_BYTES) -> list[Frame]:
-    """Split ``frame`` by packets into consecutive frames each encoding to ≤ ``max_bytes``.
-
-    Returns ``[frame]`` when it already fits. Raises :class:`FrameError` when a single packet
-    does not fit. Every piece keeps the frame's kind, ends, layer, batch and meta.
-    """
-    size = len(encode(frame))
-    if size <= max_bytes:
-        return [frame]
-    n = frame.n_packets
-    per_packet = size / max(n, 1)  # includes a share of the header: an over-estimate
-    pieces: list[Frame] = []
-    start = 0
-    while start < n:
-        k = max(1, min(n - start, int(max_bytes // per_packet)))
-        piece = frame.select(start, start + k)
-        piece_size = len(encode(piece))
-        while piece_size > max_bytes:
-            if k == 1:
-                raise FrameError(
-                    f"split: one {frame.kind} packet encodes to {piece_size} bytes, "
-                    f"more than max_bytes={max_bytes}"
-                )
-            k = max(1, min(k - 1, int(k * max_bytes / piece_size)))
-            piece = frame.select(start, start + k)
-            piece_size = len(encode(piece))
-        pieces.append(piece)
-        start += k
-    return pieces
+def _tuples(obj: dict[str, Any]) -> dict[str, Any]:
+    """msgpack gives lists where the headers hold tuples (event): turn them back."""
+    header = obj.get("header")
+    if isinstance(header, dict):
+        header = dict(header)
+        for key in ("event",):
+            if isinstance(header.get(key), list):
+                header[key] = tuple(header[key])
+        window = header.get("window")
+        if isinstance(window, dict) and isinstance(window.get("event"), list):
+            header["window"] = {**window, "event": tuple(window["event"])}
+        obj = {**obj, "header": header}
+    return obj
 
 
 def _one_line(err: BaseException) -> str:
