@@ -283,10 +283,10 @@ def test_cores_keep_no_timing_of_finished_batches() -> None:
     for name in plan.tiles:
         tile = runtime.cores[name]
         assert tile.settled(controller.train_batches, controller.samples)
-        for home in tile.homed.values():
+        for home in tile.homes.values():
             assert not (home.neuron_end or home.active or home.grad_end)  # memory is bounded
             assert home.trained == controller.samples
-    homes = [n for n in plan.tiles if runtime.cores[n].homed]
+    homes = [n for n in plan.tiles if runtime.cores[n].homes]
     assert homes and not any(
         runtime.cores[n].settled(controller.train_batches + 1, 0) for n in homes
     )

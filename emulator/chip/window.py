@@ -7,7 +7,16 @@ from __future__ import annotations
 from emulator.learning import EVAL_BATCH
 from emulator.runtime.frames import CONTROLLER, Frame, Window
 
-__all__ = ["CONTROLLER", "IN_FLIGHT", "CreditError", "Window", "expect", "window_credit"]
+__all__ = [
+    "CONTROLLER",
+    "IN_FLIGHT",
+    "CreditError",
+    "Window",
+    "check_credit",
+    "check_part",
+    "expect",
+    "window_credit",
+]
 
 IN_FLIGHT = 2
 """Batches the controller lets into the chip at once (its flow control)."""
@@ -35,3 +44,19 @@ def expect(frame: Frame, shape: tuple[int, ...], core: str) -> None:
             f"{core}: a {frame.kind} frame for layer {frame.layer} carries a {list(got)} "
             f"payload, not {[s if s >= 0 else '*' for s in shape]}"
         )
+
+
+def check_credit(core: str, credit: int, seq: int, first: int, what: str, extra: int = 0) -> None:
+    """Refuse a window (or batch) ``seq`` too far ahead of ``first``, the oldest expected:
+    buffering it would let a queue grow without bound."""
+    if not first <= seq < first + credit + extra:
+        raise CreditError(
+            f"{core}: {what} {seq} is outside the window credit [{first}, {first + credit + extra})"
+        )
+
+
+def check_part(core: str, frame: Frame, started: dict, parts: dict, expected: int) -> None:
+    """Refuse a partial result of a window not started here, or one too many."""
+    seq = frame.window.seq
+    if seq not in started or len(parts.get(seq, [])) >= expected:
+        raise ValueError(f"{core}: an unexpected psum of window {seq}")
