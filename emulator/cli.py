@@ -489,6 +489,7 @@ RUN_OPTIONS = {
     "inject_actor_failure": "inject_failure",
     "max_restarts": "max_restarts",
     "baseline": "baseline",
+    "verbose": "ray_logs",
 }
 """Command-line options of run/trace/scale → the RunConfig fields they set (an option a
 command lacks, or leaves unset, keeps the field's default)."""
@@ -789,6 +790,7 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--cores-per-actor", type=_positive(int), default=1)
     p.add_argument("--baseline", default="pipelayer", help="PipeLayer chip for the comparison")
+    p.add_argument("--verbose", action="store_true", help="show Ray's own log lines too")
 
 
 def _add_scale(sub: argparse._SubParsersAction) -> None:

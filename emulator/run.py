@@ -9,6 +9,7 @@ crossbar counters and the NoC traffic.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 import warnings
@@ -59,16 +60,26 @@ def auth_warning(address: str, env: Mapping[str, str]) -> str | None:
 
 
 @contextlib.contextmanager
-def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[None]:
+def ray_session(
+    address: str | None, num_cpus: int | None = None, *, ray_logs: bool = False
+) -> Iterator[None]:
     """Ray on local resources bound to 127.0.0.1 (started and shut down here), or the
-    cluster at ``address``; an already initialised Ray is used as it is."""
+    cluster at ``address``; an already initialised Ray is used as it is. Ray's own log
+    lines (INFO, WARNING) stay quiet unless ``ray_logs``: the user sees ours."""
     import ray
 
     if ray.is_initialized():
         yield
         return
+    level = logging.INFO if ray_logs else logging.ERROR
+    logging.getLogger("ray").setLevel(level)  # before init: its token set-up warns early
     if address:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            log_to_driver=ray_logs,
+            logging_level=level,
+        )
         warning = auth_warning(address, os.environ)
         if warning:
             warnings.warn(warning, stacklevel=2)
@@ -77,7 +88,8 @@ def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[No
             address="local",  # a new instance, even if another Ray runs on this machine
             num_cpus=num_cpus,
             include_dashboard=False,
-            log_to_driver=False,
+            log_to_driver=ray_logs,
+            logging_level=level,
             _node_ip_address="127.0.0.1",
         )
     try:
@@ -126,6 +138,7 @@ class RunConfig(BaseModel):
     max_restarts: NonNegativeInt = Field(
         MAX_RESTARTS, description="Dead actors survived before the run gives up."
     )
+    ray_logs: bool = Field(False, description="Show Ray's own log lines (quiet by default).")
 
     def resolved(self) -> RunConfig:
         """This run with the network file's training defaults filled in."""
@@ -292,7 +305,7 @@ def run(
     else:
         from emulator.runtime.ray_runtime import RayRuntime
 
-        with ray_session(cfg.address, cfg.cpus):
+        with ray_session(cfg.address, cfg.cpus, ray_logs=cfg.ray_logs):
             rt = RayRuntime(
                 plan,
                 cores_per_actor=cfg.cores_per_actor,

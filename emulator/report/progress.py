@@ -1,53 +1,74 @@
-"""A dependency-free progress bar on stderr, shown only on a terminal."""
+"""The progress line of long commands on stderr (rich): done/total, rate, elapsed and time
+left, the last loss; shown only on a terminal."""
 
 from __future__ import annotations
 
 import sys
-import time
 from typing import TextIO
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.progress import Progress as _Rich
 
 
 class Progress:
-    """Redraws one status line: ``label [####....] done/total  extra``.
+    """One status line: ``label ━━━━╸── done/total  pct  elapsed  left  loss``.
 
-    Silent when ``enabled`` is false or the stream is not a terminal (pipes, CI, --json).
+    Silent when ``enabled`` is false or the stream is not a terminal (pipes, CI, --json);
+    :meth:`note` prints on pipes too.
     """
 
     def __init__(self, label: str, *, enabled: bool = True, stream: TextIO | None = None) -> None:
         self.label = label
         self.stream = stream or sys.stderr
         self.enabled = enabled and self.stream.isatty()
-        self._last = 0.0
-        self._drawn = False
+        self._bar: _Rich | None = None
+        self._task = 0
+
+    def _start(self, total: int) -> _Rich:
+        bar = _Rich(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TaskProgressColumn(),
+            TimeElapsedColumn(),
+            TextColumn("left"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[loss]}"),
+            console=Console(file=self.stream),
+            transient=False,
+        )
+        bar.start()
+        self._task = bar.add_task(self.label, total=total, loss="")
+        return bar
 
     def update(self, done: int, total: int, loss: float | None = None) -> None:
-        """Show ``done`` of ``total`` (redraws at most 10 times a second, and at the end)."""
+        """Show ``done`` of ``total`` (rich redraws it at most ten times a second)."""
         if not self.enabled:
             return
-        now = time.monotonic()
-        if done < total and now - self._last < 0.1:
-            return
-        self._last = now
-        width = 30
-        filled = width * done // max(total, 1)
-        extra = f"  loss {loss:.4f}" if loss is not None else ""
-        bar = "#" * filled + "." * (width - filled)
-        self.stream.write(f"\r{self.label} [{bar}] {done}/{total}{extra}")
-        self.stream.flush()
-        self._drawn = True
+        if self._bar is None:
+            self._bar = self._start(total)
+        extra = f"loss {loss:.4f}" if loss is not None else ""
+        self._bar.update(self._task, completed=done, total=total, loss=extra)
 
     def note(self, text: str) -> None:
-        """Print one line now (an event worth seeing as it happens), above the bar; shown
-        on pipes too."""
-        if self._drawn:
-            self.stream.write("\n")
-            self._drawn = False
-        self.stream.write(f"{self.label}: {text}\n")
+        """Print one line now (an event worth seeing as it happens), above the bar."""
+        line = f"{self.label}: {text}"
+        if self._bar is not None:
+            self._bar.console.print(line, markup=False, highlight=False)
+            return
+        self.stream.write(line + "\n")
         self.stream.flush()
 
     def close(self) -> None:
         """End the status line."""
-        if self._drawn:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._drawn = False
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
