@@ -9,14 +9,15 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from pydantic import ValidationError
 
 from emulator import spec
 from emulator.data.datasets import DatasetError
+from emulator.report import text as render
 from emulator.report.progress import Progress
-from emulator.report.tables import si, table
+from emulator.report.tables import table
 
 if TYPE_CHECKING:
     from emulator.run import RunConfig, RunResult
@@ -215,7 +216,7 @@ def _compare(args: argparse.Namespace) -> int:
                 chip=args.chip, baseline=baselines[0] if baselines else "pipelayer"
             )
         )
-        return _compare_out(args, result, _sensitivity_tables, result["networks"])
+        return _compare_out(args, result, render.sensitivity_text, result["networks"])
     if args.paper:
         if args.plot:
             raise UserError("--plot: with --paper, give --sensitivity (a tornado chart)")
@@ -224,7 +225,7 @@ def _compare(args: argparse.Namespace) -> int:
                 chip=args.chip, baselines=baselines or compare.PAPER_BASELINES
             )
         )
-        return _compare_out(args, result, _paper_table)
+        return _compare_out(args, result, render.paper_text)
     if not args.network:
         raise UserError("give --network FILE (or --paper)")
     net = spec.load_network(args.network)
@@ -236,7 +237,7 @@ def _compare(args: argparse.Namespace) -> int:
         result = _user_errors(
             lambda: compare.sensitivity(net, chip, baseline, activity, batch=batch)
         )
-        return _compare_out(args, result, _sensitivity_tables, [result])
+        return _compare_out(args, result, render.sensitivity_text, [result])
 
     def run() -> dict[str, Any]:
         a, b = compare.fit_chips(net, chip, baseline) if args.grow else (chip, baseline)
@@ -255,7 +256,7 @@ def _compare(args: argparse.Namespace) -> int:
             title=f"{net.name}: energy per sample, PipeSDFA vs PipeLayer",
         )
         result["plot"] = args.plot
-    return _compare_out(args, result, _compare_table)
+    return _compare_out(args, result, render.compare_text)
 
 
 def _activity(args: argparse.Namespace, net: spec.NetworkSpec):
@@ -315,101 +316,13 @@ def _load_activity(path: str, net: spec.NetworkSpec):
     return activity
 
 
-def _compare_table(r: dict[str, Any]) -> str:
-    ps, pl = r["pipesdfa"], r["pipelayer"]
-    lines = [
-        f"{r['network']}, batch {r['batch']}: PipeSDFA on {ps['mapping']['chip']} vs "
-        f"PipeLayer on {pl['mapping']['chip']}",
-        "",
-    ]
-    rows = [
-        ["time per batch", si(ps["time_ns_per_batch"], "ns"), si(pl["time_ns_per_batch"], "ns")],
-        ["time per sample", si(ps["time_ns_per_sample"], "ns"), si(pl["time_ns_per_sample"], "ns")],
-        [
-            "energy per sample",
-            si(ps["energy_pj_per_sample"], "pJ"),
-            si(pl["energy_pj_per_sample"], "pJ"),
-        ],
-    ]
-    for part, value in ps["energy_breakdown_pj"].items():
-        other = pl["energy_breakdown_pj"][part]
-        if value or other:
-            rows.append([f"  {part}", si(value, "pJ"), si(other, "pJ")])
-    lines.append(table(rows, ["", "PipeSDFA", "PipeLayer"]))
-    lines.append("")
-    lines.append(f"speedup {r['speedup']:.3g}x   energy ratio {r['energy_ratio']:.3g}x")
-    ablation = ", ".join(
-        f"{level} off {a['slowdown']:.3g}x slower" for level, a in r["ablation"].items()
-    )
-    lines.append(f"ablation (PipeSDFA): {ablation}")
-    lines.extend(f"  - {term}" for term in r["dominant_terms"])
-    return "\n".join(lines)
-
-
-def _paper_table(result: dict[str, Any]) -> str:
-    lo_s, hi_s = result["paper"]["speedup"]
-    lo_e, hi_e = result["paper"]["energy_ratio"]
-    baselines = result["chips"]["baselines"]
-    rows = [
-        [r["network"], r["batch"], r["mesh"]]
-        + [
-            x
-            for b in baselines
-            for x in (r["versus"][b]["speedup"], r["versus"][b]["energy_ratio"])
-        ]
-        for r in result["networks"]
-    ]
-    header = ["network", "batch", "mesh"]
-    for b in baselines:
-        header += [f"speedup vs {b}", f"energy vs {b}"]
-    lines = [
-        f"PipeSDFA ({result['chips']['pipesdfa']}) vs PipeLayer "
-        f"({', '.join(baselines)}), spike rate {result['spike_rate']}; "
-        f"paper: speedup {lo_s}–{hi_s}x, energy ratio {lo_e}–{hi_e}x",
-        "",
-        table(rows, header),
-        "",
-    ]
-    lines.extend(f"- {r['versus'][b]['line']}" for r in result["networks"] for b in baselines)
-    lines.append(f"({result['wall_s']:.2f} s)")
-    return "\n".join(lines)
-
-
-def _sensitivity_tables(result: dict[str, Any]) -> str:
-    """One table per network (a paper result holds several) of how each assumption moves
-    the speedup and the energy ratio."""
-    networks = result.get("networks", [result])
-    lines = []
-    for r in networks:
-        lines += [
-            f"{r['network']}, batch {r['batch']}: PipeSDFA ({r['chips']['pipesdfa']}) vs "
-            f"PipeLayer ({r['chips']['pipelayer']}): speedup {r['speedup']:.3g}x, "
-            f"energy ratio {r['energy_ratio']:.3g}x as shipped",
-            "",
-        ]
-        rows = [
-            [x["field"], str(x["low"]), str(x["high"]), *x["speedup"], *x["energy_ratio"]]
-            for x in r["sensitivity"]
-        ]
-        header = ["field", "low", "high", "speedup low", "high", "energy low", "high"]
-        lines += [table(rows, header), ""]
-        lines += [f"- {x['field']}: {x['note']}" for x in r["sensitivity"] if "note" in x]
-        lines += [f"- {x['field']}: {x['source']}" for x in r["sensitivity"][:3]]
-        lines.append("")
-    if "wall_s" in result:
-        lines.append(f"({result['wall_s']:.2f} s)")
-    if "plot" in result:
-        lines.append(f"plot: {result['plot']}")
-    return "\n".join(lines).rstrip()
-
-
 def _run(args: argparse.Namespace) -> int:
     result = _emulate(args, 3 if args.plot else 0)
     out = result.as_json()
     out.pop("ops_log", None)
     if args.plot:
         out["plots"] = _run_plots(args.plot, result)
-    print(json.dumps(out, indent=2) if args.json else _run_summary(result))
+    print(json.dumps(out, indent=2) if args.json else render.run_text(result))
     return 0
 
 
@@ -526,51 +439,6 @@ def _emulate(args: argparse.Namespace, log_samples: int, **extra: Any) -> RunRes
         progress.close()
 
 
-def _run_summary(r: RunResult) -> str:
-    where = f"{r.runtime} runtime"
-    if r.runtime == "ray":
-        where += f", {r.actors} actors ({r.cores['tiles']} tiles + {r.cores['pe_cores']} PE cores)"
-    lines = [
-        f"{r.network} on {r.chip} · {r.dataset} · {r.algorithm} · "
-        f"{r.epochs} epochs · seed {r.seed} · {where}",
-        f"  train accuracy {r.train_accuracy:.4f}   test accuracy {r.test_accuracy:.4f}"
-        f"   wall {r.wall_s:.1f} s   {r.frames} frames, {r.packets} packets",
-        f"  weights sha256 {r.weights_sha256}",
-    ]
-    ckpt = r.checkpoints
-    if ckpt["resumed_from_batch"] is not None:
-        lines.append(f"  resumed after training batch {ckpt['resumed_from_batch']}")
-    if ckpt["dir"] and ckpt["saved"]:
-        lines.append(
-            f"  {ckpt['saved']} checkpoints saved in {ckpt['dir']} "
-            f"(the last after training batch {ckpt['last_after_batch']})"
-        )
-    for rec in r.recoveries:
-        lines.append(
-            f"  actor {', '.join(rec['actors'])} died: restarted, back to batch "
-            f"{rec['restored_to_batch']}, {rec['replayed_batches']} batches replayed"
-        )
-    c = r.comparison
-    if c is not None:
-        pl = c.pipelayer
-        rows = [
-            ["emulated time", si(r.time_ns, "ns"), si(pl["time_ns"], "ns")],
-            ["energy", si(r.energy_pj, "pJ"), si(pl["energy_pj"], "pJ")],
-        ]
-        for part, value in r.energy_breakdown_pj.items():
-            other = pl["energy_breakdown_pj"].get(part, 0.0)
-            if value or other:
-                rows.append([f"  {part}", si(value, "pJ"), si(other, "pJ")])
-        lines += [
-            "",
-            f"Training on the chip ({r.samples_trained} samples, {r.cycles} cycles) vs "
-            f"PipeLayer ({c.baseline}) on the same activity:",
-            table(rows, ["", "PipeSDFA (emulated)", "PipeLayer (cost model)"]),
-            f"speedup {c.speedup:.3g}x   energy ratio {c.energy_ratio:.3g}x",
-        ]
-    return "\n".join(lines)
-
-
 def _scale(args: argparse.Namespace) -> int:
     from emulator import scaling
     from emulator.cost import Activity
@@ -616,7 +484,7 @@ def _scale(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(_scale_table(result))
+        print(render.scale_text(result))
     identical = all(r.get("cpu_scaling", {}).get("identical", True) for r in rows)
     if not identical:
         print("pipesdfa scale: emulated results differ between CPU counts", file=sys.stderr)
@@ -644,57 +512,6 @@ def _emulate_point(args, net, ps_chip, pl_chip, cpus) -> dict[str, Any]:
     if runs:
         point["cpu_scaling"] = scaling.cpu_scaling(runs)
     return point
-
-
-def _scale_table(result: dict[str, Any]) -> str:
-    lines = [
-        f"{result['network']} on {result['chip']} (vs {result['baseline']}), "
-        f"{result['mode']} sweep of {', '.join(result['fields'])}",
-        "",
-    ]
-    rows = []
-    for r in result["points"]:
-        if not r["fits"]:
-            rows.append([r["label"], "does not fit", None, None, None, None])
-            continue
-        rows.append(
-            [
-                r["label"],
-                r["samples_per_s"],
-                si(r["energy_pj_per_sample"], "pJ"),
-                r["utilisation"],
-                r["speedup"],
-                r["energy_ratio"],
-            ]
-        )
-    header = ["point", "samples/s", "energy/sample", "utilisation", "speedup", "energy ratio"]
-    lines.append(table(rows, header))
-    for r in result["points"]:
-        if not r["fits"]:
-            lines.append(f"- {r['label']}: {r['reason']}")
-        if r.get("baseline_reason"):
-            lines.append(f"- {r['label']}: no ratios: {r['baseline_reason']}")
-        scaling = r.get("cpu_scaling")
-        if scaling:
-            lines.append(f"- {r['label']}: the emulator on 1 .. N CPUs (wall clock):")
-            lines.append(
-                table(
-                    [
-                        [
-                            x["cpus"],
-                            x["wall_s"],
-                            x["wall_speedup"],
-                            x["parallel_efficiency"],
-                            "yes" if x["identical"] else "NO",
-                        ]
-                        for x in scaling["runs"]
-                    ],
-                    ["cpus", "wall s", "speedup", "efficiency", "identical results"],
-                )
-            )
-    if "plot" in result:
-        lines.append(f"plot: {result['plot']}")
-    return "\n".join(lines)
 
 
 def _scale_plot(args: argparse.Namespace, result: dict[str, Any]) -> str:
@@ -769,22 +586,42 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_trace)
 
 
-def _run_options(p: argparse.ArgumentParser) -> None:
+def _files(p: argparse.ArgumentParser, chip_help: str = "chip file or shipped name") -> None:
+    p.add_argument("--chip", default="pipesdfa-edge", help=chip_help)
+    p.add_argument("--network", default="digits-mlp", help="network file or shipped name")
+
+
+def _data(p: argparse.ArgumentParser, when: str = "") -> None:
     from emulator.data.datasets import DATASETS
+
+    p.add_argument("--dataset", default="digits", choices=DATASETS, help=f"{when}the data")
+    p.add_argument("--data", help=f"{when}dataset folder (mnist-idx, nmnist)")
+
+
+def _ray(p: argparse.ArgumentParser, when: str = "") -> None:
     from emulator.run import RUNTIMES
 
-    p.add_argument("--chip", default="pipesdfa-edge", help="chip file or shipped name")
-    p.add_argument("--network", default="digits-mlp", help="network file or shipped name")
-    p.add_argument("--dataset", default="digits", choices=DATASETS)
-    p.add_argument("--data", help="dataset folder (mnist-idx, nmnist)")
-    p.add_argument("--runtime", default="ray", choices=RUNTIMES)
-    p.add_argument("--address", help="Ray cluster address (auto or HOST:PORT); default: local")
-    p.add_argument("--algorithm", default="sdfa", choices=("sdfa", "sdfa-local-bptt"))
+    p.add_argument("--runtime", default="ray", choices=RUNTIMES, help=f"{when}the runtime")
+    p.add_argument("--address", help=f"{when}Ray cluster address (auto or HOST:PORT)")
+
+
+def _training(p: argparse.ArgumentParser, algorithms: Sequence[str]) -> None:
+    """The training options a network file's ``training`` section defaults."""
+    p.add_argument("--algorithm", default="sdfa", choices=algorithms)
     p.add_argument("--epochs", type=_positive(int), help="default: the network file's")
     p.add_argument("--batch", type=_positive(int), help="default: the network file's")
     p.add_argument("--lr", type=_positive(float), help="default: the network file's")
     p.add_argument("--optimizer", choices=("adam", "sgd"), help="default: the network file's")
     p.add_argument("--seed", type=int, default=0)
+
+
+def _run_options(p: argparse.ArgumentParser) -> None:
+    from emulator.run import RunConfig
+
+    _files(p)
+    _data(p)
+    _ray(p)
+    _training(p, get_args(RunConfig.model_fields["algorithm"].annotation))
     p.add_argument(
         "--frame-samples", type=_positive(int), help="samples per frame (default: a whole batch)"
     )
@@ -794,12 +631,8 @@ def _run_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_scale(sub: argparse._SubParsersAction) -> None:
-    from emulator.data.datasets import DATASETS
-    from emulator.run import RUNTIMES
-
     p = sub.add_parser("scale", help="sweep chip fields (analytic or emulated); CPU scaling")
-    p.add_argument("--chip", default="pipesdfa-edge", help="chip file or shipped name")
-    p.add_argument("--network", default="digits-mlp", help="network file or shipped name")
+    _files(p)
     p.add_argument("--baseline", default="pipelayer", help="PipeLayer chip (swept alike)")
     p.add_argument(
         "--set",
@@ -814,10 +647,8 @@ def _add_scale(sub: argparse._SubParsersAction) -> None:
     rate = p.add_mutually_exclusive_group()
     rate.add_argument("--spike-rate", type=_rate, default=0.1, help="analytic: uniform activity")
     rate.add_argument("--activity", help="analytic: measured activity file")
-    p.add_argument("--dataset", default="digits", choices=DATASETS, help="emulate: the data")
-    p.add_argument("--data", help="emulate: dataset folder")
-    p.add_argument("--runtime", default="ray", choices=RUNTIMES, help="emulate: the runtime")
-    p.add_argument("--address", help="emulate: Ray cluster address")
+    _data(p, "emulate: ")
+    _ray(p, "emulate: ")
     p.add_argument("--epochs", type=_positive(int), default=1, help="emulate: epochs per point")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--plot", metavar="OUT.png", help="write the scaling curves here")
@@ -826,20 +657,13 @@ def _add_scale(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    from emulator.data.datasets import DATASETS
     from emulator.learning import ALGORITHMS
 
     p = sub.add_parser("train", help="train the single-process reference model")
-    p.add_argument("--network", default="digits-mlp", help="network file or shipped name")
-    p.add_argument("--dataset", default="digits", choices=DATASETS)
-    p.add_argument("--data", help="dataset folder (mnist-idx, nmnist)")
-    p.add_argument("--algorithm", default="sdfa", choices=ALGORITHMS)
-    p.add_argument("--chip", help="run every layer on this chip's crossbar model")
-    p.add_argument("--epochs", type=_positive(int), help="default: the network file's")
-    p.add_argument("--batch", type=_positive(int), help="default: the network file's")
-    p.add_argument("--lr", type=_positive(float), help="default: the network file's")
-    p.add_argument("--optimizer", choices=("adam", "sgd"), help="default: the network file's")
-    p.add_argument("--seed", type=int, default=0)
+    _files(p, "run every layer on this chip's crossbar model")
+    p.set_defaults(chip=None)  # the reference trainer: ideal weights unless a chip is given
+    _data(p)
+    _training(p, ALGORITHMS)
     p.add_argument("--activity-out", metavar="FILE", help="write the measured activity here")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_train)

@@ -1,0 +1,199 @@
+"""Results as text: the tables and summaries the commands print (their ``--json`` forms are
+the results themselves)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from emulator.report.tables import si, table
+
+if TYPE_CHECKING:
+    from emulator.run import RunResult
+
+
+def compare_text(r: dict[str, Any]) -> str:
+    """``pipesdfa compare`` on one network."""
+    ps, pl = r["pipesdfa"], r["pipelayer"]
+    lines = [
+        f"{r['network']}, batch {r['batch']}: PipeSDFA on {ps['mapping']['chip']} vs "
+        f"PipeLayer on {pl['mapping']['chip']}",
+        "",
+    ]
+    rows = [
+        ["time per batch", si(ps["time_ns_per_batch"], "ns"), si(pl["time_ns_per_batch"], "ns")],
+        ["time per sample", si(ps["time_ns_per_sample"], "ns"), si(pl["time_ns_per_sample"], "ns")],
+        [
+            "energy per sample",
+            si(ps["energy_pj_per_sample"], "pJ"),
+            si(pl["energy_pj_per_sample"], "pJ"),
+        ],
+    ]
+    for part, value in ps["energy_breakdown_pj"].items():
+        other = pl["energy_breakdown_pj"][part]
+        if value or other:
+            rows.append([f"  {part}", si(value, "pJ"), si(other, "pJ")])
+    lines.append(table(rows, ["", "PipeSDFA", "PipeLayer"]))
+    lines.append("")
+    lines.append(f"speedup {r['speedup']:.3g}x   energy ratio {r['energy_ratio']:.3g}x")
+    ablation = ", ".join(
+        f"{level} off {a['slowdown']:.3g}x slower" for level, a in r["ablation"].items()
+    )
+    lines.append(f"ablation (PipeSDFA): {ablation}")
+    lines.extend(f"  - {term}" for term in r["dominant_terms"])
+    return "\n".join(lines)
+
+
+def paper_text(result: dict[str, Any]) -> str:
+    """``pipesdfa compare --paper``: every paper network against each baseline."""
+    lo_s, hi_s = result["paper"]["speedup"]
+    lo_e, hi_e = result["paper"]["energy_ratio"]
+    baselines = result["chips"]["baselines"]
+    rows = [
+        [r["network"], r["batch"], r["mesh"]]
+        + [
+            x
+            for b in baselines
+            for x in (r["versus"][b]["speedup"], r["versus"][b]["energy_ratio"])
+        ]
+        for r in result["networks"]
+    ]
+    header = ["network", "batch", "mesh"]
+    for b in baselines:
+        header += [f"speedup vs {b}", f"energy vs {b}"]
+    lines = [
+        f"PipeSDFA ({result['chips']['pipesdfa']}) vs PipeLayer "
+        f"({', '.join(baselines)}), spike rate {result['spike_rate']}; "
+        f"paper: speedup {lo_s}–{hi_s}x, energy ratio {lo_e}–{hi_e}x",
+        "",
+        table(rows, header),
+        "",
+    ]
+    lines.extend(f"- {r['versus'][b]['line']}" for r in result["networks"] for b in baselines)
+    lines.append(f"({result['wall_s']:.2f} s)")
+    return "\n".join(lines)
+
+
+def sensitivity_text(result: dict[str, Any]) -> str:
+    """One table per network (a paper result holds several) of how each assumption moves
+    the speedup and the energy ratio."""
+    networks = result.get("networks", [result])
+    lines = []
+    for r in networks:
+        lines += [
+            f"{r['network']}, batch {r['batch']}: PipeSDFA ({r['chips']['pipesdfa']}) vs "
+            f"PipeLayer ({r['chips']['pipelayer']}): speedup {r['speedup']:.3g}x, "
+            f"energy ratio {r['energy_ratio']:.3g}x as shipped",
+            "",
+        ]
+        rows = [
+            [x["field"], str(x["low"]), str(x["high"]), *x["speedup"], *x["energy_ratio"]]
+            for x in r["sensitivity"]
+        ]
+        header = ["field", "low", "high", "speedup low", "high", "energy low", "high"]
+        lines += [table(rows, header), ""]
+        lines += [f"- {x['field']}: {x['note']}" for x in r["sensitivity"] if "note" in x]
+        lines += [f"- {x['field']}: {x['source']}" for x in r["sensitivity"][:3]]
+        lines.append("")
+    if "wall_s" in result:
+        lines.append(f"({result['wall_s']:.2f} s)")
+    if "plot" in result:
+        lines.append(f"plot: {result['plot']}")
+    return "\n".join(lines).rstrip()
+
+
+def run_text(r: RunResult) -> str:
+    """``pipesdfa run``: the run, its accuracy and the comparison."""
+    where = f"{r.runtime} runtime"
+    if r.runtime == "ray":
+        where += f", {r.actors} actors ({r.cores['tiles']} tiles + {r.cores['pe_cores']} PE cores)"
+    lines = [
+        f"{r.network} on {r.chip} · {r.dataset} · {r.algorithm} · "
+        f"{r.epochs} epochs · seed {r.seed} · {where}",
+        f"  train accuracy {r.train_accuracy:.4f}   test accuracy {r.test_accuracy:.4f}"
+        f"   wall {r.wall_s:.1f} s   {r.frames} frames, {r.packets} packets",
+        f"  weights sha256 {r.weights_sha256}",
+    ]
+    ckpt = r.checkpoints
+    if ckpt["resumed_from_batch"] is not None:
+        lines.append(f"  resumed after training batch {ckpt['resumed_from_batch']}")
+    if ckpt["dir"] and ckpt["saved"]:
+        lines.append(
+            f"  {ckpt['saved']} checkpoints saved in {ckpt['dir']} "
+            f"(the last after training batch {ckpt['last_after_batch']})"
+        )
+    for rec in r.recoveries:
+        lines.append(
+            f"  actor {', '.join(rec['actors'])} died: restarted, back to batch "
+            f"{rec['restored_to_batch']}, {rec['replayed_batches']} batches replayed"
+        )
+    c = r.comparison
+    if c is not None:
+        pl = c.pipelayer
+        rows = [
+            ["emulated time", si(r.time_ns, "ns"), si(pl["time_ns"], "ns")],
+            ["energy", si(r.energy_pj, "pJ"), si(pl["energy_pj"], "pJ")],
+        ]
+        for part, value in r.energy_breakdown_pj.items():
+            other = pl["energy_breakdown_pj"].get(part, 0.0)
+            if value or other:
+                rows.append([f"  {part}", si(value, "pJ"), si(other, "pJ")])
+        lines += [
+            "",
+            f"Training on the chip ({r.samples_trained} samples, {r.cycles} cycles) vs "
+            f"PipeLayer ({c.baseline}) on the same activity:",
+            table(rows, ["", "PipeSDFA (emulated)", "PipeLayer (cost model)"]),
+            f"speedup {c.speedup:.3g}x   energy ratio {c.energy_ratio:.3g}x",
+        ]
+    return "\n".join(lines)
+
+
+def scale_text(result: dict[str, Any]) -> str:
+    """``pipesdfa scale``: one row per point of the sweep."""
+    lines = [
+        f"{result['network']} on {result['chip']} (vs {result['baseline']}), "
+        f"{result['mode']} sweep of {', '.join(result['fields'])}",
+        "",
+    ]
+    rows = []
+    for r in result["points"]:
+        if not r["fits"]:
+            rows.append([r["label"], "does not fit", None, None, None, None])
+            continue
+        rows.append(
+            [
+                r["label"],
+                r["samples_per_s"],
+                si(r["energy_pj_per_sample"], "pJ"),
+                r["utilisation"],
+                r["speedup"],
+                r["energy_ratio"],
+            ]
+        )
+    header = ["point", "samples/s", "energy/sample", "utilisation", "speedup", "energy ratio"]
+    lines.append(table(rows, header))
+    for r in result["points"]:
+        if not r["fits"]:
+            lines.append(f"- {r['label']}: {r['reason']}")
+        if r.get("baseline_reason"):
+            lines.append(f"- {r['label']}: no ratios: {r['baseline_reason']}")
+        scaling = r.get("cpu_scaling")
+        if scaling:
+            lines.append(f"- {r['label']}: the emulator on 1 .. N CPUs (wall clock):")
+            lines.append(
+                table(
+                    [
+                        [
+                            x["cpus"],
+                            x["wall_s"],
+                            x["wall_speedup"],
+                            x["parallel_efficiency"],
+                            "yes" if x["identical"] else "NO",
+                        ]
+                        for x in scaling["runs"]
+                    ],
+                    ["cpus", "wall s", "speedup", "efficiency", "identical results"],
+                )
+            )
+    if "plot" in result:
+        lines.append(f"plot: {result['plot']}")
+    return "\n".join(lines)
