@@ -42,10 +42,7 @@ chip = load_chip("pipesdfa-edge")
 for name in ("pipelayer", "pipelayer-edge"):
     a, b = fit_chips(net, chip, load_chip(name))
     result = compare(net, a, b, activity, batch=net.training.batch)
-    print(
-        f"vs {name}: speedup {result['speedup']:.4g}, "
-        f"energy ratio {result['energy_ratio']:.4g}"
-    )
+    print(f"vs {name}: speedup {result['speedup']:.4g}, energy ratio {result['energy_ratio']:.4g}")
 
 verdict = sensitivity(net, chip, load_chip("pipelayer"), activity, batch=net.training.batch)
 for row in verdict["sensitivity"][:3]:

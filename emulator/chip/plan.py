@@ -17,7 +17,7 @@ from emulator.learning import init_weights, weighted_layers
 from emulator.physics.blocks import initial_codes
 from emulator.physics.mapping import Block, ChipMapping, feedback_blocks, map_network, weight_blocks
 from emulator.runtime.frames import pe_name, tile_name
-from emulator.spec import ChipSpec, NetworkSpec, feedback_widths, layer_shapes
+from emulator.spec import ChipSpec, NetworkSpec, feedback_widths, layer_shapes, pools_after
 
 
 @dataclass(frozen=True)
@@ -112,10 +112,8 @@ class Plan:
             held = -(-lm.block_arrays // self.chip.pe.crossbars)
             pes = tuple(pe_name(t, p) for t, p in lm.pes[:held])
             blocks = tuple(weight_blocks(self.chip, k, n_in, n_out))
-            pools, j = [], i + 1
-            while j < len(self.net.layers) and self.net.layers[j].type == "pool":
-                pools.append(j)
-                j += 1
+            pools = pools_after(self.net, i)
+            j = i + 1 + len(pools)
             plans.append(
                 LayerPlan(
                     index=k,

@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from emulator.learning.snn import Neuron, im2col, pool, pool_backward
-from emulator.spec import ConvLayer, FcLayer, NetworkSpec, PoolLayer, layer_shapes
+from emulator.spec import ConvLayer, FcLayer, NetworkSpec, layer_shapes, pools_after
 
 ALGORITHMS = ("sdfa", "sdfa-local-bptt", "bptt")
 
@@ -51,12 +51,8 @@ def spike_error(net: NetworkSpec, index: int, s: np.ndarray, g: np.ndarray) -> n
     none fired, PyTorch's rule), so the route changes with t; an avg pool spreads it evenly.
     """
     steps, batch = s.shape[:2]
-    pools = []
-    j = index + 1
-    while j < len(net.layers) and isinstance(net.layers[j], PoolLayer):
-        pools.append(net.layers[j])
-        j += 1
-    sent = layer_shapes(net)[j]
+    pools = [net.layers[j] for j in pools_after(net, index)]
+    sent = layer_shapes(net)[index + 1 + len(pools)]
     grad = np.broadcast_to(np.reshape(g, (1, batch, *sent)), (steps, batch, *sent))
     if not pools:
         return grad

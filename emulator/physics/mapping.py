@@ -55,6 +55,7 @@ from emulator.spec import (
     NetworkSpec,
     feedback_widths,
     layer_shapes,
+    weighted_layers,
 )
 
 
@@ -388,7 +389,7 @@ def serpentine(rows: int, cols: int, tiles: int) -> tuple[tuple[int, int], ...]:
 
 def feedback_layer(net: NetworkSpec) -> int:
     """Layer number of the feedback group's blocks: the number of weighted layers."""
-    return sum(isinstance(layer, FcLayer | ConvLayer) for layer in net.layers)
+    return len(weighted_layers(net))
 
 
 @dataclass(frozen=True)
@@ -491,7 +492,7 @@ def _needs(chip: ChipSpec, net: NetworkSpec) -> list[_Need]:
     then the transposed copies' (a dataflow reading Wᵀ from copies)."""
     xb = chip.crossbar
     shapes = layer_shapes(net)
-    weighted = [i for i, layer in enumerate(net.layers) if isinstance(layer, FcLayer | ConvLayer)]
+    weighted = weighted_layers(net)
     copy = READS_TRANSPOSE[chip.dataflow] and xb.transpose == "copy"
     needs = []
     for w, index in enumerate(weighted):

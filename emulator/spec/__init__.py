@@ -37,6 +37,7 @@ from emulator.spec.network import (
     TrainingSpec,
     feedback_widths,
     layer_shapes,
+    pools_after,
     training_options,
     weighted_layers,
 )
@@ -71,6 +72,7 @@ __all__ = [
     "load_chip",
     "load_file",
     "load_network",
+    "pools_after",
     "resolve",
     "training_options",
     "weighted_layers",

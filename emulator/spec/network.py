@@ -137,15 +137,18 @@ def feedback_widths(net: NetworkSpec) -> list[int]:
     """Width of the error each hidden weighted layer receives from SDFA's feedback: its
     outputs after the pool layers that follow it (the authors' ConvBlock: conv → neuron →
     max-pool → DFA), so n_l for an fc layer and the pooled size for a pooled conv layer."""
-    shapes = layer_shapes(net)
-    weighted = [i for i, layer in enumerate(net.layers) if not isinstance(layer, PoolLayer)]
-    widths = []
-    for i in weighted[:-1]:
-        j = i + 1
-        while j < len(net.layers) and isinstance(net.layers[j], PoolLayer):
-            j += 1
-        widths.append(math.prod(shapes[j]))
-    return widths
+    shapes, weighted = layer_shapes(net), weighted_layers(net)
+    return [math.prod(shapes[i + 1 + len(pools_after(net, i))]) for i in weighted[:-1]]
+
+
+def pools_after(net: NetworkSpec, index: int) -> list[int]:
+    """Indices of the pool layers that follow ``net.layers[index]`` (its outputs are sent on
+    after them)."""
+    pools, j = [], index + 1
+    while j < len(net.layers) and isinstance(net.layers[j], PoolLayer):
+        pools.append(j)
+        j += 1
+    return pools
 
 
 def weighted_layers(net: NetworkSpec) -> list[int]:
