@@ -307,7 +307,7 @@ and the edge chip running PipeLayer's dataflow (the algorithm and its pipeline a
 
 
 def paper_comparison(
-    networks: tuple[str, ...] = PAPER_NETWORKS,
+    networks: tuple[str, ...] | None = None,
     chip: str = "pipesdfa-edge",
     baselines: tuple[str, ...] = PAPER_BASELINES,
     rate: float = PAPER_RATE,
@@ -315,8 +315,10 @@ def paper_comparison(
     """Every paper network on ``chip`` and on each baseline (all grown alike where needed),
     at a uniform spike rate, its network file's batch: our speedup and energy ratio per
     baseline beside the paper's. Each row: the PipeSDFA result and ablation (once), and
-    ``versus[baseline]`` with the baseline's result, ratios, dominant terms and ``line``."""
+    ``versus[baseline]`` with the baseline's result, ratios, dominant terms and ``line``.
+    ``networks``: default :data:`PAPER_NETWORKS`."""
     start = time.perf_counter()
+    networks = PAPER_NETWORKS if networks is None else networks
     ps_chip, others = load_chip(chip), [load_chip(b) for b in baselines]
     for other in others:
         _check_dataflows(ps_chip, other)
@@ -488,15 +490,17 @@ def _influence(base: tuple[float, float], ends: tuple[dict, dict]) -> float:
 
 
 def paper_sensitivity(
-    networks: tuple[str, ...] = PAPER_NETWORKS,
+    networks: tuple[str, ...] | None = None,
     chip: str = "pipesdfa-edge",
     baseline: str = "pipelayer",
     rate: float = PAPER_RATE,
     workers: int | None = None,
 ) -> dict[str, Any]:
     """:func:`sensitivity` of every paper network on the shipped chips, the points spread
-    over ``workers`` processes (default: the machine's CPUs)."""
+    over ``workers`` processes (default: the machine's CPUs); ``networks``: default
+    :data:`PAPER_NETWORKS`."""
     start = time.perf_counter()
+    networks = PAPER_NETWORKS if networks is None else networks
     ps_chip, pl_chip = load_chip(chip), load_chip(baseline)
     workers = workers or os.cpu_count() or 1
     with ProcessPoolExecutor(workers) if workers > 1 else nullcontext() as pool:
