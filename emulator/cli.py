@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
@@ -15,14 +15,27 @@ from pydantic import ValidationError
 
 from emulator import spec
 from emulator.data.datasets import DatasetError
+from emulator.limits import LimitError
 from emulator.report import text as render
 from emulator.report.progress import Progress
 from emulator.report.tables import table
+from emulator.runtime.session import (
+    CONNECT_TIMEOUT_S,
+    RunFailed,
+    SessionError,
+    Terminated,
+    exit_if_connect_hangs,
+    handle_sigterm,
+    is_loopback,
+    loopback_ray,
+)
 
 if TYPE_CHECKING:
     from emulator.run import RunConfig, RunResult
 
 EXIT_USAGE = 2
+EXIT_TERMINATED = 128 + 15
+"""Exit code after SIGTERM, as a shell reports a process it ended."""
 
 
 class UserError(Exception):
@@ -89,21 +102,25 @@ def _train(args: argparse.Namespace) -> int:
     net = spec.load_network(args.network)
     chip = spec.load_chip(args.chip) if args.chip else None
     progress = Progress("train", enabled=not args.json)
-    result = run_training(
-        net,
-        chip=chip,
-        dataset=args.dataset,
-        data=args.data,
-        algorithm=args.algorithm,
-        seed=args.seed,
-        epochs=args.epochs,
-        batch=args.batch,
-        lr=args.lr,
-        optimizer=args.optimizer,
-        progress=progress.update,
-        activity_out=args.activity_out,
-    )
-    progress.close()
+    try:
+        result = run_training(
+            net,
+            chip=chip,
+            dataset=args.dataset,
+            data=args.data,
+            algorithm=args.algorithm,
+            seed=args.seed,
+            epochs=args.epochs,
+            batch=args.batch,
+            lr=args.lr,
+            optimizer=args.optimizer,
+            progress=progress.update,
+            activity_out=args.activity_out,
+        )
+    except ValueError as err:  # a job over this machine's memory, a chip that cannot hold it
+        raise UserError(str(err)) from None
+    finally:
+        progress.close()
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -299,18 +316,14 @@ def _load_activity(path: str, net: spec.NetworkSpec):
     from pydantic import ValidationError
 
     from emulator.cost import Activity
+    from emulator.limits import MAX_ACTIVITY_BYTES, read_regular
 
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as err:
-        raise UserError(f"{path}: cannot read: {err.strerror or err}") from None
+    text = read_regular(path, MAX_ACTIVITY_BYTES, "activity file (JSON)", error=UserError)
     try:
         activity = Activity.model_validate_json(text)
         activity.check(net)
     except ValidationError as err:
-        first = err.errors(include_url=False)[0]
-        loc = ".".join(str(p) for p in first["loc"]) or "(file)"
-        raise UserError(f"{path}: {loc}: {first['msg']}") from None
+        raise UserError(spec.format_errors(Path(path), err).splitlines()[0]) from None
     except ValueError as err:
         raise UserError(f"{path}: {err}") from None
     return activity
@@ -403,6 +416,8 @@ RUN_OPTIONS = {
     "max_restarts": "max_restarts",
     "baseline": "baseline",
     "verbose": "ray_logs",
+    "connect_timeout": "connect_timeout",
+    "ray_temp": "ray_temp",
 }
 """Command-line options of run/trace/scale → the RunConfig fields they set (an option a
 command lacks, or leaves unset, keeps the field's default)."""
@@ -603,6 +618,18 @@ def _ray(p: argparse.ArgumentParser, when: str = "") -> None:
 
     p.add_argument("--runtime", default="ray", choices=RUNTIMES, help=f"{when}the runtime")
     p.add_argument("--address", help=f"{when}Ray cluster address (auto or HOST:PORT)")
+    p.add_argument(
+        "--connect-timeout",
+        type=_positive(float),
+        default=CONNECT_TIMEOUT_S,
+        metavar="S",
+        help=f"{when}give up reaching --address after S seconds (default %(default)g)",
+    )
+    p.add_argument(
+        "--ray-temp",
+        metavar="DIR",
+        help=f"{when}Ray's temp folder, kept (default: a private one, removed at the end)",
+    )
 
 
 def _training(p: argparse.ArgumentParser, algorithms: Sequence[str]) -> None:
@@ -612,7 +639,7 @@ def _training(p: argparse.ArgumentParser, algorithms: Sequence[str]) -> None:
     p.add_argument("--batch", type=_positive(int), help="default: the network file's")
     p.add_argument("--lr", type=_positive(float), help="default: the network file's")
     p.add_argument("--optimizer", choices=("adam", "sgd"), help="default: the network file's")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_positive(int, zero=True), default=0)
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
@@ -650,7 +677,7 @@ def _add_scale(sub: argparse._SubParsersAction) -> None:
     _data(p, "emulate: ")
     _ray(p, "emulate: ")
     p.add_argument("--epochs", type=_positive(int), default=1, help="emulate: epochs per point")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_positive(int, zero=True), default=0)
     p.add_argument("--plot", metavar="OUT.png", help="write the scaling curves here")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_scale)
@@ -759,38 +786,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def loopback_ray() -> None:
-    """Make a Ray started by this process bind to 127.0.0.1 only.
-
-    On Linux, Ray 2.60 replaces ``--node-ip-address 127.0.0.1`` with the machine's address
-    and listens on every interface; its single-machine mode (this variable, read when ``ray``
-    is imported) keeps every port on loopback. Ray gives code execution to whoever reaches its
-    ports, so a laptop run must not open them to the network.
-    """
-    if "ray" not in sys.modules:
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-
-
 def _resume_hint(args: argparse.Namespace) -> str:
     """After an interrupted run that saved checkpoints: how to go on."""
     from emulator.runtime.checkpoint import holds_checkpoints
 
+    if args.command not in ("run", "trace"):
+        return ""
     folder = getattr(args, "checkpoint", None) or getattr(args, "resume", None)
     if not folder or not Path(folder).is_dir() or not holds_checkpoints(Path(folder)):
-        return ""
+        return "; no checkpoint to resume from (--checkpoint DIR saves them)"
     return f"; go on with the same options and --resume {folder}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     args = build_parser().parse_args(argv)
-    if args.command in ("run", "scale", "trace") and not getattr(args, "address", None):
+    address = getattr(args, "address", None)
+    if args.command in ("run", "scale", "trace") and (not address or is_loopback(address)):
         loopback_ray()
+    if threading.current_thread() is threading.main_thread():
+        handle_sigterm()
+        exit_if_connect_hangs(f"pipesdfa {args.command}")
     try:
         return args.func(args)
-    except (spec.TopologyError, DatasetError, UserError) as err:
+    except (spec.TopologyError, DatasetError, LimitError, SessionError, UserError) as err:
         print(f"pipesdfa {args.command}: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except RunFailed as err:
+        print(f"pipesdfa {args.command}: {err}{_resume_hint(args)}", file=sys.stderr)
+        return 1
+    except Terminated:
+        print(f"pipesdfa {args.command}: terminated{_resume_hint(args)}", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print(f"pipesdfa {args.command}: interrupted{_resume_hint(args)}", file=sys.stderr)
         return 130
@@ -801,6 +828,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{err.filename}: " if err.filename else ""
         print(f"pipesdfa {args.command}: {where}{err.strerror or err}", file=sys.stderr)
         return EXIT_USAGE
+    finally:
+        exit_if_connect_hangs(None)
 
 
 if __name__ == "__main__":

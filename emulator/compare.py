@@ -29,6 +29,7 @@ from typing import Any
 
 from emulator.cost import COMPONENTS, Activity, Schedule, simulate
 from emulator.cost.physical import error_planes
+from emulator.limits import check_fits, mesh_need
 from emulator.physics.mapping import MappingError, map_network, pe_cores_needed
 from emulator.report.tables import si
 from emulator.spec import (
@@ -85,6 +86,7 @@ def fit_chips(net: NetworkSpec, *chips: ChipSpec) -> tuple[ChipSpec, ...]:
         return chips
     tiles = max(-(-pe_cores_needed(chip, net) // chip.tile.pes) for chip in chips)
     k = math.isqrt(tiles - 1) + 1  # the smallest k with k² ≥ tiles
+    check_fits([mesh_need(_grown(chips[0], k))])  # before any grown chip is mapped
     while not all(_fits(_grown(chip, k), net) for chip in chips):
         k += 1  # never taken today: placement is tile-count bound; kept for safety
     return tuple(_grown(chip, k) for chip in chips)

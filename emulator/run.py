@@ -8,12 +8,9 @@ crossbar counters and the NoC traffic.
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
 import time
-import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -31,7 +28,9 @@ from emulator.chip import Controller, run_sha, window_credit
 from emulator.chip.plan import Plan
 from emulator.compare import fit_chip
 from emulator.cost import Activity, OpActivity, simulate_run, write_activity
-from emulator.learning.training import fault_summary, load_for
+from emulator.cost.schedule import check_schedule
+from emulator.learning.training import check_batch, fault_summary, load_for
+from emulator.limits import check_fits, mesh_need, training_needs
 from emulator.physics.crossbar import Counters
 from emulator.runtime.checkpoint import (
     MAX_RESTARTS,
@@ -41,61 +40,11 @@ from emulator.runtime.checkpoint import (
     find,
     holds_checkpoints,
 )
+from emulator.runtime.session import CONNECT_TIMEOUT_S, ray_session
 from emulator.spec import ChipSpec, NetworkSpec, load_chip, training_options
 
 Runtime = Literal["ray", "local"]
 RUNTIMES: tuple[str, ...] = get_args(Runtime)
-
-
-def auth_warning(address: str, env: Mapping[str, str]) -> str | None:
-    """The warning due when this process reached ``address`` without a token: a cluster with
-    token authentication refuses such a client, so one that let it in has it off."""
-    if address == "auto" or env.get("RAY_AUTH_MODE") == "token":
-        return None
-    return (
-        f"the Ray cluster at {address} accepted this process without a token: its token "
-        "authentication is off, and whoever reaches its ports can run code on it "
-        "(launch/README.md: RAY_AUTH_MODE=token)"
-    )
-
-
-@contextlib.contextmanager
-def ray_session(
-    address: str | None, num_cpus: int | None = None, *, ray_logs: bool = False
-) -> Iterator[None]:
-    """Ray on local resources bound to 127.0.0.1 (started and shut down here), or the
-    cluster at ``address``; an already initialised Ray is used as it is. Ray's own log
-    lines (INFO, WARNING) stay quiet unless ``ray_logs``: the user sees ours."""
-    import ray
-
-    if ray.is_initialized():
-        yield
-        return
-    level = logging.INFO if ray_logs else logging.ERROR
-    logging.getLogger("ray").setLevel(level)  # before init: its token set-up warns early
-    if address:
-        ray.init(
-            address=address,
-            include_dashboard=False,
-            log_to_driver=ray_logs,
-            logging_level=level,
-        )
-        warning = auth_warning(address, os.environ)
-        if warning:
-            warnings.warn(warning, stacklevel=2)
-    else:
-        ray.init(
-            address="local",  # a new instance, even if another Ray runs on this machine
-            num_cpus=num_cpus,
-            include_dashboard=False,
-            log_to_driver=ray_logs,
-            logging_level=level,
-            _node_ip_address="127.0.0.1",
-        )
-    try:
-        yield
-    finally:
-        ray.shutdown()
 
 
 class RunConfig(BaseModel):
@@ -115,7 +64,9 @@ class RunConfig(BaseModel):
     batch: PositiveInt | None = Field(None, description="Batch (None: the network file's).")
     lr: PositiveFloat | None = Field(None, description="Learning rate (None: the file's).")
     optimizer: Literal["adam", "sgd"] | None = Field(None, description="None: the file's.")
-    seed: int = Field(0, description="The run's seed: every keyed stream derives from it.")
+    seed: NonNegativeInt = Field(
+        0, description="The run's seed: every keyed stream derives from it."
+    )
     frame_samples: PositiveInt | None = Field(
         None, description="Samples per frame window (None: a whole batch)."
     )
@@ -137,6 +88,12 @@ class RunConfig(BaseModel):
     )
     max_restarts: NonNegativeInt = Field(
         MAX_RESTARTS, description="Dead actors survived before the run gives up."
+    )
+    connect_timeout: PositiveFloat = Field(
+        CONNECT_TIMEOUT_S, description="Seconds to reach the cluster at address."
+    )
+    ray_temp: str | None = Field(
+        None, description="Ray's temp folder, kept (None: a private one, removed at the end)."
     )
     ray_logs: bool = Field(False, description="Show Ray's own log lines (quiet by default).")
 
@@ -239,6 +196,7 @@ def run(
     cfg = cfg.resolved()
     assert cfg.epochs and cfg.batch and cfg.lr and cfg.optimizer
     net, chip, batch, window = cfg.network, cfg.chip, cfg.batch, cfg.frame_samples
+    check_fits([*training_needs(net, batch), mesh_need(chip)])
     plan = Plan(
         chip,
         net,
@@ -249,23 +207,9 @@ def run(
         cfg.log_samples,
         window_credit(batch, window),
     )
-    data_set = load_for(net, cfg.dataset, cfg.data, cfg.seed)
-    checkpoint_dir, checkpoint_every = cfg.checkpoint_dir, cfg.checkpoint_every
+    checkpoint_dir = cfg.checkpoint_dir
     if checkpoint_dir is None and cfg.resume is not None:
         checkpoint_dir = str(_checkpoint_root(cfg.resume))
-    if checkpoint_dir is not None and checkpoint_every is None:
-        checkpoint_every = -(-len(data_set.x_train) // batch)  # once per epoch
-    controller = Controller(
-        plan,
-        data_set,
-        epochs=cfg.epochs,
-        batch=batch,
-        frame_samples=window,
-        checkpoint_every=checkpoint_every,
-        progress=progress,
-    )
-    if cfg.inject_failure is not None:
-        _check_failure(cfg.inject_failure, cfg.runtime, plan, controller.train_batches)
     identity = RunIdentity(
         network=net.model_dump(mode="json"),
         chip=chip.model_dump(mode="json"),
@@ -282,15 +226,48 @@ def run(
     checkpoints = Checkpoints(
         identity, plan.cores, directory=checkpoint_dir, keep=cfg.checkpoint_keep
     )
-    if (
-        cfg.resume is None
-        and checkpoint_dir is not None
-        and holds_checkpoints(Path(checkpoint_dir))
-    ):
+    checkpoints.open()  # before any work: a bad or busy folder is refused now
+    try:
+        return _run(cfg, plan, checkpoints, start, progress, notify)
+    finally:
+        checkpoints.close()
+
+
+def _run(
+    cfg: RunConfig,
+    plan: Plan,
+    checkpoints: Checkpoints,
+    start: float,
+    progress: Callable[[int, int, float], None] | None,
+    notify: Callable[[str], None] | None,
+) -> RunResult:
+    """:func:`run` once its checkpoint folder is held."""
+    assert cfg.epochs and cfg.batch
+    net, chip, batch, window = cfg.network, cfg.chip, cfg.batch, cfg.frame_samples
+    checkpoint_dir, checkpoint_every = checkpoints.directory, cfg.checkpoint_every
+    if cfg.resume is None and checkpoint_dir is not None and holds_checkpoints(checkpoint_dir):
         raise CheckpointError(
             f"{checkpoint_dir}: holds checkpoints of an earlier run; continue it with "
             "--resume, or choose an empty folder"
         )
+    data_set = load_for(net, cfg.dataset, cfg.data, cfg.seed)
+    check_batch(batch, len(data_set.x_train), cfg.dataset)
+    if checkpoint_dir is not None and checkpoint_every is None:
+        checkpoint_every = -(-len(data_set.x_train) // batch)  # once per epoch
+    controller = Controller(
+        plan,
+        data_set,
+        epochs=cfg.epochs,
+        batch=batch,
+        frame_samples=window,
+        checkpoint_every=checkpoint_every,
+        progress=progress,
+    )
+    if cfg.inject_failure is not None:
+        _check_failure(cfg.inject_failure, cfg.runtime, plan, controller.train_batches)
+    sizes = controller.batch_sizes()
+    for costed in (chip, fit_chip(_chip(cfg.baseline), net)):  # its replay, after training
+        check_schedule(costed, net, sizes)
     saved = checkpoints.resume(cfg.resume, controller) if cfg.resume is not None else None
     if cfg.runtime == "local":
         from emulator.runtime.local import LocalRuntime
@@ -305,7 +282,13 @@ def run(
     else:
         from emulator.runtime.ray_runtime import RayRuntime
 
-        with ray_session(cfg.address, cfg.cpus, ray_logs=cfg.ray_logs):
+        with ray_session(
+            cfg.address,
+            cfg.cpus,
+            ray_logs=cfg.ray_logs,
+            connect_timeout=cfg.connect_timeout,
+            temp_dir=cfg.ray_temp,
+        ):
             rt = RayRuntime(
                 plan,
                 cores_per_actor=cfg.cores_per_actor,

@@ -20,6 +20,9 @@ def ray_cluster() -> Iterator[None]:
     if os.environ.get("RAY_ADDRESS"):
         ray.init(include_dashboard=False, log_to_driver=False)
     else:
+        from emulator.runtime.session import use_local_token
+
+        use_local_token()  # not Ray's own ~/.ray/auth_token, which it makes 0644
         ray.init(
             address="local",  # a new instance, even if another Ray runs on this machine
             num_cpus=2,

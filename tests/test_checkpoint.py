@@ -20,6 +20,7 @@ from emulator.cli import main
 from emulator.learning.training import run_training
 from emulator.run import run_emulation
 from emulator.runtime.local import LocalRuntime
+from emulator.runtime.session import RunFailed
 from emulator.spec import load_chip, load_network
 
 NETWORK, CHIP = "tiny-mlp", "tiny"
@@ -84,7 +85,7 @@ def test_checkpoints_resume_to_the_undisturbed_run(tmp_path: Path, undisturbed: 
     assert saved["checkpoints"]["last_after_batch"] == batches
     assert saved["checkpoints"]["saved"] == len(range(10, batches, 10)) + 1
     kept = sorted(p.name for p in tmp_path.iterdir())
-    assert kept == ["ckpt-000040", f"ckpt-{batches:06d}", "latest"]  # keep=2, nothing hidden
+    assert kept == [".lock", "ckpt-000040", f"ckpt-{batches:06d}", "latest"]  # keep=2
     assert (tmp_path / "latest").read_text().strip() == f"ckpt-{batches:06d}"
     manifest = json.loads((tmp_path / "ckpt-000040" / "manifest.json").read_text())
     assert manifest["batches_done"] == 40 and manifest["samples_done"] == 40 * 32
@@ -159,7 +160,7 @@ def test_a_corrupt_state_file_is_refused(saved: Path, tmp_path: Path) -> None:
     ("edit", "message"),
     [
         (lambda m: "{ not json", r"manifest\.json: not JSON"),
-        (lambda m: json.dumps(m | {"version": 7}), r"version: 7; this emulator reads version 1"),
+        (lambda m: json.dumps(m | {"version": 7}), r"version: 7; this emulator reads version 2"),
         (lambda m: json.dumps(m | {"batches_done": -1}), r"manifest\.json: batches_done: "),
         (lambda m: json.dumps({k: v for k, v in m.items() if k != "files"}), r"files: Field"),
         (
@@ -334,7 +335,7 @@ def test_recovery_with_windows_in_flight_mid_batch(undisturbed: dict, ray_cluste
 
 
 def test_a_run_gives_up_after_max_restarts(ray_cluster: None) -> None:
-    with pytest.raises(RuntimeError, match=r"died after 0 restarts \(max_restarts 0\)"):
+    with pytest.raises(RunFailed, match=r"died after 0 restarts \(--max-restarts 0\)"):
         _run(runtime="ray", inject_failure=("pe-0-0", 1), max_restarts=0)
 
 
@@ -443,4 +444,6 @@ def test_an_interrupted_run_says_how_to_go_on(
     err = capsys.readouterr().err.strip()
     assert err == f"pipesdfa run: interrupted; go on with the same options and --resume {saved}"
     assert main(["run", "--runtime", "local"]) == 130
-    assert capsys.readouterr().err.strip() == "pipesdfa run: interrupted"
+    assert capsys.readouterr().err.strip() == (
+        "pipesdfa run: interrupted; no checkpoint to resume from (--checkpoint DIR saves them)"
+    )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from emulator.chip.plan import Plan
-from emulator.run import auth_warning
 from emulator.runtime.ray_runtime import ACTOR_BYTES, ResourceError, check_memory, memory_needed
+from emulator.runtime.session import auth_warning
 from emulator.spec import load_chip, load_network
 
 

@@ -133,13 +133,16 @@ round(period / clock period); and the segment totals above.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import functools
+import itertools
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from emulator.cost.activity import Activity, OpActivity, error_bit_rate, write_activity
 from emulator.cost.model import CostModel
 from emulator.cost.timeline import OpCost, Timeline, is_exclusive
+from emulator.limits import check_fits, schedule_need
 from emulator.physics.mapping import ChipMapping
 from emulator.spec import ChipSpec, NetworkSpec, PipelineSpec
 
@@ -247,10 +250,15 @@ def grad_order(layers: int) -> tuple[int, ...]:
 class _Issue:
     """The analytic model's issue of ops on one :class:`Timeline`, with the op list."""
 
-    def __init__(self, keep_ops: bool = True) -> None:
+    GUARD_OPS = 500_000
+    """Ops kept before ``guard`` runs (≈ 85 MB): below it no schedule is checked, so the
+    common case pays nothing; at it, one that would not fit memory stops there."""
+
+    def __init__(self, keep_ops: bool = True, guard: Callable[[], None] | None = None) -> None:
         self.timeline = Timeline()
         self.ops: list[Op] = []
         self.keep_ops = keep_ops
+        self.guard = guard
 
     def run(self, cost: OpCost, batch: int, sample: int, step: int, ready: int) -> int:
         """Issue one op of cost ``cost``; returns its end time."""
@@ -270,13 +278,15 @@ class _Issue:
                     cost.energy_pj,
                 )
             )
+            if len(self.ops) == self.GUARD_OPS and self.guard is not None:
+                self.guard()
         return end
 
 
 class _Rates(Protocol):
     """The activity of each op, by its indices: averages or a recorded run."""
 
-    def input_rates(self, layer: int, sample: int) -> Sequence[float]: ...
+    def input_rates(self, layer: int, sample: int) -> Iterable[float]: ...
     def grad_rate(self, layer: int, sample: int) -> float: ...
     def error_bit_rate(self, sample: int) -> float: ...
     def write(self, layer: int, batch: int) -> tuple[float, float]: ...
@@ -286,13 +296,14 @@ class _Average:
     """Every op at an :class:`Activity`'s average rates (the fast path)."""
 
     def __init__(self, chip: ChipSpec, net: NetworkSpec, act: Activity) -> None:
-        self._inputs = [[rate] * net.time_steps for rate in act.input_rates]
+        self._inputs = act.input_rates
+        self._steps = net.time_steps
         self._grads = act.input_rates
         self._ebr = error_bit_rate(chip, act)
         self._writes = [write_activity(chip, act, i) for i in range(len(act.input_rates))]
 
-    def input_rates(self, layer: int, sample: int) -> Sequence[float]:
-        return self._inputs[layer]
+    def input_rates(self, layer: int, sample: int) -> Iterable[float]:
+        return itertools.repeat(self._inputs[layer], self._steps)
 
     def grad_rate(self, layer: int, sample: int) -> float:
         return self._grads[layer]
@@ -310,7 +321,7 @@ class _Replay:
     def __init__(self, record: OpActivity) -> None:
         self._r = record
 
-    def input_rates(self, layer: int, sample: int) -> Sequence[float]:
+    def input_rates(self, layer: int, sample: int) -> Iterable[float]:
         return self._r.input_rates[sample][layer]
 
     def grad_rate(self, layer: int, sample: int) -> float:
@@ -499,7 +510,8 @@ def _schedule(
     """Issue every batch (``sizes[b]`` samples each) and total the costs (module doc)."""
     chip = cm.chip
     run_batch = DATAFLOWS[chip.dataflow]
-    tl, gate, batch_end, first = _Issue(keep_ops), 0, [], 0
+    guard = functools.partial(check_schedule, chip, cm.net, sizes)
+    tl, gate, batch_end, first = _Issue(keep_ops, guard), 0, [], 0
     for b, size in enumerate(sizes):
         gate, end = run_batch(tl, cm, rates, chip.pipeline, b, range(first, first + size), gate)
         batch_end.append(end)
@@ -528,6 +540,45 @@ def _schedule(
     )
 
 
+def op_count(chip: ChipSpec, net: NetworkSpec, sizes: Sequence[int]) -> int:
+    """Ops a schedule of batches of ``sizes`` samples issues, counted without issuing them.
+
+    Every batch loop issues a·T + b ops per sample and c per batch (one op per layer and time
+    step at most, by construction), so schedules of a one- and a two-step copy of ``net``, of
+    one and two samples, give a, b and c (the batch loops are the only copy of what is issued).
+    """
+
+    key = (chip.model_dump_json(), net.model_copy(update={"time_steps": 1}).model_dump_json())
+    per_step, per_sample, per_batch = _op_terms(key)
+    return sum(sizes) * (per_step * net.time_steps + per_sample) + len(sizes) * per_batch
+
+
+@functools.lru_cache(maxsize=256)
+def _op_terms(key: tuple[str, str]) -> tuple[int, int, int]:
+    """(a, b, c) of :func:`op_count` for the chip and network JSON in ``key``."""
+    chip = ChipSpec.model_validate_json(key[0])
+    net = NetworkSpec.model_validate_json(key[1])
+
+    def ops(steps: int, batch_sizes: list[int]) -> int:
+        small = net.model_copy(update={"time_steps": steps})
+        rates = _Average(chip, small, Activity.uniform(small, 0.5))
+        schedule = _schedule(CostModel(chip, small), rates, batch_sizes[0], batch_sizes, False)
+        return int(schedule.counters["ops"])
+
+    one, per_step = ops(1, [1]), ops(2, [1]) - ops(1, [1])
+    per_sample = ops(1, [2]) - one - per_step
+    return per_step, per_sample, one - per_step - per_sample
+
+
+def check_schedule(chip: ChipSpec, net: NetworkSpec, sizes: Sequence[int]) -> None:
+    """Refuse (LimitError) a schedule whose ops would not fit this machine's memory (a run
+    checks its replay before training; a schedule checks itself once it keeps
+    ``_Issue.GUARD_OPS`` ops)."""
+    ops = op_count(chip, net, sizes)
+    what = f"the schedule of {len(sizes)} batches ({sum(sizes):,} samples) on {chip.name}"
+    check_fits([schedule_need(ops, what, net.time_steps)])
+
+
 def simulate(
     chip: ChipSpec,
     net: NetworkSpec,
@@ -543,8 +594,8 @@ def simulate(
     if batch < 1 or batches < 1:
         raise ValueError(f"batch ({batch}) and batches ({batches}) must be positive")
     activity.check(net)
-    cm = CostModel(chip, net)
     sizes = [batch] * batches
+    cm = CostModel(chip, net)
     return _schedule(cm, _Average(chip, net, activity), batch, sizes, keep_ops)
 
 

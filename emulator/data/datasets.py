@@ -11,11 +11,15 @@ from __future__ import annotations
 import gzip
 import math
 import os
+import stat
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
+
+from emulator.limits import available_memory, human_bytes
 
 DATASETS: tuple[str, ...] = ("digits", "mnist-idx", "nmnist", "synthetic")
 
@@ -202,25 +206,71 @@ def _find_idx(folder: Path, stem: str, kind: str) -> Path:
     )
 
 
+IDX_BYTES_PER_VALUE = 6
+"""Memory one IDX value takes once loaded (the uint8 value, its float32 pixel, slack): the
+header's dims times this must fit this machine's free memory before any data is read."""
+
+
 def _parse_idx(path: Path, magic: int, ndims: int) -> np.ndarray:
-    """Parse an IDX file of uint8 data: big-endian int32 magic, `ndims` int32 sizes, data."""
-    raw = _read_bytes(path)
+    """Parse an IDX file of uint8 data: big-endian int32 magic, `ndims` int32 sizes, data.
+
+    The header is read first and its dims checked against this machine's memory; then
+    exactly the bytes it declares are read (a gzip bomb is not inflated past them)."""
     header = 4 + 4 * ndims
-    if len(raw) < header:
-        raise DatasetError(f"{path}: {len(raw)} bytes is too short for the {header}-byte header")
-    found = int.from_bytes(raw[:4], "big")
-    if found != magic:
-        raise DatasetError(f"{path}: expected magic {magic}, found {found}")
-    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndims))
-    declared = math.prod(dims)
-    if len(raw) - header != declared:
+    with _open_data(path) as stream:
+        head = _read_upto(stream, path, header)
+        if len(head) < header:
+            raise DatasetError(
+                f"{path}: {len(head)} bytes is too short for the {header}-byte header"
+            )
+        found = int.from_bytes(head[:4], "big")
+        if found != magic:
+            raise DatasetError(f"{path}: expected magic {magic}, found {found}")
+        dims = tuple(int.from_bytes(head[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndims))
+        declared = math.prod(dims)
+        if declared == 0:
+            raise DatasetError(f"{path}: holds no data (header declares {_dims(dims)})")
+        free = available_memory()
+        if declared * IDX_BYTES_PER_VALUE > free:
+            raise DatasetError(
+                f"{path}: header declares {_dims(dims)} ({human_bytes(declared)} of data, "
+                f"{human_bytes(declared * IDX_BYTES_PER_VALUE)} once loaded), more than this "
+                f"machine's {human_bytes(free)} of free memory"
+            )
+        raw = _read_upto(stream, path, declared + 1)
+    if len(raw) != declared:
+        held = f"{len(raw)}" if len(raw) <= declared else "more"
         raise DatasetError(
             f"{path}: header declares {_dims(dims)} ({declared} bytes of data) "
-            f"but the file holds {len(raw) - header}"
+            f"but the file holds {held}"
         )
-    if declared == 0:
-        raise DatasetError(f"{path}: holds no data (header declares {_dims(dims)})")
-    return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
+    return np.frombuffer(raw, np.uint8).reshape(dims)
+
+
+MAX_EVENT_FILE_BYTES = 64 << 20
+"""Largest N-MNIST recording read (one is ≈ 20 KB)."""
+
+
+def _open_data(path: Path) -> BinaryIO:
+    """A regular data file opened for reading, gunzipped when its name ends in .gz."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read ({_reason(exc)})") from exc
+    if not stat.S_ISREG(mode):
+        raise DatasetError(f"{path}: not a regular file")
+    try:
+        return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read ({_reason(exc)})") from exc
+
+
+def _read_upto(stream: BinaryIO, path: Path, limit: int) -> bytes:
+    """At most ``limit`` bytes of ``stream`` (fewer only at its end)."""
+    try:
+        return stream.read(limit)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DatasetError(f"{path}: cannot read ({_reason(exc)})") from exc
 
 
 def _scale_pixels(images: np.ndarray) -> np.ndarray:
@@ -255,6 +305,13 @@ def _read_nmnist_split(
     labels = np.array([label for _, label in files], dtype=np.int64)
     _check_labels(labels, num_classes, str(split))
     # Preallocated: the full set is large, and stacking would hold it twice.
+    need, free = len(files) * time_steps * math.prod(NMNIST_FRAME_SHAPE), available_memory()
+    if need > free:
+        raise DatasetError(
+            f"{split}: {len(files):,} recordings × time_steps {time_steps:,} × "
+            f"{_dims(NMNIST_FRAME_SHAPE)} frames take {human_bytes(need)}, more than this "
+            f"machine's {human_bytes(free)} of free memory: use fewer time_steps"
+        )
     x = np.zeros((len(files), time_steps, *NMNIST_FRAME_SHAPE), dtype=np.uint8)
     for i, (path, _) in enumerate(files):
         x[i] = _spike_frames(path, time_steps)
@@ -409,15 +466,14 @@ def _refuse_data(name: str, data: str | os.PathLike | None, why: str) -> None:
         raise DatasetError(f"{name}: takes no --data ({why}), got {os.fspath(data)}")
 
 
-def _read_bytes(path: Path) -> bytes:
-    """The file's contents, gunzipped when its name ends in .gz."""
-    try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as stream:
-                return stream.read()
-        return path.read_bytes()
-    except (OSError, EOFError, zlib.error) as exc:
-        raise DatasetError(f"{path}: cannot read ({_reason(exc)})") from exc
+def _read_bytes(path: Path, cap: int = MAX_EVENT_FILE_BYTES) -> bytes:
+    """The contents of a regular file, gunzipped when its name ends in .gz; refused past
+    ``cap`` bytes (uncompressed)."""
+    with _open_data(path) as stream:
+        raw = _read_upto(stream, path, cap + 1)
+    if len(raw) > cap:
+        raise DatasetError(f"{path}: more than the {human_bytes(cap)} a recording may hold")
+    return raw
 
 
 def _list_dir(folder: Path) -> list[Path]:

@@ -27,9 +27,10 @@ from emulator.learning import (
     train,
     weighted_layers,
 )
+from emulator.limits import check_fits, mesh_need, training_needs
 from emulator.physics.blocks import ChipFeedback, ChipLayer
 from emulator.physics.crossbar import Counters
-from emulator.spec import ChipSpec, NetworkSpec, layer_shapes
+from emulator.spec import ChipSpec, NetworkSpec, layer_shapes, training_options
 
 
 def load_for(net: NetworkSpec, name: str, data: str | None, seed: int) -> Dataset:
@@ -54,6 +55,22 @@ def load_for(net: NetworkSpec, name: str, data: str | None, seed: int) -> Datase
             f"{name}: gives {kind} but network {net.name} has encoding {net.encoding!r}"
         )
     return dataset
+
+
+def check_batch(batch: int, samples: int, dataset: str) -> None:
+    """Refuse a batch larger than the training set: it would train one short batch per
+    epoch, silently."""
+    if batch > samples:
+        raise DatasetError(
+            f"batch: {batch:,} samples, but {dataset}'s training set has {samples:,}: give "
+            f"--batch {samples} or less"
+        )
+
+
+def check_seed(seed: int) -> None:
+    """Refuse a negative seed (every keyed stream takes the seed as a non-negative word)."""
+    if seed < 0:
+        raise ValueError(f"seed: must be >= 0, got {seed}")
 
 
 def chip_model(net: NetworkSpec, chip: ChipSpec, *, algorithm: str, seed: int, **kw: Any):
@@ -185,7 +202,12 @@ def run_training(
     (``pipesdfa compare --activity``).
     """
     start = time.perf_counter()
+    check_seed(seed)
+    resolved = training_options(net, epochs=epochs, batch=batch)
+    needs = training_needs(net, resolved.batch)
+    check_fits(needs if chip is None else [*needs, mesh_need(chip)])
     data_set = load_for(net, dataset, data, seed)
+    check_batch(resolved.batch, len(data_set.x_train), dataset)
     if chip is None:
         model = ReferenceModel(net, algorithm=algorithm, seed=seed, lr=lr, optimizer=optimizer)
     else:

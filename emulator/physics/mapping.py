@@ -48,6 +48,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from emulator.limits import CUT_BYTES, Need, check_fits, mesh_need
 from emulator.spec import (
     ChipSpec,
     ConvLayer,
@@ -421,7 +422,19 @@ def _sizes(total: int, per_block: int) -> tuple[int, ...]:
 
 
 def _cut(rows: int, columns: int, ar: int, ac: int) -> _Grid:
-    """A rows × columns matrix cut into blocks of at most ar rows × ac columns."""
+    """A rows × columns matrix cut into blocks of at most ar rows × ac columns (refused first,
+    LimitError, if its block sizes alone would not fit this machine's memory)."""
+    cuts = _ceil_div(rows, ar) + _ceil_div(columns, ac)
+    check_fits(
+        [
+            Need(
+                f"the cut of a {rows:,} × {columns:,} weight matrix",
+                cuts * CUT_BYTES,
+                f"{cuts:,} block rows and columns × {CUT_BYTES} B",
+                "narrower layers in the network file (or larger crossbar.rows and cols)",
+            )
+        ]
+    )
     entries = (_sizes(rows, ar), _sizes(columns, ac))
     return _Grid(
         rows,
@@ -543,7 +556,9 @@ def pe_cores_needed(chip: ChipSpec, net: NetworkSpec) -> int:
 
 
 def map_network(chip: ChipSpec, net: NetworkSpec) -> ChipMapping:
-    """Place ``net``'s weighted layers and feedback group on ``chip`` (module docstring)."""
+    """Place ``net``'s weighted layers and feedback group on ``chip`` (module docstring).
+    A mesh too large for this machine's memory is refused first (LimitError)."""
+    check_fits([mesh_need(chip)])
     needs = _needs(chip, net)
     per_pe, pes_per_tile = chip.pe.crossbars, chip.tile.pes
     pe_counts = [_ceil_div(n.arrays, per_pe) for n in needs]

@@ -19,6 +19,8 @@ checkpoint with one line: ``FILE: reason``.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -32,13 +34,24 @@ import msgpack
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from emulator.limits import (
+    MAX_MANIFEST_BYTES,
+    MAX_NAME_BYTES,
+    available_memory,
+    excerpt,
+    human_bytes,
+    read_regular,
+)
 from emulator.spec import format_errors
 
 FORMAT = "pipesdfa-checkpoint"
-VERSION = 1
+VERSION = 2
 MANIFEST = "manifest.json"
 STATE = "state.msgpack"
 LATEST = "latest"
+LOCK = ".lock"
+PRIVATE_FILE, PRIVATE_DIR = 0o600, 0o700
+"""Checkpoints hold the run's weights and data-derived state: only their owner reads them."""
 _ARRAY = 1  # msgpack extension code of a numpy array
 _KINDS = "biuf"  # array kinds a checkpoint may hold: no objects, no strings
 
@@ -141,10 +154,24 @@ def _sha256(data: bytes) -> str:
 
 
 def _write(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+    with open(fd, "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
+
+
+def _private_dir(path: Path) -> None:
+    """``path`` made (with its missing parents) readable by its owner only."""
+    path.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    path.chmod(PRIVATE_DIR)
+
+
+def identity_sha256(manifest: Manifest) -> str:
+    """SHA-256 of what a manifest says of its state (the run, the cores, how far it got):
+    the state keeps it, so a hand-edited manifest no longer matches its state."""
+    fields = manifest.model_dump(mode="json", exclude={"created", "files"})
+    return _sha256(json.dumps(fields, sort_keys=True).encode())
 
 
 def _sync_dir(path: Path) -> None:
@@ -165,12 +192,12 @@ def save(
 ) -> Path:
     """Write one checkpoint atomically (hidden folder, fsync, rename), then point ``latest``
     at it; returns its folder. ``cores``: each core's state, already :func:`pack`-ed."""
-    directory.mkdir(parents=True, exist_ok=True)
+    _private_dir(directory)
     name = checkpoint_name(manifest.batches_done)
     final, tmp = directory / name, directory / f".{name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    state = pack({"controller": controller, "cores": cores})
+    tmp.mkdir(mode=PRIVATE_DIR)
+    state = pack({"controller": controller, "cores": cores, "manifest": identity_sha256(manifest)})
     _write(tmp / STATE, state)
     entry = FileEntry(bytes=len(state), sha256=_sha256(state))
     manifest = manifest.model_copy(update={"files": {STATE: entry}})
@@ -206,9 +233,14 @@ def find(path: str | os.PathLike) -> Path:
     if (p / MANIFEST).exists():
         return p
     if (p / LATEST).exists():
-        name = (p / LATEST).read_text(errors="replace").strip()
-        if not re.fullmatch(r"ckpt-\d{6}", name) or not (p / name / MANIFEST).exists():
-            raise CheckpointError(f"{p / LATEST}: names {name!r}, which holds no checkpoint")
+        raw = read_regular(p / LATEST, MAX_NAME_BYTES, "checkpoint pointer", error=CheckpointError)
+        name = raw.decode("utf-8", errors="replace").strip()
+        if not re.fullmatch(r"ckpt-\d{6}", name):
+            raise CheckpointError(  # not quoted: it may be any file's first line
+                f"{p / LATEST}: holds {len(raw)} bytes that name no checkpoint (ckpt-NNNNNN)"
+            )
+        if not (p / name / MANIFEST).exists():
+            raise CheckpointError(f"{p / LATEST}: names {name}, which holds no checkpoint")
         return p / name
     if not p.exists():
         raise CheckpointError(f"{p}: no such checkpoint folder")
@@ -228,20 +260,25 @@ def load(path: str | os.PathLike) -> tuple[Manifest, dict[str, Any], Path]:
     manifest = _manifest(folder / MANIFEST)
     if STATE not in manifest.files:
         raise CheckpointError(f"{folder / MANIFEST}: files: lists no {STATE}")
+    room = available_memory() // 3  # the bytes, the unpacked state, the cores' copies
+    contents = {}
     for name, entry in manifest.files.items():
         file = folder / name
-        try:
-            data = file.read_bytes()
-        except OSError as err:
-            raise CheckpointError(f"{file}: cannot read: {err.strerror or err}") from None
+        if entry.bytes > room:
+            raise CheckpointError(
+                f"{folder / MANIFEST}: files.{name}.bytes: {human_bytes(entry.bytes)}, more than "
+                f"this machine can load ({human_bytes(room)}: a third of its free memory)"
+            )
+        data = read_regular(file, entry.bytes, "checkpoint file", error=CheckpointError)
         if len(data) != entry.bytes or _sha256(data) != entry.sha256:
             raise CheckpointError(
                 f"{file}: corrupt: {len(data)} bytes with SHA-256 {_sha256(data)[:12]}…, "
                 f"the manifest says {entry.bytes} bytes with {entry.sha256[:12]}…"
             )
+        contents[name] = data
     file = folder / STATE
     try:
-        state = unpack(file.read_bytes())
+        state = unpack(contents[STATE])
     except ValueError as err:
         raise CheckpointError(f"{file}: {err}") from None
     if (
@@ -252,6 +289,11 @@ def load(path: str | os.PathLike) -> tuple[Manifest, dict[str, Any], Path]:
         raise CheckpointError(f"{file}: not a checkpoint state (controller, cores)")
     if set(state["cores"]) != set(manifest.cores):
         raise CheckpointError(f"{file}: its cores are not the ones its manifest lists")
+    if state.get("manifest") != identity_sha256(manifest):
+        raise CheckpointError(
+            f"{folder / MANIFEST}: does not match the state saved with it (edited after it "
+            "was written?): its run, cores or progress differ from the ones the state holds"
+        )
     return manifest, state, folder
 
 
@@ -278,15 +320,17 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def _manifest(file: Path) -> Manifest:
+    raw = read_regular(file, MAX_MANIFEST_BYTES, "checkpoint manifest", error=CheckpointError)
     try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise CheckpointError(f"{file}: cannot read: {err.strerror or err}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{file}: not JSON: {err}") from None
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise CheckpointError(f"{file}: not UTF-8 text (byte {err.start})") from None
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{file}: not JSON: {err.msg} (line {err.lineno})") from None
     if isinstance(data, dict) and data.get("format") == FORMAT and data.get("version") != VERSION:
         raise CheckpointError(
-            f"{file}: version: {data.get('version')!r}; this emulator reads version {VERSION}"
+            f"{file}: version: {excerpt(data.get('version'))}; this emulator reads version "
+            f"{VERSION}"
         )
     try:
         return Manifest.model_validate(data)
@@ -320,7 +364,7 @@ def _first_difference(a: Any, b: Any, where: str) -> str | None:
                 return found
         return None
     if a != b:
-        return f"{where}: the checkpoint has {a!r}, this run {b!r}"
+        return f"{where}: the checkpoint has {excerpt(a)}, this run {excerpt(b)}"
     return None
 
 
@@ -367,6 +411,21 @@ class Checkpoints:
         self.last: tuple[bytes, dict[str, bytes] | None] | None = None
         self.saved: list[int] = []
         self.resumed_from: int | None = None
+        self._lock: int | None = None
+
+    def open(self) -> None:
+        """Before training: make the folder (private), check it can be written, and lock it
+        for this run; a second run given the same folder is refused here, at its start."""
+        if self.directory is None or self._lock is not None:
+            return
+        self._lock = lock_folder(self.directory)
+
+    def close(self) -> None:
+        """Release the folder (the run is over)."""
+        if self._lock is not None:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            os.close(self._lock)
+            self._lock = None
 
     def begin(self, controller: Any) -> None:
         """The run starts here (unless it resumed)."""
@@ -431,6 +490,34 @@ class Checkpoints:
             "last_after_batch": self.saved[-1] if self.saved else None,
             "resumed_from_batch": self.resumed_from,
         }
+
+
+def lock_folder(directory: Path) -> int:
+    """Make ``directory`` (0700), take its lock file's exclusive lock, write this process's
+    id in it; the open descriptor (the lock lasts while it is open). CheckpointError if the
+    folder cannot be made or written, or another run holds it."""
+    try:
+        _private_dir(directory)
+        fd = os.open(directory / LOCK, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
+    except OSError as err:
+        raise CheckpointError(
+            f"{directory}: cannot hold checkpoints: {err.strerror or err}"
+        ) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        owner = os.pread(fd, 32, 0).decode("ascii", errors="replace").strip()
+        os.close(fd)
+        if err.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+            raise CheckpointError(f"{directory}: cannot lock: {err.strerror}") from None
+        who = f"process {owner}" if owner.isdigit() else "another process"
+        raise CheckpointError(
+            f"{directory}: in use by another run ({who}); wait for it to end, or give this "
+            "run another folder"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
 
 
 def restore_cores(cores: dict[str, Any], states: dict[str, bytes]) -> None:

@@ -26,6 +26,7 @@ from emulator.chip.plan import Plan
 from emulator.runtime.checkpoint import MAX_RESTARTS, Checkpoints, restore_cores, settled_states
 from emulator.runtime.frames import FrameError, decode, encode
 from emulator.runtime.inbox import Inbox, stall_reasons
+from emulator.runtime.session import RunFailed
 
 
 class CoreGroup:
@@ -183,8 +184,9 @@ def node_slots() -> list[str]:
     return [node_id for *_, node_id in sorted(slots)]
 
 
-ACTOR_BYTES = 46 * 2**20
-"""Memory of one idle actor process, measured on this project's machine (Ray 2.60: ≈ 46 MB)."""
+ACTOR_BYTES = 81 * 2**20
+"""Memory of one idle actor process: the largest PSS measured on this project's machine
+(Ray 2.60: 67–81 MiB)."""
 
 CROSSBAR_STATE = 3
 """Per-cell arrays a crossbar keeps (conductances, levels, range), 8 bytes each."""
@@ -349,9 +351,9 @@ class RayRuntime:
                 if not dead:
                     raise
             if len(self.recoveries) >= self.max_restarts:
-                raise RuntimeError(
+                raise RunFailed(
                     f"actor {', '.join(dead)} died after {len(self.recoveries)} restarts "
-                    f"(max_restarts {self.max_restarts}); the run gives up"
+                    f"(--max-restarts {self.max_restarts}); the run gives up"
                 )
 
     def _drive(self, controller: Controller, checkpoints: Checkpoints) -> None:
@@ -374,7 +376,7 @@ class RayRuntime:
                     raise ActorDied(dead)
                 quiet += self.POLL_S
                 if quiet >= self.STALL_S:
-                    raise RuntimeError(
+                    raise RunFailed(
                         f"the run stalled: no output from the chip for {quiet:.0f} s"
                         + stall_reasons(self.placement())
                     )

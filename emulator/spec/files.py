@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from emulator.limits import MAX_SPEC_BYTES, excerpt, read_regular
 from emulator.spec.chip import ChipSpec, Spec
 from emulator.spec.network import NetworkSpec
 
@@ -62,36 +63,82 @@ def with_fields(chip: ChipSpec, values: dict[str, Any]) -> ChipSpec:
 _KINDS: dict[str, type[Spec]] = {"chip": ChipSpec, "network": NetworkSpec}
 
 
+MAX_NODES = 100_000
+"""Most values (mappings, lists, scalars) one file may hold once its YAML aliases are
+expanded: a shipped file has a few hundred; an alias bomb billions."""
+
+
 def _read_yaml(path: Path) -> Any:
+    raw = read_regular(path, MAX_SPEC_BYTES, "chip or network file (YAML)", error=TopologyError)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise TopologyError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise TopologyError(f"{path}: cannot read: {err}") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise TopologyError(f"{path}: not UTF-8 text (byte {err.start})") from None
     try:
-        return yaml.safe_load(text)
+        data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise TopologyError(f"{path}: {line}YAML syntax error: {err.problem}") from None
+        problem = excerpt(str(err.problem), 80)
+        raise TopologyError(f"{path}: {line}YAML syntax error: {problem}") from None
     except yaml.YAMLError as err:
-        raise TopologyError(f"{path}: YAML syntax error: {err}") from None
+        raise TopologyError(f"{path}: YAML syntax error: {excerpt(str(err), 80)}") from None
+    if _count_nodes(data, MAX_NODES) > MAX_NODES:
+        raise TopologyError(
+            f"{path}: more than {MAX_NODES:,} values once its aliases are expanded "
+            "(a chip or network file has a few hundred)"
+        )
+    return data
+
+
+def _count_nodes(data: Any, limit: int) -> int:
+    """Values in ``data``, aliases counted each time they are used; stops past ``limit``."""
+    count, stack = 0, [data]
+    while stack and count <= limit:
+        node = stack.pop()
+        count += 1
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return count
 
 
 def format_errors(path: Path, err: ValidationError) -> str:
     """Each pydantic error of the file at ``path`` as one ``FILE: field.path: reason`` line."""
     lines = []
     for e in err.errors(include_url=False):
-        loc = ".".join(str(p) for p in e["loc"] if not _is_union_tag(p))
+        loc = ".".join(_part(p) for p in e["loc"] if not _is_union_tag(p))
         msg = e["msg"].removeprefix("Value error, ")
         # A model-level check names its field at the start of its message.
         m = re.match(r"^([A-Za-z_]\w*(?:\.\w+)*): (.*)$", msg)
         if m:
             loc = f"{loc}.{m[1]}" if loc else m[1]
             msg = m[2]
-        lines.append(f"{path}: {loc or '(file)'}: {msg}")
+        lines.append(f"{path}: {loc or '(file)'}: {_one_line(msg)}")
+    if len(lines) > MAX_ERROR_LINES:
+        lines[MAX_ERROR_LINES:] = [f"{path}: … and {len(lines) - MAX_ERROR_LINES} more errors"]
     return "\n".join(lines)
+
+
+MAX_ERROR_LINES = 20
+"""Errors listed for one file (a wrong file given by mistake has one per line)."""
+
+
+def _part(part: object) -> str:
+    """A field path's part as an error may print it: a name, an index or a short path as it
+    is; any other key is not quoted (a wrong file given by mistake, ``/etc/shadow``, would be
+    printed back line by line)."""
+    text = str(part)
+    if isinstance(part, int) or re.fullmatch(r"[\w.\[\]/-]{1,40}", text):
+        return text
+    return f"(a key of {len(text)} characters that is no field name)"
+
+
+def _one_line(msg: str, limit: int = 200) -> str:
+    msg = " ".join(msg.split())
+    return msg if len(msg) <= limit else msg[: limit - 1] + "…"
 
 
 def _is_union_tag(part: object) -> bool:

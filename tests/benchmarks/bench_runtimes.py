@@ -21,6 +21,7 @@ import ray
 
 from emulator.learning.training import run_training
 from emulator.run import run_emulation
+from emulator.runtime.session import use_local_token
 from emulator.spec import load_chip, load_network
 
 
@@ -34,6 +35,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     chip, net = load_chip(args.chip), load_network(args.network)
+    use_local_token()  # a private token, not the 0644 one Ray would make
     ray.init(
         address="local",
         num_cpus=2,

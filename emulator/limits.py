@@ -1,0 +1,224 @@
+"""Bounds on what the emulator reads and allocates.
+
+Everything a user hands the emulator (chip, network, activity and checkpoint files, IDX
+files, the sizes inside them) is checked before it is read whole or allocated: a file must
+be a regular file under a size cap (:func:`read_regular`), and a job's memory is estimated
+from the files' numbers (:func:`memory_needs`) and refused, with the numbers and the field
+to change, when it would not fit this machine (:func:`check_fits`). Error messages quote
+at most a short single-line excerpt of what was read (:func:`excerpt`): a wrong file given
+by mistake (``--chip /etc/shadow``) is not printed back.
+
+The per-item sizes below were measured with ``tracemalloc`` on this project's machine
+(Python 3.12, numpy 2) and rounded up; ``tests/test_limits.py`` checks each still bounds
+the measured peak.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from emulator.spec import ChipSpec, NetworkSpec
+
+
+class LimitError(ValueError):
+    """An input over a bound; the message names the file or field, the numbers and the fix."""
+
+
+MAX_SPEC_BYTES = 1 << 20
+"""Largest chip or network file read (the shipped ones are under 8 KB)."""
+MAX_ACTIVITY_BYTES = 64 << 20
+"""Largest activity file read (``pipesdfa train --activity-out``)."""
+MAX_MANIFEST_BYTES = 4 << 20
+"""Largest checkpoint manifest read (it holds the chip and network contents)."""
+MAX_NAME_BYTES = 256
+"""Largest one-line pointer file read (a checkpoint's ``latest``)."""
+
+TILE_BYTES = 512
+"""Memory per mesh node of a mapped chip (placement walk, NoC tables; measured ≈ 410 B)."""
+CUT_BYTES = 64
+"""Memory per block row or column of a cut weight matrix (its sizes, and the mapping's
+per-block bookkeeping, amortised)."""
+OP_BYTES = 200
+"""Memory per op an analytic schedule keeps (measured ≈ 170 B)."""
+NEURON_STEP_BYTES = 32
+"""Memory per neuron, sample and time step of a training batch (spikes, membrane and
+surrogate traces kept for the update; measured ≈ 22 B)."""
+WEIGHT_BYTES = 64
+"""Memory per weight (weights, gradient, optimizer moments, conductances and levels)."""
+ALWAYS_FITS_BYTES = 512 << 20
+"""A job this small is never refused (nor is the machine's free memory read for it)."""
+BASE_BYTES = 96 << 20
+"""What an emulator process holds before its job (interpreter, numpy, pydantic)."""
+
+
+def excerpt(value: Any, limit: int = 40) -> str:
+    """``repr(value)`` on one line, cut to ``limit`` characters (with …): what an error
+    message may quote of a value it read."""
+    text = repr(value) if not isinstance(value, str) else repr(value[: limit + 1])
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a named pipe"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def human_bytes(n: float) -> str:
+    for unit, scale in (("PiB", 2**50), ("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n / 2**10:.1f} KiB" if n >= 2**10 else f"{int(n)} B"
+
+
+def read_regular(
+    path: str | os.PathLike, cap: int, what: str, *, error: type[Exception] = LimitError
+) -> bytes:
+    """The bytes of the regular file at ``path``, refused (``error``: ``FILE: reason``) if it
+    is missing, not a regular file (a FIFO, a device: they would block or never end) or over
+    ``cap`` bytes. Reads at most ``cap + 1`` bytes, whatever the file claims."""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except FileNotFoundError:
+        raise error(f"{path}: file not found") from None
+    except OSError as err:
+        raise error(f"{path}: cannot read: {err.strerror or err}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise error(f"{path}: {_kind(mode)}, not a regular file: give a {what}")
+        size = os.fstat(fd).st_size
+        if size > cap:
+            cap_text = human_bytes(cap)
+            raise error(f"{path}: {human_bytes(size)}, over the {cap_text} a {what} may have")
+        chunks, left = [], cap + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    except OSError as err:
+        raise error(f"{path}: cannot read: {err.strerror or err}") from None
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > cap:
+        raise error(f"{path}: grew past the {human_bytes(cap)} a {what} may have while being read")
+    return data
+
+
+def available_memory() -> int:
+    """Bytes this machine can still give a job: ``MemAvailable`` (Linux), else its RAM."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 40  # unknown: do not refuse
+
+
+@dataclass(frozen=True)
+class Need:
+    """One term of a job's memory: what holds it, its bytes, how it was counted, and what
+    to change to shrink it."""
+
+    what: str
+    bytes: int
+    count: str
+    fix: str
+
+
+def mesh_need(chip: ChipSpec) -> Need:
+    """A chip's mesh, mapped: a fixed cost per router node."""
+    nodes = chip.noc.nodes
+    return Need(
+        f"chip {chip.name}'s mesh",
+        nodes * TILE_BYTES,
+        f"noc.mesh {chip.noc.mesh} = {nodes:,} nodes × {TILE_BYTES} B",
+        "a smaller noc.mesh (and tiles) in the chip file",
+    )
+
+
+def schedule_need(ops: int, what: str, time_steps: int) -> Need:
+    """An analytic schedule keeping ``ops`` ops over ``time_steps`` steps per sample."""
+    return Need(
+        what,
+        ops * OP_BYTES,
+        f"{ops:,} ops over time_steps {time_steps:,} × {OP_BYTES} B",
+        "fewer time_steps in the network file, or a smaller --batch",
+    )
+
+
+def training_needs(net: NetworkSpec, batch: int) -> list[Need]:
+    """What training ``net`` in batches of ``batch`` holds: one batch's traces (evaluation
+    runs in batches of :data:`~emulator.learning.loop.EVAL_BATCH`) and the weights."""
+    from emulator.learning.loop import EVAL_BATCH
+    from emulator.spec import ConvLayer, FcLayer, layer_shapes
+
+    shapes = layer_shapes(net)
+    neurons = sum(math.prod(s) for s in shapes)
+    columns, weights = 0, 0
+    for layer, shape_in, shape_out in zip(net.layers, shapes[:-1], shapes[1:], strict=True):
+        if isinstance(layer, ConvLayer):
+            window = layer.kernel**2 * shape_in[0]
+            columns += math.prod(shape_out[1:]) * window  # im2col's unrolled input
+            weights += window * layer.out_channels
+        elif isinstance(layer, FcLayer):
+            weights += math.prod(shape_in) * layer.out
+    rows = max(batch, EVAL_BATCH)
+    per_step = neurons + columns
+    return [
+        Need(
+            f"network {net.name}'s spike and membrane traces",
+            rows * net.time_steps * per_step * NEURON_STEP_BYTES,
+            f"{rows} samples × time_steps {net.time_steps:,} × {per_step:,} values × "
+            f"{NEURON_STEP_BYTES} B",
+            "fewer time_steps or narrower layers in the network file",
+        ),
+        Need(
+            f"network {net.name}'s weights",
+            weights * WEIGHT_BYTES,
+            f"{weights:,} weights × {WEIGHT_BYTES} B",
+            "narrower layers in the network file",
+        ),
+    ]
+
+
+def check_fits(needs: Sequence[Need], available: int | None = None) -> None:
+    """Refuse (:class:`LimitError`) a job whose ``needs`` exceed ``available`` bytes (default:
+    this machine's free memory), naming the largest term and what to change."""
+    total = BASE_BYTES + sum(n.bytes for n in needs)
+    if available is None:
+        if total <= ALWAYS_FITS_BYTES:
+            return  # the common case reads no system file
+        available = available_memory()
+    if total <= available:
+        return
+    top = max(needs, key=lambda n: n.bytes)
+    raise LimitError(
+        f"needs about {human_bytes(total)} of memory, this machine has "
+        f"{human_bytes(available)} free: "
+        f"{top.what} alone takes {human_bytes(top.bytes)} ({top.count}); use {top.fix}"
+    )
