@@ -21,7 +21,7 @@ import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 if TYPE_CHECKING:
     from emulator.spec import ChipSpec, NetworkSpec
@@ -86,12 +86,12 @@ def human_bytes(n: float) -> str:
     return f"{n / 2**10:.1f} KiB" if n >= 2**10 else f"{int(n)} B"
 
 
-def read_regular(
-    path: str | os.PathLike, cap: int, what: str, *, error: type[Exception] = LimitError
-) -> bytes:
-    """The bytes of the regular file at ``path``, refused (``error``: ``FILE: reason``) if it
-    is missing, not a regular file (a FIFO, a device: they would block or never end) or over
-    ``cap`` bytes. Reads at most ``cap + 1`` bytes, whatever the file claims."""
+def open_regular(
+    path: str | os.PathLike, what: str, *, error: type[Exception] = LimitError
+) -> tuple[BinaryIO, int]:
+    """The regular file at ``path`` opened for reading, and its size; refused (``error``:
+    ``FILE: reason``) if missing or not a regular file (a FIFO, a device: they would block or
+    never end). Opened without blocking, then checked on the open file (no race)."""
     path = Path(path)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
@@ -99,26 +99,27 @@ def read_regular(
         raise error(f"{path}: file not found") from None
     except OSError as err:
         raise error(f"{path}: cannot read: {err.strerror or err}") from None
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise error(f"{path}: {_kind(mode)}, not a regular file: give a {what}")
-        size = os.fstat(fd).st_size
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise error(f"{path}: {_kind(info.st_mode)}, not a regular file: give a {what}")
+    return open(fd, "rb"), info.st_size
+
+
+def read_regular(
+    path: str | os.PathLike, cap: int, what: str, *, error: type[Exception] = LimitError
+) -> bytes:
+    """The bytes of the regular file at ``path`` (:func:`open_regular`), refused if over
+    ``cap`` bytes. Reads at most ``cap + 1`` bytes, whatever the file claims."""
+    stream, size = open_regular(path, what, error=error)
+    with stream:
         if size > cap:
             cap_text = human_bytes(cap)
             raise error(f"{path}: {human_bytes(size)}, over the {cap_text} a {what} may have")
-        chunks, left = [], cap + 1
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-    except OSError as err:
-        raise error(f"{path}: cannot read: {err.strerror or err}") from None
-    finally:
-        os.close(fd)
-    data = b"".join(chunks)
+        try:
+            data = stream.read(cap + 1)
+        except OSError as err:
+            raise error(f"{path}: cannot read: {err.strerror or err}") from None
     if len(data) > cap:
         raise error(f"{path}: grew past the {human_bytes(cap)} a {what} may have while being read")
     return data

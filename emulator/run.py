@@ -265,9 +265,9 @@ def _run(
     )
     if cfg.inject_failure is not None:
         _check_failure(cfg.inject_failure, cfg.runtime, plan, controller.train_batches)
-    sizes = controller.batch_sizes()
-    for costed in (chip, fit_chip(_chip(cfg.baseline), net)):  # its replay, after training
-        check_schedule(costed, net, sizes)
+    baseline = fit_chip(_chip(cfg.baseline), net)
+    for costed in (chip, baseline):  # their replays come after training: check them now
+        check_schedule(costed, net, controller.batch_sizes())
     saved = checkpoints.resume(cfg.resume, controller) if cfg.resume is not None else None
     if cfg.runtime == "local":
         from emulator.runtime.local import LocalRuntime
@@ -312,9 +312,7 @@ def _run(
         actors = len(rt.actors)
     counters = _counters(reports)
     timeline = emulated_timeline(plan, reports, controller.batch_sizes())
-    comparison = (
-        compare_run(plan, timeline, _chip(cfg.baseline)) if timeline.record is not None else None
-    )
+    comparison = compare_run(plan, timeline, baseline) if timeline.record is not None else None
     return RunResult(
         network=net.name,
         chip=chip.name,

@@ -296,17 +296,16 @@ class _Average:
     """Every op at an :class:`Activity`'s average rates (the fast path)."""
 
     def __init__(self, chip: ChipSpec, net: NetworkSpec, act: Activity) -> None:
-        self._inputs = act.input_rates
+        self._rates = act.input_rates  # a layer's input rate, every step; its GRAD's too
         self._steps = net.time_steps
-        self._grads = act.input_rates
         self._ebr = error_bit_rate(chip, act)
-        self._writes = [write_activity(chip, act, i) for i in range(len(act.input_rates))]
+        self._writes = [write_activity(chip, act, i) for i in range(len(self._rates))]
 
     def input_rates(self, layer: int, sample: int) -> Iterable[float]:
-        return itertools.repeat(self._inputs[layer], self._steps)
+        return itertools.repeat(self._rates[layer], self._steps)
 
     def grad_rate(self, layer: int, sample: int) -> float:
-        return self._grads[layer]
+        return self._rates[layer]
 
     def error_bit_rate(self, sample: int) -> float:
         return self._ebr

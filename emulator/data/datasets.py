@@ -8,18 +8,19 @@ file (or the dataset) at fault.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import math
 import os
-import stat
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
-from emulator.limits import available_memory, human_bytes
+from emulator.limits import available_memory, human_bytes, open_regular
 
 DATASETS: tuple[str, ...] = ("digits", "mnist-idx", "nmnist", "synthetic")
 
@@ -251,18 +252,16 @@ MAX_EVENT_FILE_BYTES = 64 << 20
 """Largest N-MNIST recording read (one is ≈ 20 KB)."""
 
 
-def _open_data(path: Path) -> BinaryIO:
-    """A regular data file opened for reading, gunzipped when its name ends in .gz."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError as exc:
-        raise DatasetError(f"{path}: cannot read ({_reason(exc)})") from exc
-    if not stat.S_ISREG(mode):
-        raise DatasetError(f"{path}: not a regular file")
-    try:
-        return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
-    except OSError as exc:
-        raise DatasetError(f"{path}: cannot read ({_reason(exc)})") from exc
+@contextlib.contextmanager
+def _open_data(path: Path) -> Iterator[BinaryIO]:
+    """A regular data file open for reading, gunzipped when its name ends in .gz."""
+    stream, _ = open_regular(path, "data file", error=DatasetError)
+    with stream:
+        if path.suffix != ".gz":
+            yield stream
+            return
+        with gzip.GzipFile(fileobj=stream, mode="rb") as unzipped:
+            yield unzipped
 
 
 def _read_upto(stream: BinaryIO, path: Path, limit: int) -> bytes:
