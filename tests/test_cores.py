@@ -89,10 +89,10 @@ def test_a_pe_core_reads_a_window_and_answers_with_its_blocks_partial_sums() -> 
     assert psum.header == Psum(window=w, blocks=[0, 1])
     data = psum.array()
     assert data.shape == (T, w.size, 32)  # both blocks' columns side by side
-    codes = np.hstack([xbar.codes for xbar in pe.xbars])  # (64, 32) as programmed
+    codes = pe.bank.codes[0]  # (64, 32) as programmed: both blocks in one row band
     # without read noise a read is spikes @ codes, up to the 2⁻²⁴ µS conductance grid
     np.testing.assert_allclose(data, x.astype(float) @ codes, atol=1e-3)
-    assert pe.xbars[0].counters.reads == T * w.size
+    assert pe.bank.block_counters()[0].reads == T * w.size
 
 
 def test_a_pe_core_programs_updates_in_order_and_refuses_what_is_too_far_ahead() -> None:
@@ -104,11 +104,11 @@ def test_a_pe_core_programs_updates_in_order_and_refuses_what_is_too_far_ahead()
     second = Frame.pack(Update(event=(0, 1)), "tile-0", "pe-0-1", 1, 1, steps)
     assert pe.handle(second) == []  # update 1 waits for update 0
     first = Frame.pack(Update(event=(0, 0)), "tile-0", "pe-0-1", 1, 0, steps)
-    before = pe.xbars[0].codes.copy()
+    before = pe.bank.codes[0][:, :10].copy()
     answers = _wire(pe.handle(first))
     assert [a.header.version for a in answers] == [0, 1] and pe.applied == 2
     assert all(isinstance(a.header, Written) and a.dst == "tile-0" for a in answers)
-    np.testing.assert_array_equal(pe.xbars[0].codes, before + 2 * steps.reshape(32, 10))
+    np.testing.assert_array_equal(pe.bank.codes[0][:, :10], before + 2 * steps.reshape(32, 10))
     assert answers[0].header.cells_written > 0 and answers[0].header.pulses > 0
     with pytest.raises(CreditError, match="a update frame of batch 9"):
         pe.handle(Frame.pack(Update(event=(0, 9)), "tile-0", "pe-0-1", 1, 9, steps))

@@ -274,7 +274,7 @@ def _observe(chip: ChipSpec) -> list[Any]:
     layer = ChipLayer(chip, w, layer=0, seed=0)
     rng = np.random.default_rng(0)
     x = (rng.random((8, w.shape[1])) < 0.5).astype(float)
-    y = layer.matmul(x, (0,))
+    y = layer.matmul(x[None], (0,))
     layer.apply_update(rng.normal(0.0, 0.05, w.shape), (1,))
     g = ChipFeedback(chip, 10, {0: 128}, seed=0, group=2).project(rng.normal(size=(4, 10)), 0, (0,))
     out.append(np.concatenate([y.ravel(), layer.weights().ravel(), g.ravel()]).tobytes())

@@ -33,7 +33,8 @@ def test_chip_layer_reads_are_the_quantised_product() -> None:
     np.testing.assert_allclose(layer.weights(), codes * layer.lsb, rtol=0, atol=1e-5 * layer.lsb)
     x = (rng.random((5, 150)) < 0.1).astype(np.uint8)
     # Sparse inputs keep every slice sum inside the 8-bit ADC range: the read is exact.
-    np.testing.assert_allclose(layer.matmul(x, (0,)), x @ (codes * layer.lsb).T, atol=1e-12)
+    read = layer.matmul(x[None], (0,))[0]  # one time step
+    np.testing.assert_allclose(read, x @ (codes * layer.lsb).T, atol=1e-12)
     assert np.max(np.abs(layer.weights() - w)) <= layer.lsb / 2 + 1e-12
 
 

@@ -140,8 +140,8 @@ def test_events_to_steps_transposes():
 
 def test_fc_flattens_and_uses_backend():
     w = np.arange(12.0).reshape(2, 6)
-    x = np.ones((3, 2, 3))
-    np.testing.assert_allclose(fc(x, Matrix(w), ()), np.tile(w.sum(axis=1), (3, 1)))
+    x = np.ones((4, 3, 2, 3))  # (T, B, ...)
+    np.testing.assert_allclose(fc(x, Matrix(w), ()), np.tile(w.sum(axis=1), (4, 3, 1)))
 
 
 def direct_conv(x, w4, stride, padding):
@@ -163,10 +163,11 @@ def direct_conv(x, w4, stride, padding):
 @pytest.mark.parametrize(("kernel", "stride", "padding"), [(3, 1, 0), (3, 2, 1), (2, 2, 0)])
 def test_conv2d_matches_direct_loops(kernel, stride, padding):
     rng = np.random.default_rng(0)
-    x = (rng.random((2, 3, 6, 5)) < 0.5).astype(float)
+    x = (rng.random((3, 2, 3, 6, 5)) < 0.5).astype(float)  # (T, N, C, H, W)
     w4 = rng.normal(size=(4, 3, kernel, kernel))
     out = conv2d(x, Matrix(w4.reshape(4, -1)), kernel, stride, padding, ())
-    np.testing.assert_allclose(out, direct_conv(x, w4, stride, padding))
+    for t in range(3):
+        np.testing.assert_allclose(out[t], direct_conv(x[t], w4, stride, padding))
 
 
 @pytest.mark.parametrize(("kernel", "stride", "padding"), [(3, 1, 1), (3, 2, 1), (2, 2, 0)])

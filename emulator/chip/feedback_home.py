@@ -12,11 +12,11 @@ import numpy as np
 from emulator.chip.clock import Clock
 from emulator.chip.gradient_unit import rate
 from emulator.chip.plan import FeedbackPlan, Plan
-from emulator.chip.window import Window, check_credit, check_part
+from emulator.chip.window import Window, check_credit, check_part, in_block_order
 from emulator.learning import feedback_scale
 from emulator.physics.blocks import add_blocks
 from emulator.physics.crossbar import bit_planes
-from emulator.runtime.frames import Error, Feedback, Frame, Psum
+from emulator.runtime.frames import Error, Feedback, Frame
 
 
 class FeedbackHome:
@@ -56,17 +56,8 @@ class FeedbackHome:
         if len(parts) < len(self.group.pes):
             return []
         del self.parts[w.seq]
-        blocks: dict[int, np.ndarray] = {}
-        for f in parts:
-            data, offset = f.array(), 0  # (W, columns of the sender's blocks)
-            head = f.header
-            assert isinstance(head, Psum)
-            for j in head.blocks:
-                width = self.group.blocks[j].n_out
-                blocks[j] = data[:, offset : offset + width]
-                offset += width
-        in_order = [blocks[j] for j in range(len(self.group.blocks))]  # as ChipFeedback._read
-        g = add_blocks(self.group.blocks, in_order, w.size, self.group.width)
+        data = in_block_order(parts, len(self.group.blocks), self.name)  # as ChipFeedback._read
+        g = add_blocks(self.group.blocks, data, self.group.width)
         self.done[w.seq] = (w, g * feedback_scale(self.group.width))
         return self._run()
 

@@ -15,7 +15,14 @@ import numpy as np
 
 from emulator.chip.gradient_unit import rate
 from emulator.chip.plan import LayerPlan
-from emulator.chip.window import CONTROLLER, Window, check_credit, check_part, expect
+from emulator.chip.window import (
+    CONTROLLER,
+    Window,
+    check_credit,
+    check_part,
+    expect,
+    in_block_order,
+)
 from emulator.cost import grad_ready_ps, xbar_ready_ps
 from emulator.learning import local_gradient, make_optimizer, output_spike_error, spike_error
 from emulator.learning.snn import pool
@@ -24,7 +31,6 @@ from emulator.runtime.frames import (
     Error,
     Frame,
     GradJobs,
-    Psum,
     Spikes,
     Update,
     Written,
@@ -136,25 +142,13 @@ class LayerHome:
 
     def _currents(self, w: Window, frames: list[Frame]) -> np.ndarray:
         """(T, W, *out) currents: partial sums added in block order, as ChipLayer.matmul."""
-        layer, steps, p = self.plan, self.tile.plan.net.time_steps, self.plan.positions
-        parts: dict[int, np.ndarray] = {}
-        for f in frames:
-            data, offset = f.array(), 0  # (T, W·P, columns of the sender's blocks)
-            head = f.header
-            assert isinstance(head, Psum)
-            for j in head.blocks:
-                width = layer.blocks[j].n_out
-                parts[j] = data[:, :, offset : offset + width]
-                offset += width
-        currents = []
-        for t in range(steps):
-            at_t = [parts[j][t] for j in range(len(layer.blocks))]
-            out = add_blocks(layer.blocks, at_t, w.size * p, layer.out_shape[0]) * layer.lsb
-            if p > 1:
-                oc, ho, wo = layer.out_shape
-                out = out.reshape(w.size, ho, wo, oc).transpose(0, 3, 1, 2)
-            currents.append(out)
-        return np.stack(currents)
+        layer, steps = self.plan, self.tile.plan.net.time_steps
+        data = in_block_order(frames, len(layer.blocks), self.tile.name)  # (T, W·P, Σ cols)
+        out = add_blocks(layer.blocks, data, layer.out_shape[0]) * layer.lsb
+        if layer.positions > 1:
+            oc, ho, wo = layer.out_shape
+            return out.reshape(steps, w.size, ho, wo, oc).transpose(0, 1, 4, 2, 3)
+        return out
 
     def _finish_window(self, seq: int) -> list[Frame]:
         run, layer, w = self.tile.plan, self.plan, self.windows.pop(seq)

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from emulator.chip.plan import LayerPlan, Plan
 from emulator.chip.window import CreditError, expect
-from emulator.learning import init_weights
+from emulator.learning import layer_init
 from emulator.learning.snn import im2col
-from emulator.physics.blocks import initial_codes, program_block, program_blocks, read_blocks
-from emulator.physics.crossbar import Crossbar, FormedCrossbar
+from emulator.physics.blocks import initial_codes, read_formed
+from emulator.physics.crossbar import CrossbarBank, FormedCrossbar
 from emulator.runtime.frames import Error, Frame, Psum, Spikes, Update, Written
 from emulator.spec import ConvLayer
 
@@ -24,7 +22,7 @@ class PECore:
         self.plan, self.name = plan, name
         self.layer: LayerPlan | None = None
         self.block_ids: list[int] = []
-        self.xbars: list[Crossbar] = []
+        self.bank: CrossbarBank | None = None
         self.formed: list[FormedCrossbar] = []
         self.applied = 0  # updates applied
         self.feedback_rows = 0  # training errors read by its feedback arrays
@@ -43,12 +41,11 @@ class PECore:
     def _hold_layer(self, layer: LayerPlan) -> None:
         self.layer = layer
         self.block_ids = layer.blocks_of(self.name)
-        w = init_weights(self.plan.net, self.plan.seed)[layer.index]
+        w = layer_init(self.plan.net, self.plan.seed, layer.index)  # this layer's only
         codes, _ = initial_codes(w, self.plan.chip.crossbar)
-        self.xbars = [
-            program_block(self.plan.chip, layer.blocks[j], codes, self.plan.seed)
-            for j in self.block_ids
-        ]
+        blocks = [layer.blocks[j] for j in self.block_ids]
+        self.bank = CrossbarBank(self.plan.chip, blocks, seed=self.plan.seed, inputs=w.shape[1])
+        self.bank.program(codes)
 
     def handle(self, frame: Frame) -> list[Frame]:
         """Reads, updates and feedback reads, each once its turn (``version``) has come."""
@@ -106,21 +103,18 @@ class PECore:
         return [self._feedback(frame)]  # _check let only these three kinds in
 
     def _read(self, frame: Frame) -> Frame:
-        layer = self.layer
-        assert layer is not None
-        steps = self.plan.net.time_steps
+        layer, bank = self.layer, self.bank
+        assert layer is not None and bank is not None
         x, w = frame.array(), frame.window
         spec = self.plan.net.layers[layer.net_index]
-        p = layer.positions
-        parts = []
-        for t in range(steps):
-            rows = x[t].reshape(w.size, -1)
-            if isinstance(spec, ConvLayer):
-                rows = im2col(x[t], spec.kernel, spec.stride, spec.padding)
-            window = (w.first * p, w.total * p)
-            blocks = read_blocks(self._blocks(), self.xbars, rows, (*w.event, t), window)
-            parts.append(np.concatenate(blocks, axis=1))
-        data = np.stack(parts)  # (T, W·P, columns of this PE's blocks)
+        steps, p = x.shape[0], layer.positions
+        if isinstance(spec, ConvLayer):
+            flat = x.reshape(steps * w.size, *x.shape[2:])
+            rows = im2col(flat, spec.kernel, spec.stride, spec.padding)
+            rows = rows.reshape(steps, w.size * p, -1)
+        else:
+            rows = x.reshape(steps, w.size, -1)
+        data = bank.read(rows, w.event, window=(w.first * p, w.total * p))  # (T, W·P, Σ cols)
         head = Psum(window=w, blocks=self.block_ids)
         return Frame.pack(head, self.name, layer.home, layer.index, w.version, data, 2)
 
@@ -130,25 +124,25 @@ class PECore:
         return [layer.blocks[j] for j in self.block_ids]
 
     def _update(self, frame: Frame) -> Frame:
-        layer = self.layer
-        assert layer is not None
+        layer, bank = self.layer, self.bank
+        assert layer is not None and bank is not None
         flat, before = frame.array()[0], self._written()
         steps, offset = [], 0
         for block in self._blocks():
             size = block.n_in * block.n_out
             steps.append(flat[offset : offset + size].reshape(block.n_in, block.n_out))
             offset += size
-        program_blocks(self.xbars, steps)
+        bank.update_blocks(steps)
         self.applied += 1
         cells, pulses = (a - b for a, b in zip(self._written(), before, strict=True))
         head = Written(version=frame.batch, cells_written=cells, pulses=pulses)
         return Frame.pack(head, self.name, layer.home, layer.index, frame.batch)
 
     def _written(self) -> tuple[int, int]:
-        return (
-            sum(x.counters.cells_written for x in self.xbars),
-            sum(x.counters.pulses for x in self.xbars),
-        )
+        if self.bank is None:
+            return 0, 0
+        total = self.bank.total_counters()
+        return total.cells_written, total.pulses
 
     def _feedback(self, frame: Frame) -> Frame:
         fb = self.plan.feedback
@@ -156,9 +150,8 @@ class PECore:
         e, w = frame.array(), frame.window
         self.feedback_rows += w.size
         blocks = [fb.blocks[j] for j in self.block_ids]
-        parts = read_blocks(blocks, self.formed, e, w.event, (w.first, w.total))
-        head = Psum(window=w, blocks=self.block_ids)
-        data = np.concatenate(parts, axis=1)  # (W, columns of this PE's blocks)
+        data = read_formed(blocks, self.formed, e, w.event, (w.first, w.total))
+        head = Psum(window=w, blocks=self.block_ids)  # data: (W, columns of this PE's blocks)
         return Frame.pack(head, self.name, fb.home, frame.layer, w.version, data)
 
     def settled(self, batches: int, samples: int) -> bool:
@@ -175,30 +168,34 @@ class PECore:
         return {
             "applied": self.applied,
             "feedback_rows": self.feedback_rows,
-            "xbars": [x.state() for x in self.xbars],
+            "bank": None if self.bank is None else self.bank.state(),
             "formed": [a.state() for a in self.formed],
         }
 
     def restore(self, state: dict[str, Any]) -> None:
         """Take back :meth:`state` (of a core of the same plan)."""
-        _same_count(self.name, "xbars", state["xbars"], self.xbars)
+        if (state["bank"] is None) != (self.bank is None):
+            raise ValueError(f"{self.name}: the saved core and this one hold different arrays")
         _same_count(self.name, "formed", state["formed"], self.formed)
-        arrays: list[Crossbar | FormedCrossbar] = [*self.xbars, *self.formed]
-        for array, saved in zip(arrays, [*state["xbars"], *state["formed"]], strict=True):
+        if self.bank is not None:
+            self.bank.restore(state["bank"])
+        for array, saved in zip(self.formed, state["formed"], strict=True):
             array.restore(saved)
         self.applied, self.feedback_rows = int(state["applied"]), int(state["feedback_rows"])
         self.waiting = []
 
     def report(self) -> dict[str, Any]:
         """Effective codes of its weight blocks and the counters of all its arrays."""
-        arrays: list[Crossbar | FormedCrossbar] = [*self.xbars, *self.formed]
+        bank = self.bank
+        counters = [] if bank is None else bank.block_counters()
+        counters += [a.counters for a in self.formed]
         return {
             "name": self.name,
             "layer": -1 if self.layer is None else self.layer.index,
             "blocks": self.block_ids,
-            "codes": [x.effective_codes() for x in self.xbars],
-            "counters": [a.counters.as_dict() for a in arrays],
-            "stuck": [x.stuck for x in self.xbars],
+            "codes": [] if bank is None else bank.block_codes(),
+            "counters": [c.as_dict() for c in counters],
+            "stuck": [] if bank is None else bank.block_stuck(),
             "feedback": bool(self.formed),
         }
 

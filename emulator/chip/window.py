@@ -4,8 +4,10 @@ the controller's window credit."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from emulator.learning import EVAL_BATCH
-from emulator.runtime.frames import CONTROLLER, Frame, Window
+from emulator.runtime.frames import CONTROLLER, Frame, Psum, Window
 
 __all__ = [
     "CONTROLLER",
@@ -15,6 +17,7 @@ __all__ = [
     "check_credit",
     "check_part",
     "expect",
+    "in_block_order",
     "window_credit",
 ]
 
@@ -60,3 +63,19 @@ def check_part(core: str, frame: Frame, started: dict, parts: dict, expected: in
     seq = frame.window.seq
     if seq not in started or len(parts.get(seq, [])) >= expected:
         raise ValueError(f"{core}: an unexpected psum of window {seq}")
+
+
+def in_block_order(frames: list[Frame], blocks: int, core: str) -> np.ndarray:
+    """The partial results of every PE core of a group side by side in block order: each
+    core's frame carries its consecutive blocks; ValueError unless they are all 0..blocks-1."""
+
+    def first(f: Frame) -> int:
+        head = f.header
+        assert isinstance(head, Psum)
+        return head.blocks[0] if head.blocks else blocks
+
+    ordered = sorted(frames, key=first)
+    got = [j for f in ordered for j in f.header.blocks]  # type: ignore[union-attr]
+    if got != list(range(blocks)):
+        raise ValueError(f"{core}: partial sums of blocks {got}, not 0..{blocks - 1} in order")
+    return np.concatenate([f.array() for f in ordered], axis=-1)

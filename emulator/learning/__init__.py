@@ -42,6 +42,7 @@ from emulator.learning.model import (
     Trace,
     feedback_matrix,
     init_weights,
+    layer_init,
     weight_shapes,
     weights_sha256,
 )
@@ -80,6 +81,7 @@ __all__ = [
     "feedback_scale",
     "feedback_widths",
     "init_weights",
+    "layer_init",
     "local_gradient",
     "make_optimizer",
     "mse_loss",

@@ -62,8 +62,9 @@ class IdealLayer:
         self._w = np.array(w, dtype=np.float64)
 
     def matmul(self, x: np.ndarray, event: tuple[int, ...]) -> np.ndarray:
-        """``x @ W.T``."""
-        return np.asarray(x, dtype=np.float64) @ self._w.T
+        """``x @ W.T`` over (T, N, n_in), as one product."""
+        x = np.asarray(x, dtype=np.float64)
+        return (x.reshape(-1, x.shape[-1]) @ self._w.T).reshape(*x.shape[:-1], -1)
 
     def weights(self) -> np.ndarray:
         """W (read-only view; later updates do not change it)."""
@@ -125,12 +126,16 @@ def feedback_matrix(seed: int, outputs: int, width: int) -> np.ndarray:
 
 
 def init_weights(net: NetworkSpec, seed: int, *, gain: float = INIT_GAIN) -> list[np.ndarray]:
-    """Initial W per weighted layer l: ``gain`` × U(±1/√fan_in) from ``stream(seed, "init", l)``."""
-    weights = []
-    for index, shape in enumerate(weight_shapes(net)):
-        bound = gain / math.sqrt(shape[1])
-        weights.append(stream(seed, "init", index).uniform(-bound, bound, shape))
-    return weights
+    """Initial W per weighted layer (:func:`layer_init`)."""
+    return [layer_init(net, seed, index, gain=gain) for index in range(len(weight_shapes(net)))]
+
+
+def layer_init(net: NetworkSpec, seed: int, index: int, *, gain: float = INIT_GAIN) -> np.ndarray:
+    """Initial W of weighted layer ``index``: ``gain`` × U(±1/√fan_in) from
+    ``stream(seed, "init", index)`` (a core holding one layer draws that layer only)."""
+    shape = weight_shapes(net)[index]
+    bound = gain / math.sqrt(shape[1])
+    return stream(seed, "init", index).uniform(-bound, bound, shape)
 
 
 @dataclass(frozen=True)
@@ -195,7 +200,8 @@ class ReferenceModel:
     # ---------------------------------------------------------------- forward
 
     def forward(self, x: np.ndarray, event: tuple[int, ...] = ()) -> Trace:
-        """Run spikes x (T, B, *input_shape); layer l's matmul at step t gets ``(*event, t)``."""
+        """Run spikes x (T, B, *input_shape); each layer's matmul takes every step at once, as
+        event ``event``."""
         x = np.asarray(x, dtype=np.float64)
         expected = (self.net.time_steps, *self.net.input_shape)
         if x.ndim != len(expected) + 1 or (x.shape[0], *x.shape[2:]) != expected:
@@ -212,8 +218,7 @@ class ReferenceModel:
                 hs.append(None)
             else:
                 backend = self.backends[self._index[i]]
-                currents = [_currents(layer, backend, a[t], (*event, t)) for t in range(steps)]
-                h, out = self.neuron.run(np.stack(currents))
+                h, out = self.neuron.run(_currents(layer, backend, a, event))
                 hs.append(h)
             a = out.reshape(steps, batch, *self.shapes[i + 1])
             ss.append(a)

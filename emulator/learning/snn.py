@@ -32,7 +32,8 @@ class LayerBackend(Protocol):
     """
 
     def matmul(self, x: np.ndarray, event: tuple[int, ...]) -> np.ndarray:
-        """Currents ``≈ x @ W.T`` (N, n_out) for spikes ``x`` (N, n_in)."""
+        """Currents ``≈ x @ W.T`` (T, N, n_out) for spikes ``x`` (T, N, n_in): every time step
+        of the layer in one call (the network is feed-forward)."""
         ...
 
     def weights(self) -> np.ndarray:
@@ -169,8 +170,8 @@ def events_to_steps(x: np.ndarray) -> np.ndarray:
 
 
 def fc(x: np.ndarray, backend: LayerBackend, event: tuple[int, ...]) -> np.ndarray:
-    """Fully connected currents: x (B, ...) flattened → (B, n_out)."""
-    return backend.matmul(x.reshape(len(x), -1), event)
+    """Fully connected currents of every step: x (T, B, ...) flattened → (T, B, n_out)."""
+    return backend.matmul(x.reshape(*x.shape[:2], -1), event)
 
 
 def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -214,12 +215,14 @@ def conv2d(
     padding: int,
     event: tuple[int, ...],
 ) -> np.ndarray:
-    """Convolution currents through the backend's im2col matrix W (OC, C·K·K): → (N, OC, H', W')."""
-    n, _, h, w = x.shape
+    """Convolution currents of every step through the backend's im2col matrix W (OC, C·K·K):
+    x (T, N, C, H, W) → (T, N, OC, H', W')."""
+    steps, n, _, h, w = x.shape
     ho = conv_output_size(h, kernel, stride, padding)
     wo = conv_output_size(w, kernel, stride, padding)
-    out = backend.matmul(im2col(x, kernel, stride, padding), event)
-    return out.reshape(n, ho, wo, -1).transpose(0, 3, 1, 2)
+    rows = im2col(x.reshape(steps * n, *x.shape[2:]), kernel, stride, padding)
+    out = backend.matmul(rows.reshape(steps, n * ho * wo, -1), event)
+    return out.reshape(steps, n, ho, wo, -1).transpose(0, 1, 4, 2, 3)
 
 
 def _windows(x: np.ndarray, kernel: int) -> np.ndarray:

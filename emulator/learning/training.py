@@ -174,7 +174,7 @@ def _write_activity(
     fractions, pulses = [], []
     for backend in model.backends:
         c = backend.counters()
-        cells = sum(x.levels.size for x in backend.xbars)
+        cells = backend.bank.cells
         updates = max(backend.updates, 1)
         fractions.append(min(1.0, c.cells_written / (cells * updates)))
         pulses.append(c.pulses / c.cells_written if c.cells_written else 0.0)
@@ -230,7 +230,8 @@ def run_training(
         counters = chip_counters(model)
         result["counters"] = {k: c.as_dict() for k, c in counters.items()}
         result["energy_pj"] = {k: c.energy_pj(chip) for k, c in counters.items()}
-        result["faults"] = fault_summary(chip, [x.stuck for b in model.backends for x in b.xbars])
+        stuck = [s for b in model.backends for s in b.bank.block_stuck()]
+        result["faults"] = fault_summary(chip, stuck)
     if activity_out is not None:
         activity = measure_activity(model, data_set, seed, counters)
         _write_text(activity_out, activity.model_dump_json(indent=2))

@@ -1,10 +1,11 @@
 """A layer's crossbar blocks: reads, block-order sums and updates, as functions that both
 the reference model's backends and the chip's cores call (one copy of the arithmetic).
 
-A layer's matrix is cut into the blocks of :mod:`emulator.physics.mapping`: :func:`read_blocks`
-applies an input to each block (binary spikes to weight arrays, real errors bit-serially to
-formed arrays), :func:`add_blocks` adds the partial results in block order, :func:`update_steps`
-rounds an update to integer code steps and :func:`program_blocks` programs each block's part.
+A layer's matrix is cut into the blocks of :mod:`emulator.physics.mapping`; a
+:class:`~emulator.physics.crossbar.CrossbarBank` holds weight blocks and reads them all over
+every time step at once, :func:`read_formed` reads formed blocks bit-serially with real errors,
+:func:`add_blocks` adds the partial results in block order and :func:`update_steps` rounds an
+update to integer code steps (the bank programs each block's part).
 A :class:`ChipLayer` (``pipesdfa train --chip``) holds one weighted layer's blocks; a
 :class:`ChipFeedback` the one random feedback matrix in formed, never-programmed arrays. Both
 implement the backend protocols of :mod:`emulator.learning`, so the reference trainer runs
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from emulator.physics.crossbar import Counters, Crossbar, EventRows, FormedCrossbar
+from emulator.physics.crossbar import Counters, CrossbarBank, EventRows, FormedCrossbar
 from emulator.physics.mapping import Block, feedback_blocks, weight_blocks
 from emulator.rng import stream
 from emulator.spec import ChipSpec, CrossbarSpec
@@ -41,45 +42,45 @@ def initial_codes(w: np.ndarray, crossbar: CrossbarSpec) -> tuple[np.ndarray, fl
     return np.clip(np.rint(w.T / lsb), -code_max, code_max).astype(np.int64), lsb
 
 
-def program_block(chip: ChipSpec, block: Block, codes: np.ndarray, seed: int) -> Crossbar:
-    """A crossbar for ``block`` programmed with its part of the layer's ``codes``."""
-    xbar = Crossbar(chip, block.n_in, block.n_out, seed=seed, xbar_id=block.id)
-    xbar.program(block_part(codes, block))
-    return xbar
-
-
 def block_part(matrix: np.ndarray, block: Block) -> np.ndarray:
     """A block's part of a (n_in, n_out) matrix."""
     return matrix[block.in_start : block.in_stop, block.out_start : block.out_stop]
 
 
-def read_blocks(
+def read_formed(
     blocks: Sequence[Block],
-    arrays: Sequence[Crossbar] | Sequence[FormedCrossbar],
+    arrays: Sequence[FormedCrossbar],
     x: np.ndarray,
     event: tuple[int, ...],
     window: EventRows | None = None,
-) -> list[np.ndarray]:
-    """Each block's partial result of applying ``x`` (N, n_in) to its array: binary spikes to
-    weight arrays, real values bit-serially to formed arrays; ``window``: these are vectors
-    first.. of an event of ``total`` vectors (each gets its noise of the whole event)."""
-    parts = []
-    for block, array in zip(blocks, arrays, strict=True):
-        rows = x[:, block.in_start : block.in_stop]
-        if isinstance(array, FormedCrossbar):
-            parts.append(array.read_bitserial(rows, event, window=window))
-        else:
-            parts.append(array.read(rows, event, window=window))
-    return parts
-
-
-def add_blocks(
-    blocks: Sequence[Block], parts: Sequence[np.ndarray], rows: int, n_out: int
 ) -> np.ndarray:
-    """The partial results added in block order into (rows, n_out) (DESIGN.md §4)."""
-    out = np.zeros((rows, n_out))
-    for block, part in zip(blocks, parts, strict=True):
-        out[:, block.out_start : block.out_stop] += part
+    """Each formed block's bit-serial result of real values ``x`` (N, n_in), side by side in
+    block order; ``window``: these are vectors first.. of an event of ``total`` vectors (each
+    gets its noise of the whole event)."""
+    parts = [
+        array.read_bitserial(x[:, b.in_start : b.in_stop], event, window=window)
+        for b, array in zip(blocks, arrays, strict=True)
+    ]
+    return np.concatenate(parts, axis=-1)
+
+
+def add_blocks(blocks: Sequence[Block], parts: np.ndarray, n_out: int) -> np.ndarray:
+    """Partial results side by side in block order (…, Σ n_out) added into (…, n_out), in
+    block order (DESIGN.md §4); consecutive blocks of a row band go as one slice."""
+    out = np.zeros((*parts.shape[:-1], n_out))
+    offset, j = 0, 0
+    while j < len(blocks):
+        start, stop = blocks[j].out_start, blocks[j].out_stop
+        j += 1
+        while (
+            j < len(blocks)
+            and blocks[j].out_start == stop
+            and blocks[j].in_start == blocks[j - 1].in_start
+        ):
+            stop = blocks[j].out_stop
+            j += 1
+        out[..., start:stop] += parts[..., offset : offset + stop - start]
+        offset += stop - start
     return out
 
 
@@ -91,15 +92,8 @@ def update_steps(
     return stochastic_round(delta.T / lsb, stream(seed, "update", layer, *event))
 
 
-def program_blocks(xbars: Sequence[Crossbar], steps: Sequence[np.ndarray]) -> None:
-    """Program each block's code steps (n_in, n_out); a block with none gets no pulse."""
-    for xbar, part in zip(xbars, steps, strict=True):
-        if part.any():
-            xbar.update(part)
-
-
 class ChipLayer:
-    """A weighted layer stored as weight codes in crossbar blocks."""
+    """A weighted layer stored as weight codes in the crossbar blocks of one bank."""
 
     def __init__(self, chip: ChipSpec, w: np.ndarray, *, layer: int, seed: int) -> None:
         n_out, n_in = w.shape
@@ -107,33 +101,32 @@ class ChipLayer:
         self.seed = seed
         codes, self.lsb = initial_codes(w, chip.crossbar)
         self.blocks = weight_blocks(chip, layer, n_in, n_out)
-        self.xbars = [program_block(chip, b, codes, seed) for b in self.blocks]
+        self.bank = CrossbarBank(chip, self.blocks, seed=seed, inputs=n_in)
+        self.bank.program(codes)
         self.shape = (n_out, n_in)
         self.updates = 0
 
     def matmul(self, x: np.ndarray, event: tuple[int, ...]) -> np.ndarray:
-        """Crossbar reads of binary ``x`` (N, n_in), partial sums added in block order."""
-        parts = read_blocks(self.blocks, self.xbars, x, event)
-        return add_blocks(self.blocks, parts, x.shape[0], self.shape[0]) * self.lsb
+        """Crossbar reads of binary ``x`` (T, N, n_in) over every step at once, partial sums
+        added in block order: (T, N, n_out)."""
+        return add_blocks(self.blocks, self.bank.read(x, event), self.shape[0]) * self.lsb
 
     def weights(self) -> np.ndarray:
         """The weights the conductances hold now (noise-free read), (n_out, n_in)."""
         codes = np.zeros(self.shape[::-1])
-        for block, xbar in zip(self.blocks, self.xbars, strict=True):
-            codes[block.in_start : block.in_stop, block.out_start : block.out_stop] = (
-                xbar.effective_codes()
-            )
+        for block, eff in zip(self.blocks, self.bank.block_codes(), strict=True):
+            codes[block.in_start : block.in_stop, block.out_start : block.out_stop] = eff
         return codes.T * self.lsb
 
     def apply_update(self, delta: np.ndarray, event: tuple[int, ...]) -> None:
         """Program ``delta`` (n_out, n_in): stochastically rounded to codes, then pulses."""
         self.updates += 1
         steps = update_steps(delta, self.lsb, seed=self.seed, layer=self.layer, event=event)
-        program_blocks(self.xbars, [block_part(steps, b) for b in self.blocks])
+        self.bank.update_blocks([block_part(steps, b) for b in self.blocks])
 
     def counters(self) -> Counters:
         """Summed counters of this layer's crossbars."""
-        return _sum_counters(self.xbars)
+        return self.bank.total_counters()
 
 
 class ChipFeedback:
@@ -162,8 +155,7 @@ class ChipFeedback:
         return self._last[2][:, : self.widths[layer]]
 
     def _read(self, e: np.ndarray, event: tuple[int, ...]) -> np.ndarray:
-        parts = read_blocks(self.blocks, self.arrays, e, event)
-        return add_blocks(self.blocks, parts, e.shape[0], self.width)
+        return add_blocks(self.blocks, read_formed(self.blocks, self.arrays, e, event), self.width)
 
     def matrix(self) -> np.ndarray:
         """The matrix B (C × M) the formed arrays hold."""
@@ -178,7 +170,7 @@ class ChipFeedback:
         return _sum_counters(self.arrays)
 
 
-def _sum_counters(xbars: list[Crossbar] | list[FormedCrossbar]) -> Counters:
+def _sum_counters(xbars: list[FormedCrossbar]) -> Counters:
     total = Counters()
     for xbar in xbars:
         total.add(xbar.counters)

@@ -89,14 +89,15 @@ def apply_pulses(
     pulses: np.ndarray,
     span_us: np.ndarray,
     device: DeviceSpec,
-    rng: np.random.Generator,
+    noise: np.random.Generator | np.ndarray,
 ) -> np.ndarray:
     """Conductances after ``pulses`` (signed, per cell) identical pulses; a new array.
 
     Each cell finds its position on the curve of the pulse direction (potentiation ν_ltp from
     Gmin, depression |ν_ltd| from Gmin + ``span_us``), moves ``|pulses|`` on, then gets
     cycle-to-cycle noise N(0, c2c_sigma·ΔG·√|pulses|) and is clipped to its own range. Cells
-    with zero pulses are left exactly as they were. ``span_us`` is ΔG_cell.
+    with zero pulses are left exactly as they were. ``span_us`` is ΔG_cell. ``noise`` is a
+    generator to draw one N(0, 1) per cell from, or those draws.
     """
     g = np.asarray(g_us, dtype=np.float64)
     n = np.asarray(pulses, dtype=np.int64)
@@ -108,7 +109,8 @@ def apply_pulses(
     new = np.where(n > 0, up, down)
     if device.c2c_sigma > 0:
         sigma = device.c2c_sigma * delta_g_us(device) * np.sqrt(np.abs(n))
-        new = new + sigma * rng.standard_normal(g.shape)
+        z = noise.standard_normal(g.shape) if isinstance(noise, np.random.Generator) else noise
+        new = new + sigma * z
     new = snap(np.clip(new, g_min, g_top))
     return np.where(n != 0, new, g)
 

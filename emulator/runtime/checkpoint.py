@@ -45,7 +45,7 @@ from emulator.limits import (
 from emulator.spec import format_errors
 
 FORMAT = "pipesdfa-checkpoint"
-VERSION = 2
+VERSION = 3
 MANIFEST = "manifest.json"
 STATE = "state.msgpack"
 LATEST = "latest"
