@@ -101,7 +101,12 @@ def _train(args: argparse.Namespace) -> int:
 
     net = spec.load_network(args.network)
     chip = spec.load_chip(args.chip) if args.chip else None
-    progress = Progress("train", enabled=not args.json)
+    if args.grow and chip is None:
+        raise UserError("--grow: give --chip (the ideal reference has no chip to grow)")
+    grown = _grown(args, net, chip) if chip is not None else None
+    chip = grown[0] if grown else chip
+    batch = spec.training_options(net, batch=args.batch).batch
+    progress = Progress("train", enabled=not args.json, batch=batch)
     try:
         result = run_training(
             net,
@@ -118,7 +123,7 @@ def _train(args: argparse.Namespace) -> int:
             activity_out=args.activity_out,
         )
     except ValueError as err:  # a job over this machine's memory, a chip that cannot hold it
-        raise UserError(str(err)) from None
+        raise UserError(_fit_hint(err)) from None
     finally:
         progress.close()
     if args.json:
@@ -156,10 +161,12 @@ def _map(args: argparse.Namespace) -> int:
     if not args.chip or not args.network:
         raise UserError("give --chip and --network, or --conv H,W,K,IC,OC --array RxC")
     chip, net = spec.load_chip(args.chip), spec.load_network(args.network)
+    if args.grow:
+        (chip,) = _grown(args, net, chip)
     try:
         m = mapping.map_network(chip, net)
     except mapping.MappingError as err:
-        raise UserError(str(err)) from None
+        raise UserError(_fit_hint(err)) from None
     rows = m.as_rows()
     if args.json:
         summary = {
@@ -284,16 +291,41 @@ def _activity(args: argparse.Namespace, net: spec.NetworkSpec):
     return Activity.uniform(net, args.spike_rate)
 
 
-def _user_errors(work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """``work()``, a mapping error or a bad pairing of chips as one line."""
+def _fit_hint(err: ValueError) -> str:
+    """The error's line; a network that does not fit the chip says what places it."""
     from emulator.physics.mapping import MappingError
 
+    if isinstance(err, MappingError):
+        return f"{err} (--grow places it on the smallest square mesh that fits)"
+    return str(err)
+
+
+def _grown(args: argparse.Namespace, net: spec.NetworkSpec, *chips: spec.ChipSpec) -> tuple:
+    """``chips`` grown alike to the smallest square mesh that holds ``net`` (unchanged if
+    they hold it); the growth said on stderr unless the output is JSON (the chips' names
+    carry the mesh there)."""
+    from emulator.compare import fit_chips
+
     try:
-        return work()
-    except MappingError as err:
-        raise UserError(f"{err} (--grow places it on the smallest square mesh that fits)") from None
+        grown = fit_chips(net, *chips)
     except ValueError as err:
         raise UserError(str(err)) from None
+    if grown != chips and not getattr(args, "json", False):
+        names = " and ".join(c.name for c in chips) + (" alike" if len(chips) > 1 else "")
+        mesh = grown[0].noc.mesh
+        print(
+            f"--grow: {names} grown to a {mesh} mesh ({grown[0].tiles} tiles) to hold {net.name}",
+            file=sys.stderr,
+        )
+    return grown
+
+
+def _user_errors(work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``work()``, a mapping error or a bad pairing of chips as one line."""
+    try:
+        return work()
+    except ValueError as err:
+        raise UserError(_fit_hint(err)) from None
 
 
 def _compare_out(
@@ -330,7 +362,7 @@ def _load_activity(path: str, net: spec.NetworkSpec):
 
 
 def _run(args: argparse.Namespace) -> int:
-    result = _emulate(args, 3 if args.plot else 0)
+    result = _emulate(args, _run_config(args, log_samples=3 if args.plot else 0))
     out = result.as_json()
     out.pop("ops_log", None)
     if args.plot:
@@ -368,8 +400,9 @@ def _trace(args: argparse.Namespace) -> int:
     from emulator.chip.plan import Plan
     from emulator.report.trace import trace_events, write_trace
 
-    cfg = _run_config(args, log_samples=args.samples).resolved()
-    result = _emulate(args, args.samples)
+    cfg = _run_config(args, log_samples=args.samples)
+    result = _emulate(args, cfg)
+    cfg = cfg.resolved()
     assert cfg.lr is not None and cfg.optimizer is not None and result.ops_log is not None
     plan = Plan(cfg.chip, cfg.network, cfg.seed, cfg.algorithm, cfg.lr, cfg.optimizer)
     events = trace_events(plan, result.ops_log)
@@ -432,7 +465,11 @@ def _run_config(args: argparse.Namespace, **extra: Any) -> RunConfig:
         for name, field in RUN_OPTIONS.items()
         if getattr(args, name, None) is not None
     }
-    options |= {"network": spec.load_network(args.network), "chip": spec.load_chip(args.chip)}
+    net, chip = spec.load_network(args.network), spec.load_chip(args.chip)
+    if getattr(args, "grow", False):
+        baseline = spec.load_chip(args.baseline)
+        chip, options["baseline"] = _grown(args, net, chip, baseline)
+    options |= {"network": net, "chip": chip}
     try:
         return RunConfig(**(options | extra))
     except ValidationError as err:  # e.g. a negative seed
@@ -440,16 +477,15 @@ def _run_config(args: argparse.Namespace, **extra: Any) -> RunConfig:
         raise UserError(f"{first['loc'][0]}: {first['msg']}") from None
 
 
-def _emulate(args: argparse.Namespace, log_samples: int, **extra: Any) -> RunResult:
+def _emulate(args: argparse.Namespace, cfg: RunConfig) -> RunResult:
     from emulator import run
 
-    cfg = _run_config(args, log_samples=log_samples, **extra)
-    progress = Progress("run", enabled=not args.json)
+    progress = Progress("run", enabled=not args.json, batch=cfg.resolved().batch)
     try:  # stdout is for our answer: Ray prints its workers' errors there (a dead actor)
         with contextlib.redirect_stdout(sys.stderr):
             return run.run(cfg, progress=progress.update, notify=progress.note)
     except ValueError as err:  # a network that does not fit, a chip the cores cannot run
-        raise UserError(str(err)) from None
+        raise UserError(_fit_hint(err)) from None
     finally:
         progress.close()
 
@@ -632,6 +668,15 @@ def _ray(p: argparse.ArgumentParser, when: str = "") -> None:
     )
 
 
+def _grow(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--grow",
+        action="store_true",
+        help=f"if the network does not fit, place it on {what} grown to the smallest square "
+        "mesh that holds it",
+    )
+
+
 def _training(p: argparse.ArgumentParser, algorithms: Sequence[str]) -> None:
     """The training options a network file's ``training`` section defaults."""
     p.add_argument("--algorithm", default="sdfa", choices=algorithms)
@@ -654,6 +699,7 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--cores-per-actor", type=_positive(int), default=1)
     p.add_argument("--baseline", default="pipelayer", help="PipeLayer chip for the comparison")
+    _grow(p, "the chip and the baseline alike")
     p.add_argument("--verbose", action="store_true", help="show Ray's own log lines too")
 
 
@@ -691,6 +737,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(chip=None)  # the reference trainer: ideal weights unless a chip is given
     _data(p)
     _training(p, ALGORITHMS)
+    _grow(p, "the chip")
     p.add_argument("--activity-out", metavar="FILE", help="write the measured activity here")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_train)
@@ -753,6 +800,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--network", help="network file or shipped name")
     p.add_argument("--conv", metavar="H,W,K,IC,OC", help="one conv layer's shape")
     p.add_argument("--array", metavar="RxC", default="128x128", help="array size for --conv")
+    _grow(p, "the chip")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_map)
     p = sub.add_parser("compare", help="PipeSDFA vs PipeLayer: time, energy, ablation")
@@ -768,7 +816,7 @@ def build_parser() -> argparse.ArgumentParser:
     rate = p.add_mutually_exclusive_group()
     rate.add_argument("--spike-rate", type=_rate, default=0.1, help="uniform activity")
     rate.add_argument("--activity", help="activity file from `pipesdfa train --activity-out`")
-    p.add_argument("--grow", action="store_true", help="grow both chips alike until it fits")
+    _grow(p, "both chips alike")
     p.add_argument("--paper", action="store_true", help="every paper network vs the paper")
     p.add_argument(
         "--sensitivity",
