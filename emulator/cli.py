@@ -103,8 +103,8 @@ def _train(args: argparse.Namespace) -> int:
     chip = spec.load_chip(args.chip) if args.chip else None
     if args.grow and chip is None:
         raise UserError("--grow: give --chip (the ideal reference has no chip to grow)")
-    grown = _grown(args, net, chip) if chip is not None else None
-    chip = grown[0] if grown else chip
+    if args.grow and chip is not None:
+        (chip,) = _grown(args, net, chip)
     batch = spec.training_options(net, batch=args.batch).batch
     progress = Progress("train", enabled=not args.json, batch=batch)
     try:

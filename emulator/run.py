@@ -169,6 +169,11 @@ class RunResult(BaseModel):
         None, description="The logged ops (with log_samples), for traces and plots."
     )
     wall_s: float = Field(description="Wall-clock seconds of the run.")
+    phases_s: dict[str, float] = Field(
+        description="Wall-clock seconds of its phases: start (the runtime and the cores up, "
+        "the chip programmed), train, evaluate, finish (reports, timeline, comparison, the "
+        "runtime down).",
+    )
 
     def as_json(self) -> dict[str, Any]:
         """The JSON-able result (``ops_log`` only where ops were logged)."""
@@ -341,8 +346,22 @@ def _run(
         placement=placement,
         comparison=comparison,
         ops_log=ops_log(reports) if cfg.log_samples else None,
-        wall_s=time.perf_counter() - start,
+        wall_s=(end := time.perf_counter()) - start,
+        phases_s=_phases(start, end, controller.moments),
     )
+
+
+def _phases(start: float, end: float, moments: dict[str, float]) -> dict[str, float]:
+    """The run's phases from the controller's moments (first feed, training answered, all
+    answered); empty where a moment is missing (a resumed run that had nothing left)."""
+    if not {"fed", "trained", "answered"} <= set(moments):
+        return {}
+    return {
+        "start": moments["fed"] - start,
+        "train": moments["trained"] - moments["fed"],
+        "evaluate": moments["answered"] - moments["trained"],
+        "finish": end - moments["answered"],
+    }
 
 
 def run_emulation(net: NetworkSpec, chip: ChipSpec, **options: Any) -> dict[str, Any]:

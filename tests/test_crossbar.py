@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from emulator.physics import device as dev
-from emulator.physics.crossbar import Counters, Crossbar, FormedCrossbar
+from emulator.physics.crossbar import Counters, Crossbar, CrossbarBank, FormedCrossbar
 from emulator.spec import ChipSpec
 
 G_MIN, G_MAX = 1.0, 10.0
@@ -497,3 +497,80 @@ def test_stuck_cells_ignore_writes_and_follow_the_fault_map():
     # The map is the chip file's: another run seed or array build order changes nothing.
     again = Crossbar(chip, 128, 16, seed=99, xbar_id="w")
     assert np.array_equal(again.stuck_low, xbar.stuck_low)
+
+
+# ------------------------------------------------------------------------ banks of blocks
+
+
+def _layer_blocks(chip: ChipSpec, n_in: int, n_out: int):
+    from emulator.physics.mapping import weight_blocks
+
+    return weight_blocks(chip, 0, n_in, n_out)
+
+
+def test_a_bank_gives_each_block_the_bits_of_any_other_grouping(monkeypatch) -> None:
+    # A layer of 3 row bands × 3 column blocks, noisy in every way, read and written as one
+    # bank, as three banks split across bands, and block by block: the same bits everywhere,
+    # and a read split into one time step at a time changes nothing either.
+    chip = make_chip(
+        {"rows": 32, "cols": 64},
+        c2c_sigma=0.02,
+        d2d_sigma=0.1,
+        read_noise_sigma=0.05,
+        nonlinearity_ltp=2.0,
+        faults={"stuck_at_gmin": 0.02, "stuck_at_gmax": 0.01, "seed": 1},
+    )
+    n_in, n_out = 80, 20
+    blocks = _layer_blocks(chip, n_in, n_out)
+    assert len({b.row for b in blocks}) == 3 and len({b.col for b in blocks}) == 3
+    codes = rng(1).integers(-255, 256, (n_in, n_out))
+    steps = [rng(2 + k).integers(-3, 4, (n_in, n_out)) for k in range(2)]
+    x = (rng(5).random((4, 6, n_in)) < 0.4).astype(np.uint8)
+    groupings = [[blocks], [blocks[:4], blocks[4:7], blocks[7:]], [[b] for b in blocks]]
+    results = []
+    for grouping in groupings:
+        parts, effective = [], []
+        for group in grouping:
+            bank = CrossbarBank(chip, group, seed=3, inputs=n_in)
+            bank.program(codes)
+            for s in steps:
+                bank.update_blocks(
+                    [s[b.in_start : b.in_stop, b.out_start : b.out_stop] for b in group]
+                )
+            parts.append(bank.read(x, (7, 1)))
+            effective += bank.block_codes()
+        results.append((np.concatenate(parts, axis=-1), effective))
+    for got in results[1:]:
+        assert np.array_equal(got[0], results[0][0])
+        assert all(np.array_equal(a, b) for a, b in zip(got[1], results[0][1], strict=True))
+    monkeypatch.setattr("emulator.physics.crossbar.READ_BYTES", 1)  # one step per product
+    bank = CrossbarBank(chip, blocks, seed=3, inputs=n_in)
+    bank.program(codes)
+    for s in steps:
+        bank.update_blocks([s[b.in_start : b.in_stop, b.out_start : b.out_stop] for b in blocks])
+    assert np.array_equal(bank.read(x, (7, 1)), results[0][0])
+
+
+def test_a_bank_reads_the_quantised_product_and_counts_per_block() -> None:
+    chip = make_chip({"rows": 32, "cols": 64})  # ideal device, 8 logical columns per array
+    n_in, n_out = 50, 12
+    blocks = _layer_blocks(chip, n_in, n_out)
+    codes = rng(3).integers(-255, 256, (n_in, n_out))
+    bank = CrossbarBank(chip, blocks, seed=0, inputs=n_in)
+    bank.program(codes)
+    x = (rng(4).random((3, 5, n_in)) < 0.05).astype(float)
+    out = bank.read(x, (0,))
+    for j, b in enumerate(blocks):  # each block's columns: its rows' spikes @ its codes
+        lo = sum(c.n_out for c in blocks[:j])
+        want = (
+            x[..., b.in_start : b.in_stop] @ codes[b.in_start : b.in_stop, b.out_start : b.out_stop]
+        )
+        np.testing.assert_allclose(out[..., lo : lo + b.n_out], want, atol=1e-3)
+        c = bank.block_counters()[j]
+        active = int(x[..., b.in_start : b.in_stop].sum())
+        assert (c.reads, c.active_rows, c.cell_reads) == (15, active, active * b.n_out * 8)
+        assert c.conversions == 15 * b.n_out * 4
+    with pytest.raises(ValueError, match="0 or 1"):
+        bank.read(np.full((1, 1, n_in), 2.0), (0,))
+    with pytest.raises(ValueError, match="does not follow"):
+        CrossbarBank(chip, [blocks[1], blocks[0]], seed=0)

@@ -75,6 +75,9 @@ def test_local_runtime_matches_the_reference(
     result = _run(case, runtime="local", frame_samples=frame_samples, shuffle_seed=shuffle)
     _same_as_reference(result, references[case])
     _same_timeline(result, in_process[case])
+    phases = result["phases_s"]
+    assert list(phases) == ["start", "train", "evaluate", "finish"]
+    assert min(phases.values()) >= 0 and sum(phases.values()) <= result["wall_s"]
 
 
 @pytest.mark.parametrize(
@@ -94,7 +97,14 @@ def test_ray_runtime_matches_the_reference(
     names = sorted(p["actor"] for p in result["placement"])
     if cores_per_actor == 1:
         assert names == sorted(plan.cores)  # tile-T and pe-T-P: one actor per core
+    else:  # dealt round-robin: each layer's PE cores spread over the actors
+        actors = result["actors"]
+        got = {p["actor"]: p["cores"] for p in result["placement"]}
+        assert got == {f"cores-{g}": plan.cores[g::actors] for g in range(actors)}
     assert sum(len(p["cores"]) for p in result["placement"]) == cores
+    for p in result["placement"]:  # what each actor did and the memory it peaked at
+        assert p["messages"] > 0 and p["busy_s"] > 0 and p["peak_rss_bytes"] > 2**20
+        assert p["messages"] <= p["frames"]  # frames for one actor travel together
 
 
 def _timeline(
@@ -275,7 +285,7 @@ def test_a_ray_actor_survives_malformed_frames(references: dict, ray_cluster: No
     )
     rt = RayRuntime(plan)
     try:
-        ray.get([rt.actors[0].deliver.remote(m) for m in _bad_messages()])
+        ray.get(rt.actors[0].deliver.remote(_bad_messages()))  # one message of junk frames
         rt.run(controller)
         places = rt.placement()
         assert sum(p["rejected"] for p in places) == len(_bad_messages())

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from emulator.runtime.frames import (
-    KIND_DTYPE,
+    KIND_DTYPES,
     Error,
     Feedback,
     Frame,
@@ -88,13 +88,34 @@ def test_round_trip_every_kind(header: object, data: np.ndarray | None) -> None:
     f = pack(header, data, packet_axes=2 if isinstance(header, Psum) else 1)
     g = decode(encode(f), known={"pe-1-2"})
     assert g == f and g.header == header and type(g.header) is type(header)
-    assert g.dtype == KIND_DTYPE[g.kind]
+    assert g.dtype in KIND_DTYPES[g.kind]
     out = g.array()
     if data is None:
         assert g.shape == [] and g.payload == b"" and g.n_packets == 1 and out.size == 0
         return
     assert out.shape == data.shape
-    assert out.dtype == {"bits": bool, "i8": np.int64}.get(g.dtype, np.float64)
+    assert out.dtype == {"spikes": bool, "update": np.int64}.get(g.kind, np.float64)
+    np.testing.assert_array_equal(out, data)
+
+
+@pytest.mark.parametrize(
+    ("header", "data", "wire"),
+    [
+        (Update(event=(0, 1)), np.array([[-128, 127]]), "i1"),
+        (Update(event=(0, 1)), np.array([[-129, 0]]), "i2"),
+        (Update(event=(0, 1)), np.array([[2**31, 0]]), "i8"),
+        (Psum(window=W, blocks=[0]), np.array([[[3.0, -32768.0]]]), "i2"),
+        (Psum(window=W, blocks=[0]), np.array([[[3.0, 2.0**40]]]), "f8"),
+        (Psum(window=W, blocks=[0]), np.array([[[3.0, 0.5]]]), "f8"),
+        (Psum(window=W, blocks=[0]), np.array([[[3.0, np.inf]]]), "f8"),
+    ],
+)
+def test_integer_payloads_travel_in_the_narrowest_exact_type(header, data, wire) -> None:
+    f = pack(header, data, packet_axes=1)
+    assert f.dtype == wire
+    assert len(f.payload) == data.size * {"i1": 1, "i2": 2, "i4": 4, "i8": 8, "f8": 8}[wire]
+    out = decode(encode(f)).array()
+    assert out.dtype == (np.int64 if header.kind == "update" else np.float64)
     np.testing.assert_array_equal(out, data)
 
 

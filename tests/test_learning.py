@@ -316,7 +316,10 @@ def test_init_weights_follow_stream_and_bound():
     ws = init_weights(net, seed=5, gain=2.0)
     for index, w in enumerate(ws):
         bound = 2.0 / math.sqrt(w.shape[1])
-        np.testing.assert_array_equal(w, stream(5, "init", index).uniform(-bound, bound, w.shape))
+        for i, row in enumerate(w):  # each output neuron's weights from its own stream
+            np.testing.assert_array_equal(
+                row, stream(5, "init", index, i).uniform(-bound, bound, w.shape[1])
+            )
         assert np.abs(w).max() <= bound
 
 

@@ -4,6 +4,7 @@ accuracy) and the run's weights gathered from the cores' reports."""
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,6 +93,7 @@ class Controller:
         self.losses: list[float] = []
         self.right = {"train": 0, "test": 0}
         self.done_batches = 0
+        self.moments: dict[str, float] = {}  # first feed, training answered, all answered
 
     def _batches(self) -> Iterator[tuple[str, str, np.ndarray, tuple[int, int]]]:
         n = len(self.data.x_train)
@@ -136,6 +138,7 @@ class Controller:
 
     def start(self) -> list[Frame]:
         """Input frames of the next batches (the first ones, or after a checkpoint)."""
+        self.moments.setdefault("fed", time.perf_counter())
         out: list[Frame] = []
         while (
             self.next_batch < len(self.batches)
@@ -227,7 +230,12 @@ class Controller:
         if pending.rows < w.total:
             return []
         del self.pending[first_seq]
-        return self._answer(pending) + self.start()
+        out = self._answer(pending) + self.start()
+        if self.done_batches == self.train_batches:
+            self.moments.setdefault("trained", time.perf_counter())
+        if self.done:
+            self.moments.setdefault("answered", time.perf_counter())
+        return out
 
     def _answer(self, p: _Pending) -> list[Frame]:
         assert p.spikes is not None

@@ -12,9 +12,8 @@ import numpy as np
 from emulator.chip.clock import Clock
 from emulator.chip.gradient_unit import rate
 from emulator.chip.plan import FeedbackPlan, Plan
-from emulator.chip.window import Window, check_credit, check_part, in_block_order
+from emulator.chip.window import Window, check_credit, check_part, sum_in_block_order
 from emulator.learning import feedback_scale
-from emulator.physics.blocks import add_blocks
 from emulator.physics.crossbar import bit_planes
 from emulator.runtime.frames import Error, Feedback, Frame
 
@@ -56,8 +55,7 @@ class FeedbackHome:
         if len(parts) < len(self.group.pes):
             return []
         del self.parts[w.seq]
-        data = in_block_order(parts, len(self.group.blocks), self.name)  # as ChipFeedback._read
-        g = add_blocks(self.group.blocks, data, self.group.width)
+        g = sum_in_block_order(parts, self.group.blocks, self.group.width, self.name)
         self.done[w.seq] = (w, g * feedback_scale(self.group.width))
         return self._run()
 

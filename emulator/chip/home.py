@@ -21,12 +21,12 @@ from emulator.chip.window import (
     check_credit,
     check_part,
     expect,
-    in_block_order,
+    sum_in_block_order,
 )
 from emulator.cost import grad_ready_ps, xbar_ready_ps
 from emulator.learning import local_gradient, make_optimizer, output_spike_error, spike_error
 from emulator.learning.snn import pool
-from emulator.physics.blocks import add_blocks, block_part, update_steps
+from emulator.physics.blocks import block_part, update_steps
 from emulator.runtime.frames import (
     Error,
     Frame,
@@ -143,8 +143,8 @@ class LayerHome:
     def _currents(self, w: Window, frames: list[Frame]) -> np.ndarray:
         """(T, W, *out) currents: partial sums added in block order, as ChipLayer.matmul."""
         layer, steps = self.plan, self.tile.plan.net.time_steps
-        data = in_block_order(frames, len(layer.blocks), self.tile.name)  # (T, W·P, Σ cols)
-        out = add_blocks(layer.blocks, data, layer.out_shape[0]) * layer.lsb
+        out = sum_in_block_order(frames, layer.blocks, layer.out_shape[0], self.tile.name)
+        out *= layer.lsb  # (T, W·P, n_out)
         if layer.positions > 1:
             oc, ho, wo = layer.out_shape
             return out.reshape(steps, w.size, ho, wo, oc).transpose(0, 1, 4, 2, 3)

@@ -41,11 +41,13 @@ class PECore:
     def _hold_layer(self, layer: LayerPlan) -> None:
         self.layer = layer
         self.block_ids = layer.blocks_of(self.name)
-        w = layer_init(self.plan.net, self.plan.seed, layer.index)  # this layer's only
-        codes, _ = initial_codes(w, self.plan.chip.crossbar)
         blocks = [layer.blocks[j] for j in self.block_ids]
-        self.bank = CrossbarBank(self.plan.chip, blocks, seed=self.plan.seed, inputs=w.shape[1])
-        self.bank.program(codes)
+        first, stop = min(b.out_start for b in blocks), max(b.out_stop for b in blocks)
+        net, seed = self.plan.net, self.plan.seed
+        w = layer_init(net, seed, layer.index, outputs=slice(first, stop))  # its neurons only
+        codes, _ = initial_codes(w, self.plan.chip.crossbar, lsb=layer.lsb)
+        self.bank = CrossbarBank(self.plan.chip, blocks, seed=seed, inputs=w.shape[1])
+        self.bank.program(codes, first_column=first)
 
     def handle(self, frame: Frame) -> list[Frame]:
         """Reads, updates and feedback reads, each once its turn (``version``) has come."""

@@ -8,6 +8,7 @@ core needs to be told anything but its own name. Core names are ``tile-T`` and `
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -38,8 +39,7 @@ class LayerPlan:
 
     def blocks_of(self, pe: str) -> list[int]:
         """Indices of the blocks on ``pe``, in order."""
-        k = self.pes.index(pe)
-        return [j for j, owner in enumerate(self.block_pe) if owner == k]
+        return list(_owned(self.pes, self.block_pe)[pe])
 
     @property
     def positions(self) -> int:
@@ -60,8 +60,7 @@ class FeedbackPlan:
 
     def blocks_of(self, pe: str) -> list[int]:
         """Indices of the blocks on ``pe``, in order."""
-        k = self.pes.index(pe)
-        return [j for j, owner in enumerate(self.block_pe) if owner == k]
+        return list(_owned(self.pes, self.block_pe)[pe])
 
 
 @dataclass
@@ -175,6 +174,15 @@ class Plan:
     def cores(self) -> list[str]:
         """Every core: tiles, then PE cores."""
         return self.tiles + self.pe_cores
+
+
+@functools.lru_cache(maxsize=64)
+def _owned(pes: tuple[str, ...], block_pe: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+    """The blocks of each PE core, in order."""
+    owned: dict[str, list[int]] = {pe: [] for pe in pes}
+    for j, k in enumerate(block_pe):
+        owned[pes[k]].append(j)
+    return {pe: tuple(js) for pe, js in owned.items()}
 
 
 def _spread(blocks: int, pes: int, per_pe: int) -> tuple[int, ...]:

@@ -4,9 +4,11 @@ the controller's window credit."""
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Sequence
 
 from emulator.learning import EVAL_BATCH
+from emulator.physics.blocks import add_blocks
+from emulator.physics.mapping import Block
 from emulator.runtime.frames import CONTROLLER, Frame, Psum, Window
 
 __all__ = [
@@ -17,7 +19,7 @@ __all__ = [
     "check_credit",
     "check_part",
     "expect",
-    "in_block_order",
+    "sum_in_block_order",
     "window_credit",
 ]
 
@@ -65,17 +67,22 @@ def check_part(core: str, frame: Frame, started: dict, parts: dict, expected: in
         raise ValueError(f"{core}: an unexpected psum of window {seq}")
 
 
-def in_block_order(frames: list[Frame], blocks: int, core: str) -> np.ndarray:
-    """The partial results of every PE core of a group side by side in block order: each
-    core's frame carries its consecutive blocks; ValueError unless they are all 0..blocks-1."""
+def sum_in_block_order(frames: list[Frame], blocks: Sequence[Block], n_out: int, core: str):
+    """The partial results of every PE core of a group added in block order into
+    (…, n_out): each core's frame carries its consecutive blocks side by side; ValueError
+    unless together they are every block once."""
 
     def first(f: Frame) -> int:
         head = f.header
         assert isinstance(head, Psum)
-        return head.blocks[0] if head.blocks else blocks
+        return head.blocks[0] if head.blocks else len(blocks)
 
     ordered = sorted(frames, key=first)
     got = [j for f in ordered for j in f.header.blocks]  # type: ignore[union-attr]
-    if got != list(range(blocks)):
-        raise ValueError(f"{core}: partial sums of blocks {got}, not 0..{blocks - 1} in order")
-    return np.concatenate([f.array() for f in ordered], axis=-1)
+    if got != list(range(len(blocks))):
+        raise ValueError(f"{core}: partial sums of blocks {got}, not 0..{len(blocks) - 1}")
+    out = None
+    for f in ordered:
+        mine = [blocks[j] for j in f.header.blocks]  # type: ignore[union-attr]
+        out = add_blocks(mine, f.array(), n_out, out=out)
+    return out

@@ -130,12 +130,24 @@ def init_weights(net: NetworkSpec, seed: int, *, gain: float = INIT_GAIN) -> lis
     return [layer_init(net, seed, index, gain=gain) for index in range(len(weight_shapes(net)))]
 
 
-def layer_init(net: NetworkSpec, seed: int, index: int, *, gain: float = INIT_GAIN) -> np.ndarray:
-    """Initial W of weighted layer ``index``: ``gain`` × U(±1/√fan_in) from
-    ``stream(seed, "init", index)`` (a core holding one layer draws that layer only)."""
-    shape = weight_shapes(net)[index]
-    bound = gain / math.sqrt(shape[1])
-    return stream(seed, "init", index).uniform(-bound, bound, shape)
+def layer_init(
+    net: NetworkSpec,
+    seed: int,
+    index: int,
+    *,
+    gain: float = INIT_GAIN,
+    outputs: slice = slice(None),
+) -> np.ndarray:
+    """Initial W of weighted layer ``index``: ``gain`` × U(±1/√fan_in), output neuron i's
+    row from ``stream(seed, "init", index, i)``; ``outputs`` picks rows (a PE core holding
+    some of a layer's columns draws those only)."""
+    n_out, fan_in = weight_shapes(net)[index]
+    bound = gain / math.sqrt(fan_in)
+    rows = range(n_out)[outputs]
+    w = np.empty((len(rows), fan_in))
+    for k, i in enumerate(rows):
+        w[k] = stream(seed, "init", index, i).uniform(-bound, bound, fan_in)
+    return w
 
 
 @dataclass(frozen=True)

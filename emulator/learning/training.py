@@ -30,6 +30,7 @@ from emulator.learning import (
 from emulator.limits import check_fits, mesh_need, training_needs
 from emulator.physics.blocks import ChipFeedback, ChipLayer
 from emulator.physics.crossbar import Counters
+from emulator.physics.mapping import map_network
 from emulator.spec import ChipSpec, NetworkSpec, layer_shapes, training_options
 
 
@@ -197,6 +198,8 @@ def run_training(
     activity_out: str | None = None,
 ) -> dict[str, Any]:
     """Train the reference model; the JSON-able summary ``pipesdfa train --json`` prints.
+    On a ``chip``, the chip must hold the network (:class:`~emulator.physics.mapping.MappingError`
+    otherwise, as ``pipesdfa run``).
 
     ``activity_out`` names a file for the measured :class:`~emulator.cost.Activity`
     (``pipesdfa compare --activity``).
@@ -206,6 +209,8 @@ def run_training(
     resolved = training_options(net, epochs=epochs, batch=batch)
     needs = training_needs(net, resolved.batch)
     check_fits(needs if chip is None else [*needs, mesh_need(chip)])
+    if chip is not None:
+        map_network(chip, net)  # MappingError: the chip cannot hold the network
     data_set = load_for(net, dataset, data, seed)
     check_batch(resolved.batch, len(data_set.x_train), dataset)
     if chip is None:

@@ -26,19 +26,24 @@ from emulator.spec import ChipSpec, CrossbarSpec
 
 def stochastic_round(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Round to an integer up with probability equal to the fraction (unbiased)."""
+    x = np.ascontiguousarray(x)
     low = np.floor(x)
-    return (low + (rng.random(x.shape) < x - low)).astype(np.int64)
+    up = rng.random(x.shape) < x - low
+    return low.astype(np.int64) + up
 
 
-def initial_codes(w: np.ndarray, crossbar: CrossbarSpec) -> tuple[np.ndarray, float]:
+def initial_codes(
+    w: np.ndarray, crossbar: CrossbarSpec, *, lsb: float | None = None
+) -> tuple[np.ndarray, float]:
     """Initial weights (n_out, n_in) as codes (n_in, n_out) and the layer's LSB.
 
     The layer's range (code_max × LSB) is ``crossbar.weight_range_over_init`` times its
-    largest initial weight.
+    largest initial weight; give ``lsb`` when ``w`` is only part of the layer.
     """
     code_max = 2**crossbar.weight_bits - 1
-    bound = float(np.max(np.abs(w))) or 1.0
-    lsb = crossbar.weight_range_over_init * bound / code_max
+    if lsb is None:
+        bound = float(np.max(np.abs(w))) or 1.0
+        lsb = crossbar.weight_range_over_init * bound / code_max
     return np.clip(np.rint(w.T / lsb), -code_max, code_max).astype(np.int64), lsb
 
 
@@ -64,10 +69,14 @@ def read_formed(
     return np.concatenate(parts, axis=-1)
 
 
-def add_blocks(blocks: Sequence[Block], parts: np.ndarray, n_out: int) -> np.ndarray:
-    """Partial results side by side in block order (…, Σ n_out) added into (…, n_out), in
-    block order (DESIGN.md §4); consecutive blocks of a row band go as one slice."""
-    out = np.zeros((*parts.shape[:-1], n_out))
+def add_blocks(
+    blocks: Sequence[Block], parts: np.ndarray, n_out: int, *, out: np.ndarray | None = None
+) -> np.ndarray:
+    """Partial results side by side in block order (…, Σ n_out) added into (…, n_out) (a new
+    array, or ``out``), in block order (DESIGN.md §4); consecutive blocks of a row band go
+    as one slice."""
+    if out is None:
+        out = np.zeros((*parts.shape[:-1], n_out))
     offset, j = 0, 0
     while j < len(blocks):
         start, stop = blocks[j].out_start, blocks[j].out_stop
@@ -89,7 +98,9 @@ def update_steps(
 ) -> np.ndarray:
     """An update (n_out, n_in) as integer code steps (n_in, n_out), stochastically rounded
     from the stream ``(seed, "update", layer, *event)``."""
-    return stochastic_round(delta.T / lsb, stream(seed, "update", layer, *event))
+    return stochastic_round(
+        np.ascontiguousarray(delta.T) / lsb, stream(seed, "update", layer, *event)
+    )
 
 
 class ChipLayer:
@@ -122,7 +133,7 @@ class ChipLayer:
         """Program ``delta`` (n_out, n_in): stochastically rounded to codes, then pulses."""
         self.updates += 1
         steps = update_steps(delta, self.lsb, seed=self.seed, layer=self.layer, event=event)
-        self.bank.update_blocks([block_part(steps, b) for b in self.blocks])
+        self.bank.update(steps)
 
     def counters(self) -> Counters:
         """Summed counters of this layer's crossbars."""

@@ -164,7 +164,7 @@ class CrossbarBank:
         they get the noise of one read of the whole event. Without noise or saturation the
         result is ``spikes @ codes`` (up to the pulse grid).
         """
-        x = _as_spikes(spikes, self.inputs, ndim=3)
+        x = _spike_shape(spikes, self.inputs, ndim=3)
         steps, n = x.shape[:2]
         first, total = _window_rows(n, window)
         out = np.empty((steps, n, self.n_out))
@@ -177,12 +177,13 @@ class CrossbarBank:
             chunk = max(1, READ_BYTES // (8 * n * band.columns * per_weight))
             for t0 in range(0, steps, chunk):  # a few steps at a time: the same bits
                 t1 = min(t0 + chunk, steps)
-                rows = x[t0:t1, :, band.in_start : band.in_stop].reshape(-1, band.rows)
+                rows = _binary(x[t0:t1, :, band.in_start : band.in_stop]).reshape(-1, band.rows)
                 current = (rows @ self._read_matrix[r]).reshape(t1 - t0, n, -1)
                 col = 0
                 for b, rng in zip(band.blocks, rngs, strict=False):  # none without noise
                     width = b.n_out * per_weight
-                    z = rng.standard_normal((t1 - t0, total, width))[:, first : first + n]
+                    z = rng.standard_normal((t1 - t0, total, width), dtype=np.float32)
+                    z = z[:, first : first + n]
                     z *= sigma
                     current[..., col : col + width] += z
                     col += width
@@ -221,12 +222,14 @@ class CrossbarBank:
 
     # ------------------------------------------------------------------------ writing
 
-    def program(self, codes: np.ndarray) -> None:
+    def program(self, codes: np.ndarray, *, first_column: int = 0) -> None:
         """Program the matrix ``codes`` (int (n_in, n_out) of the whole matrix the blocks cut,
-        clipped to ±code_max) from the current state."""
+        or of its columns from ``first_column`` on; clipped to ±code_max) from the current
+        state."""
         for r, band in enumerate(self.bands):
+            lo = band.out_start - first_column
             part = _as_int_array(
-                codes[band.in_start : band.in_stop, band.out_start : band.out_stop],
+                codes[band.in_start : band.in_stop, lo : lo + band.columns],
                 (band.rows, band.columns),
                 "codes",
             )
@@ -242,12 +245,23 @@ class CrossbarBank:
                 _as_int_array(deltas[j], (self.blocks[j].n_in, self.blocks[j].n_out), "delta")
                 for j in band.indices
             ]
-            written = [j for j, p in zip(band.indices, parts, strict=True) if p.any()]
-            if not written:
-                continue
-            d = np.clip(np.concatenate(parts, axis=1), -2 * self.code_max, 2 * self.code_max)
-            new = np.clip(self.codes[r] + d, -self.code_max, self.code_max)
-            self._write(r, new, written)
+            self._update_band(r, np.concatenate(parts, axis=1))
+
+    def update(self, deltas: np.ndarray) -> None:
+        """:meth:`update_blocks` with the deltas of the whole matrix the blocks cut, (inputs,
+        last block's out_stop) integers."""
+        d = _as_int_array(deltas, (self.inputs, self.bands[-1].out_stop), "delta")
+        for r, band in enumerate(self.bands):
+            self._update_band(r, d[band.in_start : band.in_stop, band.out_start : band.out_stop])
+
+    def _update_band(self, r: int, delta: np.ndarray) -> None:
+        band = self.bands[r]
+        stepped = np.flatnonzero(delta.any(axis=0))  # the band's columns with a step
+        written = np.unique(band.owner[stepped]).tolist()
+        if not written:
+            return
+        d = np.clip(delta, -2 * self.code_max, 2 * self.code_max)
+        self._write(r, np.clip(self.codes[r] + d, -self.code_max, self.code_max), written)
 
     def _write(self, r: int, codes: np.ndarray, written: Sequence[int]) -> None:
         """Move band ``r`` to ``codes``: pulses on the cells whose level changes, each with
@@ -280,7 +294,7 @@ class CrossbarBank:
         span = span if np.isscalar(span) else span.reshape(-1)[cells]
         g[cells] = dev.apply_pulses(g[cells], n, span, device, noise)
         self._hold_stuck(r, cells)
-        self._count_writes(band, weights, changed, pulses)
+        self._count_writes(band, weights, changed, owner, n)
         self.levels[r].reshape(-1, per_weight)[weights] = new
         self.codes[r] = codes.astype(np.int64)
         if self.chip.crossbar.readout == "adc":  # the I&F matrix is a view of the cells
@@ -289,18 +303,24 @@ class CrossbarBank:
             matrix[weights] = pairs[:, 0, :] - pairs[:, 1, :]
 
     def _count_writes(
-        self, band: _Band, weights: np.ndarray, changed: np.ndarray, pulses: np.ndarray
+        self,
+        band: _Band,
+        weights: np.ndarray,
+        changed: np.ndarray,
+        pulsed_owner: np.ndarray,
+        pulses: np.ndarray,
     ) -> None:
-        owner = band.owner[weights % band.columns]
+        """Cells whose level changed, pulses and rows written, per block: ``changed`` (the
+        changed weights' cells), ``pulses`` of the pulsed cells and their blocks."""
         blocks = len(self.blocks)
-        cells = np.bincount(owner, weights=changed.sum(axis=1), minlength=blocks)
-        self.counters[:, _CELLS_WRITTEN] += cells.astype(np.int64)
-        pulsed = np.bincount(owner, weights=np.abs(pulses).sum(axis=1), minlength=blocks)
-        self.counters[:, _PULSES] += pulsed.astype(np.int64)
+        pulsed = np.bincount(pulsed_owner, weights=np.abs(pulses), minlength=blocks)
+        self.counters[:, _PULSES] += np.rint(pulsed).astype(np.int64)
+        weight = weights[np.flatnonzero(changed) // changed.shape[1]]  # one per changed cell
+        owner = band.owner[weight % band.columns]
+        self.counters[:, _CELLS_WRITTEN] += np.bincount(owner, minlength=blocks)
         first = band.indices[0]  # the band's blocks are consecutive in the bank
         hit = np.zeros((band.rows, len(band.indices)), dtype=bool)
-        touched = changed.any(axis=1)
-        hit[weights[touched] // band.columns, owner[touched] - first] = True
+        hit[weight // band.columns, owner - first] = True
         self.counters[first : first + len(band.indices), _ROWS_WRITTEN] += hit.sum(axis=0)
 
     def _hold_stuck(self, r: int, cells: np.ndarray | slice) -> None:
@@ -791,15 +811,26 @@ def _as_int_array(a: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarra
     return arr.astype(np.int64)
 
 
-def _as_spikes(spikes: np.ndarray, n_in: int, ndim: int = 2) -> np.ndarray:
-    """Binary (B, n_in) spikes ((T, B, n_in) with ``ndim`` 3) as float64; ValueError on a bad
-    shape or a non-binary value."""
+def _as_spikes(spikes: np.ndarray, n_in: int) -> np.ndarray:
+    """Binary (B, n_in) spikes as float64; ValueError on a bad shape or a non-binary value."""
+    return _binary(_spike_shape(spikes, n_in))
+
+
+def _spike_shape(spikes: np.ndarray, n_in: int, ndim: int = 2) -> np.ndarray:
+    """``spikes`` as an array of (B, n_in) ((T, B, n_in) with ``ndim`` 3) numbers; ValueError
+    otherwise."""
     x = np.asarray(spikes)
     if x.ndim != ndim or x.shape[-1] != n_in:
         lead = "B" if ndim == 2 else "T, B"
         raise ValueError(f"spikes: expected shape ({lead}, {n_in}), got {x.shape}")
     if x.dtype.kind not in "biuf":
         raise ValueError(f"spikes: expected numbers 0/1, got dtype {x.dtype}")
+    return x
+
+
+def _binary(x: np.ndarray) -> np.ndarray:
+    """``x`` as float64; ValueError unless every value is 0 or 1 (a read checks only the rows
+    it applies)."""
     if not ((x == 0) | (x == 1)).all():
         raise ValueError("spikes: values must be 0 or 1 (binary spikes, no DAC)")
     return x.astype(np.float64)

@@ -113,6 +113,9 @@ def run_text(r: RunResult) -> str:
         f"   wall {r.wall_s:.1f} s   {r.frames} frames, {r.packets} packets",
         f"  weights sha256 {r.weights_sha256}",
     ]
+    if r.phases_s:
+        phases = ", ".join(f"{k} {v:.1f} s" for k, v in r.phases_s.items())
+        lines.append(f"  wall by phase: {phases}")
     ckpt = r.checkpoints
     if ckpt["resumed_from_batch"] is not None:
         lines.append(f"  resumed after training batch {ckpt['resumed_from_batch']}")

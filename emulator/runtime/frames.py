@@ -17,7 +17,9 @@ format of the payload:
   ``np.packbits(..., bitorder="little")``: value ``i`` is bit ``i % 8`` (least significant
   first) of byte ``i // 8``; each packet padded with zero bits to a whole byte.
 - ``f8`` (psum, error, feedback): little-endian IEEE float64, C order.
-- ``i8`` (update): little-endian int64 weight-code deltas, C order.
+- ``i1``, ``i2``, ``i4``, ``i8`` (update; psum whose values are all integers, as a weight
+  block's shift-added readouts are): little-endian signed integers of 1, 2, 4 or 8 bytes, C
+  order, the narrowest that holds every value (the receiver gets int64 or float64 back).
 - ``none`` (written, grad, grad_done): no payload; the shape is ``[]`` (one packet).
 """
 
@@ -34,8 +36,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 MAX_FRAME_BYTES = 96 * 1024
 """Keep encoded frames under this (≈ 96 KB): larger Ray messages go through the object store."""
 
-_BYTES_PER_VALUE = {"f8": 8, "i8": 8, "none": 0}
-_WIRE_DTYPE = {"f8": np.dtype("<f8"), "i8": np.dtype("<i8")}
+_INTS = ("i1", "i2", "i4", "i8")
+_BYTES_PER_VALUE = {"f8": 8, "i1": 1, "i2": 2, "i4": 4, "i8": 8, "none": 0}
+_WIRE_DTYPE = {name: np.dtype("<" + name) for name in ("f8", *_INTS)}
 _INT64_MAX = 2**63 - 1
 _MAX_VALUES = 2**32  # far above any frame's payload; keeps numpy shapes in range
 _CORE = r"^(controller|tile-(0|[1-9][0-9]{0,5})|pe-(0|[1-9][0-9]{0,5})-(0|[1-9][0-9]{0,5}))$"
@@ -203,19 +206,19 @@ Header = Annotated[
 ]
 """The header of a frame: its kind and the fields that kind carries."""
 
-KIND_DTYPE: dict[str, str] = {
-    "spikes": "bits",
-    "psum": "f8",
-    "error": "f8",
-    "feedback": "f8",
-    "update": "i8",
-    "written": "none",
-    "grad": "none",
-    "grad_done": "none",
+KIND_DTYPES: dict[str, tuple[str, ...]] = {
+    "spikes": ("bits",),
+    "psum": ("f8", *_INTS[:3]),
+    "error": ("f8",),
+    "feedback": ("f8",),
+    "update": _INTS,
+    "written": ("none",),
+    "grad": ("none",),
+    "grad_done": ("none",),
 }
-"""The payload encoding of each kind."""
+"""The payload encodings each kind may use (:meth:`Frame.pack` picks the narrowest)."""
 
-Dtype = Literal["bits", "f8", "i8", "none"]
+Dtype = Literal["bits", "f8", "i1", "i2", "i4", "i8", "none"]
 CoreName = Annotated[str, Field(pattern=_CORE)]
 Dim = Annotated[int, Field(ge=0, le=_INT64_MAX)]
 
@@ -239,15 +242,16 @@ class Frame(BaseModel):
     packet_axes: Annotated[int, Field(ge=0, le=8)] = Field(
         description="Leading axes of the shape that index packets."
     )
-    dtype: Dtype = Field(description="Payload encoding: bits, f8, i8 or none.")
+    dtype: Dtype = Field(description="Payload encoding: bits, f8, i1, i2, i4, i8 or none.")
     payload: bytes = Field(description="The array, encoded (module docstring).")
 
     @model_validator(mode="after")
     def _consistent(self) -> Frame:
-        if KIND_DTYPE[self.kind] != self.dtype:
+        allowed = KIND_DTYPES[self.kind]
+        if self.dtype not in allowed:
             raise ValueError(
                 f"dtype: {self.dtype!r} does not match kind {self.kind!r} "
-                f"(expected {KIND_DTYPE[self.kind]!r})"
+                f"(expected {' or '.join(repr(d) for d in allowed)})"
             )
         if self.dtype == "none" and self.shape:
             raise ValueError(f"shape: must be [] for kind {self.kind!r}, got {self.shape}")
@@ -305,12 +309,11 @@ class Frame(BaseModel):
         packet_axes: int = 1,
     ) -> Frame:
         """A frame of ``header`` carrying ``data`` (None for the kinds without payload):
-        bool or 0/1 integers for spikes, real values for psum, error and feedback (stored
-        as float64), integers for update (int64). Raises :class:`FrameError` on any
-        inconsistency."""
+        bool or 0/1 integers for spikes, real values for psum, error and feedback (float64,
+        or for psum the narrowest integers that hold them exactly), integers for update (the
+        narrowest that hold them). Raises :class:`FrameError` on any inconsistency."""
         kind = header.kind
-        dtype = KIND_DTYPE[kind]
-        shape, payload = _pack_payload(kind, dtype, data, packet_axes)
+        shape, dtype, payload = _pack_payload(kind, KIND_DTYPES[kind], data, packet_axes)
         fields = {
             "src": src,
             "dst": dst,
@@ -329,7 +332,8 @@ class Frame(BaseModel):
 
     def array(self) -> np.ndarray:
         """The payload as an array of :attr:`shape` (a fresh, writable copy): bool for bits,
-        float64 for f8, int64 for i8; an empty float64 array without payload."""
+        int64 for an update, float64 for the other kinds; an empty float64 array without
+        payload."""
         if self.dtype == "none":
             return np.zeros((0,))
         n = self.n_packets
@@ -339,39 +343,55 @@ class Frame(BaseModel):
             bits = np.unpackbits(packed, axis=1, count=count, bitorder="little")
             return bits.view(bool).reshape(self.shape)  # 0/1 bytes are valid bools
         wire = _WIRE_DTYPE[self.dtype]
-        native = np.float64 if self.dtype == "f8" else np.int64
+        native = np.int64 if self.kind == "update" else np.float64
         return np.frombuffer(self.payload, wire).astype(native).reshape(self.shape)
 
 
 def _pack_payload(
-    kind: str, dtype: str, data: np.ndarray | None, packet_axes: int
-) -> tuple[list[int], bytes]:
-    """(shape, payload bytes) of ``data``; FrameError if it does not fit the kind."""
-    if dtype == "none":
+    kind: str, dtypes: tuple[str, ...], data: np.ndarray | None, packet_axes: int
+) -> tuple[list[int], str, bytes]:
+    """(shape, wire dtype, payload bytes) of ``data``; FrameError if it does not fit."""
+    if dtypes == ("none",):
         if data is not None:
             raise FrameError(f"data: kind {kind!r} carries no payload, got an array")
-        return [], b""
+        return [], "none", b""
     if data is None:
         raise FrameError(f"data: kind {kind!r} needs an array")
     arr = np.asarray(data)
     if arr.ndim < packet_axes:
         raise FrameError(f"data: shape {arr.shape} has fewer than {packet_axes} packet axes")
     shape = [int(d) for d in arr.shape]
-    if dtype == "bits":
+    if dtypes == ("bits",):
         if arr.dtype != bool and (arr.dtype.kind not in "iu" or ((arr != 0) & (arr != 1)).any()):
             raise FrameError(f"data: spikes must be bool or 0/1 integers, got {arr.dtype}")
         n = math.prod(shape[:packet_axes])
         flat = np.ascontiguousarray(arr, dtype=np.uint8).reshape(n, -1)
-        return shape, np.packbits(flat, axis=1, bitorder="little").tobytes()
-    wire = _WIRE_DTYPE[dtype]
-    if dtype == "f8" and not np.can_cast(arr.dtype, np.float64, "safe"):
+        return shape, "bits", np.packbits(flat, axis=1, bitorder="little").tobytes()
+    if "f8" in dtypes and not np.can_cast(arr.dtype, np.float64, "safe"):
         raise FrameError(f"data: {kind} values must be real numbers, got {arr.dtype}")
-    if dtype == "i8":
+    if "f8" not in dtypes:
         if arr.dtype.kind not in "iu":
             raise FrameError(f"data: update values must be integers, got {arr.dtype}")
         if arr.size and arr.dtype.kind == "u" and int(arr.max()) > _INT64_MAX:
             raise FrameError("data: update values do not fit int64")
-    return shape, np.ascontiguousarray(arr, dtype=wire).tobytes()
+    dtype = _narrowest(arr, dtypes)
+    return shape, dtype, np.ascontiguousarray(arr, dtype=_WIRE_DTYPE[dtype]).tobytes()
+
+
+def _narrowest(arr: np.ndarray, dtypes: tuple[str, ...]) -> str:
+    """The first integer type of ``dtypes`` that holds every value exactly, else f8 (or the
+    widest integer type)."""
+    ints = [d for d in dtypes if d in _INTS]
+    if not arr.size or not ints:
+        return dtypes[0]
+    if arr.dtype.kind == "f" and not (np.isfinite(arr).all() and (arr == np.rint(arr)).all()):
+        return "f8"
+    low, high = arr.min(), arr.max()
+    for d in ints:
+        info = np.iinfo(_WIRE_DTYPE[d])
+        if info.min <= low and high <= info.max:
+            return d
+    return "f8" if "f8" in dtypes else ints[-1]
 
 
 # ----------------------------------------------------------------------------- codec

@@ -1,10 +1,12 @@
 """The Ray runtime: tiles and PE cores as Ray actors that send frames to each other directly.
 
 One actor per core by default (named ``tile-T`` / ``pe-T-P``, so Ray's dashboard and state
-API show which core is which); with ``cores_per_actor`` K > 1, K cores share one actor
-process (named ``cores-G``) and frames between them never leave it. Actors hold their
+API show which core is which); with ``cores_per_actor`` K > 1, up to K cores share one actor
+process (named ``cores-G``; cores dealt round-robin, so each layer's PE cores spread over
+every actor and read in parallel) and frames between them never leave it. Actors hold their
 cores' crossbar conductances. Frames travel as msgpack bytes through fire-and-forget actor
-calls (``deliver``); the driver is the controller: it sends the input windows and errors and
+calls (``deliver``), all the frames for one actor in one call; the driver is the
+controller: it sends the input windows and errors and
 collects what actors address to it with a blocking ``collect`` (threaded actors, so a
 waiting ``collect`` does not stop deliveries). The shell only moves frames: all the physics
 is in :mod:`emulator.chip`.
@@ -13,8 +15,10 @@ is in :mod:`emulator.chip`.
 from __future__ import annotations
 
 import os
+import resource
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -51,27 +55,40 @@ class CoreGroup:
         self.plan = plan
         self.cores: dict[str, TileCore | PECore] = {name: _core(plan, name) for name in names}
         self.route: dict[str, Any] = {}
+        self.first: dict[str, str] = {}  # each core's actor, named by its first core
         self.inbox = Inbox(set())
         self.outbox: list[bytes] = []
         self.lock = threading.Condition()
         self.generation = 0
         self.stale = 0  # frames of an earlier generation, dropped
+        self.messages = 0  # deliveries (each a list of frames)
+        self.busy_s = 0.0  # seconds spent handling them
         self.fail_at = fail_at
 
     def connect(self, route: dict[str, Any]) -> None:
         """Receive every core's actor handle (None for this actor's own cores)."""
         self.route = route
         self.inbox.known = {*route, CONTROLLER}
+        first: dict[Any, str] = {}
+        self.first = {name: first.setdefault(actor, name) for name, actor in route.items()}
 
-    def deliver(self, data: bytes, generation: int = 0) -> None:
-        """Handle one frame and everything it causes inside this actor; send the rest."""
+    def deliver(self, frames: list[bytes], generation: int = 0) -> None:
+        """Handle frames and everything they cause inside this actor; send the rest, one
+        message per other actor at a time: what has piled up for it goes before this actor
+        starts on work it caused itself (so the other actors work meanwhile), and at the
+        end."""
         with self.lock:
             if generation != self.generation:
-                self.stale += 1
+                self.stale += len(frames)
                 return
-            pending = [data]
+            start = time.perf_counter()
+            self.messages += 1
+            pending = deque((raw, False) for raw in frames)
+            away: dict[str, list[bytes]] = {}  # by the destination's actor (its first core)
             while pending:
-                raw = pending.pop(0)
+                raw, caused_here = pending.popleft()
+                if caused_here and away:
+                    self._send(away)
                 if self.fail_at is not None:
                     self._maybe_fail(raw)
                 for out in self.inbox.open(raw, self.cores):
@@ -79,10 +96,17 @@ class CoreGroup:
                     if out.dst == CONTROLLER:
                         self.outbox.append(encoded)
                     elif out.dst in self.cores:
-                        pending.append(encoded)
+                        pending.append((encoded, True))
                     else:
-                        self.route[out.dst].deliver.remote(encoded, self.generation)
+                        away.setdefault(self.first[out.dst], []).append(encoded)
+            self._send(away)
+            self.busy_s += time.perf_counter() - start
             self.lock.notify_all()
+
+    def _send(self, away: dict[str, list[bytes]]) -> None:
+        for core, frames in away.items():
+            self.route[core].deliver.remote(frames, self.generation)
+        away.clear()
 
     def _maybe_fail(self, raw: bytes) -> None:
         core, batch = self.fail_at  # type: ignore[misc]
@@ -151,9 +175,20 @@ class CoreGroup:
             "cores": list(self.cores),
             "frames": self.inbox.frames,
             "packets": self.inbox.packets,
+            "messages": self.messages,
+            "busy_s": round(self.busy_s, 3),
+            "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
             "stale": self.stale,
             **self.inbox.report(),
         }
+
+
+def actor_groups(cores: list[str], per_actor: int) -> list[list[str]]:
+    """The cores of each actor: ⌈cores/per_actor⌉ actors, dealt round-robin in plan order, so
+    that every layer's PE cores (consecutive in the plan) spread over all actors and read in
+    parallel."""
+    actors = -(-len(cores) // per_actor)
+    return [cores[g::actors] for g in range(actors)]
 
 
 def _core(plan: Plan, name: str) -> TileCore | PECore:
@@ -276,10 +311,8 @@ class RayRuntime:
         self.plan, self.cpus, self.max_restarts = plan, cpus, max_restarts
         self.notify = notify
         check_memory(plan, cores_per_actor, ray.cluster_resources().get("memory", float("inf")))
-        names = plan.cores
-        self.groups = [
-            names[i : i + cores_per_actor] for i in range(0, len(names), cores_per_actor)
-        ]
+        self.groups = actor_groups(plan.cores, cores_per_actor)
+        self._group = {name: g for g, members in enumerate(self.groups) for name in members}
         self.labels = [
             members[0] if cores_per_actor == 1 else f"cores-{g}"
             for g, members in enumerate(self.groups)
@@ -457,8 +490,12 @@ class RayRuntime:
             )
 
     def _send(self, frames: list) -> None:
+        """The frames, one message per actor."""
+        by_actor: dict[int, list[bytes]] = {}
         for frame in frames:
-            self.route[frame.dst].deliver.remote(encode(frame), self.generation)
+            by_actor.setdefault(self._group[frame.dst], []).append(encode(frame))
+        for g, data in by_actor.items():
+            self.actors[g].deliver.remote(data, self.generation)
 
     def reports(self) -> list[dict]:
         """Every core's report, in plan order (tiles, then PE cores)."""
