@@ -2,19 +2,20 @@
 
 One network at paper size (default: ``nmnist-mlp3``, 2312-1000-1000-10 LIF, T = 10, with rate
 input from the synthetic set shaped 2×34×34: 400 training and 100 test samples, batch 32) on
-the edge chip grown to hold it, trained for one epoch and evaluated, by the reference trainer
-on the chip (``pipesdfa train --chip``), by the in-process runtime and by Ray
-(``pipesdfa run``), side by side in one process. Every run uses one BLAS thread.
+the edge chip grown to hold it, trained for one epoch (``--epochs``) and evaluated, by the
+reference trainer on the chip (``pipesdfa train --chip``), by the in-process runtime and by
+Ray (``pipesdfa run``), side by side in one process. Every run uses one BLAS thread.
 
 cell-MAC/s = samples forwarded (training and both evaluations) × T × physical cells (every
 cell of every weight array: n_in × n_out × 2 polarities × slices) / wall seconds of the whole
 call, each beside numpy's float64 GEMM rate on one thread measured in the same run
 (a (T·B × 128) @ (128 × 4096) product, the shape of a batched crossbar read). Prints the
 ratios the project targets (issue 11): reference and in-process ≥ 0.3 of the GEMM rate, Ray on
-2 CPUs ≥ 1.3× the in-process runtime; and checks every run trained the same weights.
+2 CPUs (``--cpus``: one actor per CPU) ≥ 1.3× the in-process runtime; and checks every run
+trained the same weights.
 
-Usage: ``python tests/benchmarks/bench_limit.py [--network NAME] [--samples N]
-[--cores-per-actor K] [--skip-ray] [--json]``
+Usage: ``python tests/benchmarks/bench_limit.py [--network NAME] [--epochs E] [--batch B]
+[--cpus C[,C...]] [--cores-per-actor K] [--skip-ray] [--skip-reference] [--json]``
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -56,33 +58,39 @@ def main() -> None:
     parser.add_argument("--chip", default="pipesdfa-edge")
     parser.add_argument("--network", default="nmnist-mlp3")
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=1, help="more amortise Ray's start")
+    parser.add_argument(
+        "--cpus", default="2", help="Ray's CPUs, one actor each; a list (1,2,4,8,16) scales"
+    )
     parser.add_argument("--cores-per-actor", type=int, default=None, help="Ray grouping")
     parser.add_argument("--skip-ray", action="store_true")
+    parser.add_argument("--skip-reference", action="store_true")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     net = load_network(args.network).model_copy(update={"encoding": "rate"})
-    net = net.model_copy(update={"training": net.training.model_copy(update={"epochs": 1})})
+    epochs = args.epochs
     chip = fit_chip(load_chip(args.chip), net)
     cells = sum(n_out * n_in for n_out, n_in in weight_shapes(net)) * 2 * chip.crossbar.slices
     data = load_for(net, "synthetic", None, 0)
-    forwarded = 2 * len(data.x_train) + len(data.x_test)  # one epoch, then both evaluations
+    forwarded = (epochs + 1) * len(data.x_train) + len(data.x_test)  # training, evaluations
     common = {"dataset": "synthetic", "seed": 0, "batch": args.batch}
 
     def reference() -> dict:
-        return run_training(net, chip=chip, data=None, algorithm="sdfa", epochs=1, **common)
+        return run_training(net, chip=chip, data=None, algorithm="sdfa", epochs=epochs, **common)
 
     def local() -> dict:
-        return run_emulation(net, chip, runtime="local", epochs=1, **common)
+        return run_emulation(net, chip, runtime="local", epochs=epochs, **common)
 
-    def on_ray() -> dict:
-        per_actor = args.cores_per_actor or -(-len(_cores(net, chip)) // 2)
-        return run_emulation(
-            net, chip, runtime="ray", epochs=1, cpus=2, cores_per_actor=per_actor, **common
-        )
+    def on_ray(cpus: int) -> Callable[[], dict]:
+        per_actor = args.cores_per_actor or -(-len(_cores(net, chip)) // cpus)
+        options = {"cpus": cpus, "cores_per_actor": per_actor, **common}
+        return lambda: run_emulation(net, chip, runtime="ray", epochs=epochs, **options)
 
-    runs = {"reference": reference, "in-process": local}
-    if not args.skip_ray:
-        runs["ray"] = on_ray
+    runs = {} if args.skip_reference else {"reference": reference}
+    runs["in-process"] = local
+    counts = [int(c) for c in args.cpus.split(",")]
+    for cpus in [] if args.skip_ray else counts:
+        runs["ray" if len(counts) == 1 else f"ray@{cpus}"] = on_ray(cpus)
     rows, shas = {}, set()
     for name, fn in runs.items():
         gemm = gemm_rate()
@@ -97,10 +105,12 @@ def main() -> None:
             rows[name]["phases_s"] = phases
             rows[name]["loop_s"] = phases["train"] + phases["evaluate"]
         shas.add(result["weights_sha256"])
-    if "ray" in rows:
-        local, ray_row = rows["in-process"], rows["ray"]
+    on_rays = [name for name in rows if name.startswith("ray")]
+    for name in on_rays:
+        local, ray_row = rows["in-process"], rows[name]
         ray_row["vs_in_process"] = local["wall_s"] / ray_row["wall_s"]
         ray_row["loop_vs_in_process"] = local["loop_s"] / ray_row["loop_s"]
+        ray_row["vs_first_count"] = rows[on_rays[0]]["wall_s"] / ray_row["wall_s"]
     report = {
         "network": net.name,
         "chip": chip.name,
@@ -111,7 +121,11 @@ def main() -> None:
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    print(f"{net.name} on {chip.name}: {cells / 1e6:.1f} M physical cells, T = {net.time_steps}")
+    trained = epochs * len(data.x_train)
+    print(
+        f"{net.name} on {chip.name}: {cells / 1e6:.1f} M physical cells, T = {net.time_steps}, "
+        f"{epochs} epoch(s) of {len(data.x_train)} samples + evaluation of {forwarded - trained}"
+    )
     for name, row in rows.items():
         extra = f", {row['vs_in_process']:.2f}x in-process" if "vs_in_process" in row else ""
         print(
@@ -121,10 +135,11 @@ def main() -> None:
         if "phases_s" in row:
             phases = ", ".join(f"{k} {v:.1f}" for k, v in row["phases_s"].items())
             print(f"  {'':10s} phases (s): {phases}")
-    if "ray" in rows:
+    for name in on_rays:
         print(
-            f"  training + evaluation alone (no start-up, no finish): Ray "
-            f"{rows['ray']['loop_vs_in_process']:.2f}x in-process"
+            f"  {name}: training + evaluation alone (no start-up, no finish) "
+            f"{rows[name]['loop_vs_in_process']:.2f}x in-process; whole call "
+            f"{rows[name]['vs_first_count']:.2f}x {on_rays[0]}"
         )
     print(f"  same weights_sha256 in every run: {report['same_weights']}")
 

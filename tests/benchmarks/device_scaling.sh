@@ -4,19 +4,24 @@
 #
 #   OUT=/some/dir bash tests/benchmarks/device_scaling.sh
 #
-# Workloads (digits data, EPOCHS training epochs + evaluation per run, the CLI's own local Ray
-# on 127.0.0.1, every run at each CPU count checked to give identical emulated results):
+# Workloads (the CLI's own local Ray on 127.0.0.1, every run at each CPU count checked to give
+# identical emulated results):
+#   limit  nmnist-mlp3 (rate input, synthetic data, 1 epoch + evaluation) on pipesdfa-edge
+#          grown to 8x8, 270 cores in one actor per CPU, beside the in-process runtime
+#          (tests/benchmarks/bench_limit.py --cpus $CPUS): the paper-sized workload
+# and digits data, EPOCHS training epochs + evaluation per run:
 #   pe1  digits-mlp on pipesdfa-edge with pe.crossbars=1: 11 PE cores + 3 tiles = 14 actors
 #   pe8  digits-mlp on pipesdfa-edge as shipped (pe.crossbars=8): 3 PE cores + 1 tile = 4 actors,
 #        at CPUS_PE8 only (4 actors cannot use 16 CPUs; it shows where scaling saturates)
 #   then tests/benchmarks/bench_runtimes.py --repeats 1 if time is left.
-# Writes $OUT/scale_pe1.json, $OUT/scale_pe8.json, $OUT/bench_runtimes.txt, $OUT/env.txt,
+# Writes $OUT/limit.json, $OUT/scale_pe1.json, $OUT/scale_pe8.json, $OUT/bench_runtimes.txt,
+# $OUT/env.txt,
 # $OUT/summary.txt, $OUT/log.txt (and $OUT/ray_logs.tgz when a step fails).
 #
 # Environment overrides: CPUS (1,2,4,8,16), CPUS_PE8 (1,4,16), EPOCHS (5), PY (python3),
 # OUT (/tmp/devout), PIPESDFA_SITE (a ready site folder; default .device/site, else
 # .device/site.tar.xz unpacked to /tmp/pipesdfa-site), EXTRA_PYTHONPATH (appended),
-# BUDGET_S (420: a later step is skipped when it would not fit), T_PE1 / T_PE8 / T_BENCH
+# BUDGET_S (420: a later step is skipped when it would not fit), T_LIMIT / T_PE1 / T_PE8 / T_BENCH
 # (per-step timeouts in s; GNU timeout signals the step's whole process group, Ray's
 # gcs_server and raylet included), SKIP_BENCH=1.
 set -uo pipefail
@@ -29,6 +34,7 @@ CPUS=${CPUS:-1,2,4,8,16}
 CPUS_PE8=${CPUS_PE8:-1,4,16}
 EPOCHS=${EPOCHS:-5}
 BUDGET_S=${BUDGET_S:-420}
+T_LIMIT=${T_LIMIT:-240}
 T_PE1=${T_PE1:-240}
 T_PE8=${T_PE8:-90}
 T_BENCH=${T_BENCH:-80}
@@ -106,6 +112,14 @@ EOF
   if [ $rc -ne 0 ]; then FAILED=1; fi
 }
 
+say "== limit (timeout ${T_LIMIT}s): bench_limit.py --skip-reference --cpus $CPUS"
+t0=$SECONDS
+timeout -k 10 "$T_LIMIT" "$PY" tests/benchmarks/bench_limit.py --skip-reference --cpus "$CPUS" \
+  --json >"$OUT/limit.json" 2>>"$LOG"
+rc=$?
+say "   rc=$rc  $((SECONDS - t0))s"
+if [ $rc -ne 0 ]; then FAILED=1; fi
+
 scale scale_pe1 "$T_PE1" --mode emulate --chip pipesdfa-edge --network digits-mlp \
   --set pe.crossbars=1 --cpus "$CPUS" --epochs "$EPOCHS" --json
 scale scale_pe8 "$T_PE8" --mode emulate --chip pipesdfa-edge --network digits-mlp \
@@ -130,6 +144,15 @@ fi
 "$PY" - "$OUT" <<'EOF' 2>&1 | tee "$OUT/summary.txt" | tee -a "$LOG"
 import json, os, sys
 out = sys.argv[1]
+try:
+    limit = json.load(open(os.path.join(out, "limit.json")))
+    print(f"limit: {limit['network']} on {limit['chip']}, same weights: {limit['same_weights']}")
+    for name, row in limit["runs"].items():
+        print(f"  {name:<10} {row['wall_s']:8.2f} s  loop {row.get('loop_s', 0):7.2f} s  "
+              f"{row.get('vs_first_count', 1):5.2f}x the first count  "
+              f"{row.get('vs_in_process', 1):5.2f}x in-process")
+except (OSError, ValueError, KeyError) as err:
+    print(f"limit: no result ({err.__class__.__name__})")
 print(f"{'workload':<10} {'cores':>5} {'cpus':>4} {'wall s':>8} {'speedup':>7} {'effic.':>6} "
       f"{'identical':>9}")
 for name in ("scale_pe1", "scale_pe8"):
