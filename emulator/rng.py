@@ -27,3 +27,13 @@ def stream(seed: int, *key: int | str) -> np.random.Generator:
     """
     seq = np.random.SeedSequence(entropy=_word(seed), spawn_key=tuple(_word(k) for k in key))
     return np.random.Generator(np.random.Philox(seq))
+
+
+def skip(generator: np.random.Generator, words: int) -> np.random.Generator:
+    """``generator`` (of :func:`stream`) moved on by ``words`` 64-bit outputs, in O(1): its
+    next doubles (``random``, ``uniform``: one output each) are those a draw of ``words``
+    more from the start would have continued with (Philox counts four outputs a step)."""
+    generator.bit_generator.advance(words // 4)
+    if words % 4:
+        generator.random(words % 4)
+    return generator

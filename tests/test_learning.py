@@ -18,6 +18,7 @@ from emulator.learning import (
     feedback_scale,
     feedback_widths,
     init_weights,
+    layer_init,
     mse_loss,
     network_inputs,
     train,
@@ -316,11 +317,11 @@ def test_init_weights_follow_stream_and_bound():
     ws = init_weights(net, seed=5, gain=2.0)
     for index, w in enumerate(ws):
         bound = 2.0 / math.sqrt(w.shape[1])
-        for i, row in enumerate(w):  # each output neuron's weights from its own stream
-            np.testing.assert_array_equal(
-                row, stream(5, "init", index, i).uniform(-bound, bound, w.shape[1])
-            )
+        np.testing.assert_array_equal(w, stream(5, "init", index).uniform(-bound, bound, w.shape))
         assert np.abs(w).max() <= bound
+        for first, stop in [(0, 1), (1, w.shape[0]), (2, 3)]:  # some rows, from where they sit
+            part = layer_init(net, 5, index, gain=2.0, outputs=slice(first, stop))
+            np.testing.assert_array_equal(part, w[first:stop])
 
 
 def test_optimizers_closed_form():

@@ -24,7 +24,7 @@ from emulator.learning.rule import (
     weight_gradient,
 )
 from emulator.learning.snn import LayerBackend, Neuron, col2im, conv2d, fc, pool, pool_backward
-from emulator.rng import stream
+from emulator.rng import skip, stream
 from emulator.spec import (
     ConvLayer,
     FcLayer,
@@ -138,16 +138,17 @@ def layer_init(
     gain: float = INIT_GAIN,
     outputs: slice = slice(None),
 ) -> np.ndarray:
-    """Initial W of weighted layer ``index``: ``gain`` × U(±1/√fan_in), output neuron i's
-    row from ``stream(seed, "init", index, i)``; ``outputs`` picks rows (a PE core holding
-    some of a layer's columns draws those only)."""
+    """Initial W of weighted layer ``index``: ``gain`` × U(±1/√fan_in) from
+    ``stream(seed, "init", index)``, row by row; ``outputs`` (a step-1 slice) picks rows, drawn
+    from where they sit in that stream (a PE core holding some of a layer's columns draws
+    those only)."""
     n_out, fan_in = weight_shapes(net)[index]
     bound = gain / math.sqrt(fan_in)
     rows = range(n_out)[outputs]
-    w = np.empty((len(rows), fan_in))
-    for k, i in enumerate(rows):
-        w[k] = stream(seed, "init", index, i).uniform(-bound, bound, fan_in)
-    return w
+    if rows.step != 1:
+        raise ValueError(f"outputs: a slice of consecutive rows, got step {rows.step}")
+    generator = skip(stream(seed, "init", index), rows.start * fan_in)
+    return generator.uniform(-bound, bound, (len(rows), fan_in))
 
 
 @dataclass(frozen=True)
