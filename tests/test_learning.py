@@ -137,7 +137,8 @@ def test_sdfa_hand_case():
     h1, s1, h2, s2 = trace.h[0], trace.s[0], trace.h[1], trace.s[1]
     assert 0 < s1.sum() < s1.size and s2.sum() > 0  # a case where spikes and silence both occur
 
-    # By hand: rates, voting (2 voters per class), MSE gradient, feedback, δ, ΔW.
+    # By hand: rates, voting (2 voters per class), MSE gradient, feedback, δ, ΔW; the
+    # output layer back through its own membrane (LIF τ = 2, reset to zero through S).
     fr_out = (s2[0] + s2[1]) / 2  # (B, 4)
     fr = np.stack([fr_out[:, 0:2].mean(axis=1), fr_out[:, 2:4].mean(axis=1)], axis=1)
     target = np.array([[1.0, 0.0], [0.0, 1.0]])
@@ -149,7 +150,13 @@ def test_sdfa_hand_case():
     for t in range(2):
         for n in range(2):
             dw1 += np.outer(g1[n] * sigma_prime(h1[t, n] - 1.0), x[t, n])
-            dw2 += np.outer(e[n] / 2 * sigma_prime(h2[t, n] - 1.0), s1[t, n])
+    for n in range(2):
+        grad_v = np.zeros(4)  # ∂loss/∂V[t] through H[t+1]
+        for t in (1, 0):
+            sg = sigma_prime(h2[t, n] - 1.0)
+            grad_h = e[n] / 2 * sg + grad_v * ((1 - s2[t, n]) - h2[t, n] * sg)
+            dw2 += np.outer(grad_h / 2, s1[t, n])  # ∂H/∂X = 1/τ
+            grad_v = grad_h * (1 - 1 / 2)
     grads = model.gradients(x, y)
     np.testing.assert_allclose(grads[0], dw1, rtol=1e-12)
     np.testing.assert_allclose(grads[1], dw2, rtol=1e-12)
@@ -247,6 +254,28 @@ def test_sdfa_local_bptt_equals_injected_gradient(name):
 
     last = len(weights) - 1
     assert rel_error(grads[last], finite_differences(loss, weights, last)) < 1e-5
+
+
+@pytest.mark.parametrize("name", sorted(LOCAL_NETS))
+def test_sdfa_gives_the_output_layer_its_true_gradient(name):
+    """The output layer has no feedback after it: under sdfa too it back-propagates through
+    its own membrane over the T steps (finite differences of the loss are the oracle); the
+    hidden layers keep the surrogate-only rule (differs from sdfa-local-bptt's)."""
+    shape, layers = LOCAL_NETS[name]
+    net = make_net(layers, shape, steps=3)
+    x, y = spikes(net, 2, seed=5), np.array([0, 1])
+    weights = init_weights(net, seed=6, gain=3.0)
+    sdfa = model_with(net, weights, algorithm="sdfa", smooth=True).gradients(x, y)
+    local = model_with(net, weights, algorithm="sdfa-local-bptt", smooth=True).gradients(x, y)
+
+    def loss(ws):
+        m = model_with(net, ws, algorithm="bptt", smooth=True)
+        return m.loss(m.forward(x).fr, y)
+
+    last = len(weights) - 1
+    assert rel_error(sdfa[last], finite_differences(loss, weights, last)) < 1e-5
+    np.testing.assert_array_equal(sdfa[last], local[last])
+    assert not np.allclose(sdfa[0], local[0])  # the hidden rule is still the hardware's
 
 
 # ------------------------------------------------------------- feedback, voting

@@ -252,8 +252,9 @@ class LayerHome:
         run, layer = self.tile.plan, self.plan
         grad_s = spike_error(run.net, layer.net_index, batch.s, batch.g)
         spec = run.net.layers[layer.net_index]
+        last = layer.index == len(run.layers) - 1
         grad = local_gradient(
-            spec, self.tile.neuron, run.algorithm, batch.h, batch.s, batch.x, grad_s
+            spec, self.tile.neuron, run.algorithm, batch.h, batch.s, batch.x, grad_s, output=last
         )
         (delta,) = self.optimizer.step([grad])
         steps = update_steps(delta, layer.lsb, seed=run.seed, layer=layer.index, event=batch.event)

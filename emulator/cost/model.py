@@ -256,8 +256,9 @@ class CostModel:
         """GRAD(l, n, k): sample n's weight gradient Σ_t δ_l[t]·s_{l−1}[t]ᵀ on tile k.
 
         First (k = 0, the layer's home) δ_l[t] = err_l[t] ⊙ σ'(v_l[t]) for every step (T
-        backward neuron steps) beside the buffer reads of the T input frames, the T
-        membranes and the buffered error of the layer's outputs (after its pools;
+        backward neuron steps; the output layer's run in reverse through its membrane
+        recurrence, still one neuron step each) beside the buffer reads of the T input
+        frames, the T membranes and the buffered error of the layer's outputs (after its pools;
         ``error_steps`` values per output, written on arrival and read once), one access
         after the other; then the MACs on the datapath. Counters ``reuse_saved_*``: the
         re-read input frames would otherwise come again over the NoC from layer l−1.

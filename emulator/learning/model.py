@@ -283,6 +283,7 @@ class ReferenceModel:
                     trace.s[i],
                     trace.x[i],
                     grad_s,
+                    output=i == last,
                 )
             )
         return grads

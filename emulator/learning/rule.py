@@ -73,13 +73,17 @@ def local_gradient(
     s: np.ndarray,
     inputs: np.ndarray,
     grad_s: np.ndarray,
+    *,
+    output: bool = False,
 ) -> np.ndarray:
     """A layer's weight gradient from the error of its own spikes ``grad_s`` (T, B, *out
-    shape; :func:`spike_error`): ``sdfa`` through the surrogate only, ``sdfa-local-bptt``
-    through the layer's own membrane recurrence. ``h``, ``s`` (T, B, *out shape) and
+    shape; :func:`spike_error`): a hidden layer under ``sdfa`` through the surrogate only;
+    under ``sdfa-local-bptt``, and the ``output`` layer under either, through the layer's own
+    membrane recurrence over the T steps (its true gradient: DESIGN.md §2 and the authors'
+    code, whose output layer has no feedback after it). ``h``, ``s`` (T, B, *out shape) and
     ``inputs`` (T, B, *in shape) are the forward's. This is the whole of SDFA's per-layer
     learning rule."""
-    if algorithm != "sdfa":
+    if algorithm != "sdfa" or output:
         return weight_gradient(layer, neuron.backward(h, s, grad_s), inputs)
     return weight_gradient(layer, grad_s * neuron.surrogate(h), inputs)
 
