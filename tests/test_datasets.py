@@ -347,9 +347,9 @@ def test_synthetic_defaults(tmp_path):
 def test_unknown_name():
     with pytest.raises(DatasetError) as err:
         load_dataset("foo")
-    expected = "unknown dataset 'foo'; choose one of digits, mnist-idx, nmnist, synthetic"
+    expected = "unknown dataset 'foo'; choose one of digits, mnist-idx, nmnist, shd, synthetic"
     assert str(err.value) == expected
-    assert DATASETS == ("digits", "mnist-idx", "nmnist", "synthetic")
+    assert DATASETS == ("digits", "mnist-idx", "nmnist", "shd", "synthetic")
 
 
 @pytest.mark.parametrize(
@@ -368,3 +368,129 @@ def test_bad_options(options, message):
 
 def test_dataset_error_is_value_error():
     assert issubclass(DatasetError, ValueError)
+
+
+# --- shd -------------------------------------------------------------------------------------
+
+# Two samples by hand, times in seconds: the last spike of each sample lands in frame T − 1.
+SHD_TRAIN = [
+    ([0.0, 0.1, 0.25, 0.5], [0, 699, 0, 3], 7),  # T = 2: frames 0, 0, 1, 1
+    ([0.2, 0.2, 0.4], [5, 5, 6], 19),  # frames 1, 1, 1 (0.2·2/0.4 = 1)
+]
+SHD_TEST = [([0.0], [1], 0)]  # all at 0: frame 0
+
+
+def write_shd(path: Path, samples, *, drop: str | None = None, units_dtype="uint16") -> Path:
+    """An SHD file in the published layout: spikes/times and spikes/units as one
+    variable-length array per sample, labels, extra/ (left empty)."""
+    import h5py
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        times = f.create_dataset("spikes/times", (len(samples),), dtype=h5py.vlen_dtype(np.float32))
+        units = f.create_dataset(
+            "spikes/units", (len(samples),), dtype=h5py.vlen_dtype(np.dtype(units_dtype))
+        )
+        for i, (t, u, _) in enumerate(samples):
+            times[i] = np.asarray(t, np.float32)
+            units[i] = np.asarray(u, units_dtype)
+        f.create_dataset("labels", data=np.array([y for *_, y in samples], np.uint16))
+        f.create_group("extra")
+        if drop:
+            del f[drop]
+    return path
+
+
+def write_shd_folder(folder: Path, train=SHD_TRAIN, test=SHD_TEST, **kw) -> Path:
+    write_shd(folder / "shd_train.h5", train, **kw)
+    write_shd(folder / "shd_test.h5", test)
+    return folder
+
+
+def test_shd_bins_spikes_by_hand(tmp_path):
+    ds = load_dataset("shd", write_shd_folder(tmp_path), time_steps=2, num_classes=20)
+    assert ds.temporal and ds.x_train.shape == (2, 2, 700) and ds.x_train.dtype == np.uint8
+    np.testing.assert_array_equal(ds.y_train, [7, 19])
+    np.testing.assert_array_equal(ds.y_test, [0])
+    want = np.zeros((2, 2, 700), np.uint8)
+    want[0, 0, [0, 699]] = 1
+    want[0, 1, [0, 3]] = 1
+    want[1, 1, [5, 6]] = 1
+    np.testing.assert_array_equal(ds.x_train, want)
+    assert ds.x_test[0, 0, 1] == 1 and ds.x_test.sum() == 1
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda f: write_shd_folder(f, drop="spikes/units"), "no spikes/units"),
+        (lambda f: write_shd_folder(f, drop="labels"), "no labels"),
+        (lambda f: write_shd_folder(f, train=[([0.1], [2], 25)]), "label 25 is outside"),
+        (lambda f: write_shd_folder(f, train=[([], [], 1)]), "sample 0 has no spikes"),
+        (lambda f: write_shd_folder(f, train=[([0.1], [700], 1)]), "units must be channels"),
+        (lambda f: write_shd_folder(f, train=[([-0.1], [3], 1)]), "finite seconds"),
+        (
+            lambda f: write_shd_folder(f, train=[([0.1, 0.2], [1, 2], 1), ([0.1, 0.2], [1], 1)]),
+            "sample 1 has 2 spike times but 1 units",
+        ),
+    ],
+)
+def test_shd_bad_files_are_one_line_naming_the_file(tmp_path, make, message):
+    make(tmp_path)
+    with pytest.raises(DatasetError, match=message) as err:
+        load_dataset("shd", tmp_path, time_steps=4, num_classes=20)
+    assert str(err.value).startswith(str(tmp_path / "shd_train.h5"))
+    assert len(str(err.value).splitlines()) == 1
+
+
+def test_shd_truncated_or_missing_files(tmp_path):
+    folder = write_shd_folder(tmp_path)
+    train = folder / "shd_train.h5"
+    train.write_bytes(train.read_bytes()[:600])  # a download cut short
+    with pytest.raises(DatasetError, match=r"shd_train\.h5: not a readable HDF5 file"):
+        load_dataset("shd", folder, time_steps=2)
+    train.rename(folder / "shd_train.h5.gz")
+    with pytest.raises(DatasetError, match=r"shd_train\.h5: no such file .*gunzip it first"):
+        load_dataset("shd", folder, time_steps=2)
+    with pytest.raises(DatasetError, match="shd needs --data FOLDER"):
+        load_dataset("shd", None, time_steps=2)
+
+
+def test_shd_trains_end_to_end_from_the_command_line(tmp_path, capsys):
+    """`pipesdfa train --network shd-3fc --dataset shd --data DIR` on files in the published
+    layout (a few samples, T = 100 as the network file says)."""
+    import json
+
+    from emulator.cli import main
+
+    rng = np.random.default_rng(0)
+    samples = [
+        (np.sort(rng.random(30)), rng.integers(0, 700, 30), int(y)) for y in rng.integers(0, 20, 8)
+    ]
+    write_shd_folder(tmp_path, train=samples, test=samples[:4])
+    argv = ["train", "--network", "shd-3fc", "--dataset", "shd", "--data", str(tmp_path)]
+    assert main([*argv, "--epochs", "1", "--batch", "4", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["dataset"] == "shd" and result["epochs"] == 1
+
+
+def test_shd_runs_the_same_bits_in_the_reference_and_the_cores(tmp_path, capsys):
+    """The binned frames are the data of every runtime: `train --chip` and `run` (in-process)
+    on the same SHD files end with the same weights."""
+    import json
+
+    from emulator.cli import main
+
+    rng = np.random.default_rng(1)
+    samples = [
+        (np.sort(rng.random(40)), rng.integers(0, 700, 40), int(y)) for y in rng.integers(0, 20, 6)
+    ]
+    write_shd_folder(tmp_path, train=samples, test=samples[:2])
+    common = ["--network", "shd-3fc", "--dataset", "shd", "--data", str(tmp_path)]
+    common += ["--chip", "pipesdfa-edge", "--epochs", "1", "--batch", "3", "--json"]
+    assert main(["train", *common]) == 0
+    trained = json.loads(capsys.readouterr().out)
+    assert main(["run", *common, "--runtime", "local"]) == 0
+    ran = json.loads(capsys.readouterr().out)
+    assert ran["weights_sha256"] == trained["weights_sha256"]
+    assert ran["test_accuracy"] == trained["test_accuracy"]

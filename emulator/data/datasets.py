@@ -1,7 +1,8 @@
 """Dataset loaders: fixed train/test arrays for the emulator's SNN training runs.
 
-Four sources: scikit-learn's bundled 8x8 digits, MNIST-style IDX files, N-MNIST event
-recordings binned into spike frames, and a seeded synthetic set for tests and smoke runs.
+Five sources: scikit-learn's bundled 8x8 digits, MNIST-style IDX files, N-MNIST event
+recordings and the Spiking Heidelberg Digits (SHD, HDF5) binned into spike frames, and a
+seeded synthetic set for tests and smoke runs.
 Every loader returns a `Dataset`; every failure is a one-line `DatasetError` that names the
 file (or the dataset) at fault.
 """
@@ -22,7 +23,7 @@ import numpy as np
 
 from emulator.limits import available_memory, human_bytes, open_regular
 
-DATASETS: tuple[str, ...] = ("digits", "mnist-idx", "nmnist", "synthetic")
+DATASETS: tuple[str, ...] = ("digits", "mnist-idx", "nmnist", "shd", "synthetic")
 
 IDX_IMAGES_MAGIC = 0x00000803  # uint8 data, 3 dims: count, rows, columns
 IDX_LABELS_MAGIC = 0x00000801  # uint8 data, 1 dim: count
@@ -30,6 +31,9 @@ IDX_LABELS_MAGIC = 0x00000801  # uint8 data, 1 dim: count
 NMNIST_SENSOR = 34  # N-MNIST recordings are 34x34 pixels
 NMNIST_FRAME_SHAPE = (2, NMNIST_SENSOR, NMNIST_SENSOR)  # (polarity, y, x)
 NMNIST_EVENT_BYTES = 5
+
+SHD_CHANNELS = 700  # cochlea model channels (Cramer et al. 2020)
+SHD_FILES = ("shd_train.h5", "shd_test.h5")
 
 SYNTHETIC_TRAIN_PER_CLASS = 40
 SYNTHETIC_TEST_PER_CLASS = 10
@@ -78,8 +82,9 @@ def load_dataset(
     Parameters
     ----------
     name : one of `DATASETS`.
-    data : folder holding the files (mnist-idx, nmnist); must be None for digits and synthetic.
-    time_steps : frames per sample for event data (nmnist); static datasets ignore it.
+    data : folder holding the files (mnist-idx, nmnist, shd); must be None for digits and
+        synthetic.
+    time_steps : frames per sample for event data (nmnist, shd); static datasets ignore it.
     seed : only the synthetic set depends on it; the digits split is fixed on purpose.
     input_shape : shape the network expects per sample (per frame); samples are reshaped to it.
         For synthetic it sets the sample shape (default (64,)).
@@ -101,6 +106,8 @@ def load_dataset(
             return _load_mnist_idx(data, shape, num_classes)
         if name == "nmnist":
             return _load_nmnist(data, time_steps, shape, num_classes)
+        if name == "shd":
+            return _load_shd(data, time_steps, shape, num_classes)
         return _load_synthetic(data, seed, shape, num_classes)
     except OSError as exc:
         # Backstop: a stat or listing that fails mid-load must still read as 'PATH: reason'.
@@ -342,12 +349,26 @@ def _spike_frames(path: Path, time_steps: int) -> np.ndarray:
     T - 1. A pixel is 1 if at least one event of that polarity hit it in that frame.
     """
     x, y, polarity, ts = _read_events(path)
-    frames = np.zeros((time_steps, *NMNIST_FRAME_SHAPE), dtype=np.uint8)
+    return _binned(ts, (polarity, y, x), time_steps, NMNIST_FRAME_SHAPE)
+
+
+def _binned(
+    ts: np.ndarray, where: tuple[np.ndarray, ...], time_steps: int, shape: tuple[int, ...]
+) -> np.ndarray:
+    """Binary frames (T, *shape) of one recording's events over [0, its last timestamp]:
+    event i (at ``ts[i]``, position ``where[·][i]``) falls in frame ⌊ts·T/t_max⌋, the last
+    event in frame T − 1; a position is 1 if at least one event hit it in that frame.
+    Integer timestamps (N-MNIST, µs) are binned in exact integer arithmetic."""
+    frames = np.zeros((time_steps, *shape), dtype=np.uint8)
     if ts.size == 0:
         return frames
-    t_max = max(int(ts.max()), 1)  # a recording whose events all sit at 0 fills frame 0
-    frame = np.minimum(ts * time_steps // t_max, time_steps - 1)
-    frames[frame, polarity, y, x] = 1
+    if ts.dtype.kind in "iu":
+        t_max = max(int(ts.max()), 1)  # a recording whose events all sit at 0 fills frame 0
+        frame = ts * time_steps // t_max
+    else:
+        t_max = float(ts.max())
+        frame = np.floor(ts * (time_steps / t_max)).astype(np.int64) if t_max > 0 else ts * 0
+    frames[(np.minimum(frame, time_steps - 1).astype(np.int64), *where)] = 1
     return frames
 
 
@@ -374,6 +395,102 @@ def _read_events(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
     polarity = events[:, 2] >> 7
     ts = ((events[:, 2] & 0x7F) << 16) | (events[:, 3] << 8) | events[:, 4]
     return x, y, polarity, ts
+
+
+# --- shd ------------------------------------------------------------------------------------
+
+
+def _load_shd(data, time_steps: int, input_shape, num_classes) -> Dataset:
+    """The Spiking Heidelberg Digits: shd_train.h5 and shd_test.h5 (gunzipped) as published,
+    each sample's spikes binned into T frames of the 700 channels."""
+    folder = _data_folder("shd", data, "a folder holding shd_train.h5 and shd_test.h5")
+    h5py = _h5py("shd")
+    (x_train, y_train), (x_test, y_test) = (
+        _read_shd(folder / name, time_steps, num_classes, h5py) for name in SHD_FILES
+    )
+    return Dataset(
+        name="shd",
+        x_train=_shape_samples("shd", x_train, 2, input_shape),
+        y_train=y_train,
+        x_test=_shape_samples("shd", x_test, 2, input_shape),
+        y_test=y_test,
+        num_classes=_class_count(num_classes, y_train, y_test),
+        temporal=True,
+    )
+
+
+def _h5py(name: str):
+    try:
+        import h5py
+    except ImportError:
+        raise DatasetError(
+            f"{name}: reading HDF5 needs h5py (pip install -e '.[datasets]')"
+        ) from None
+    return h5py
+
+
+def _read_shd(
+    path: Path, time_steps: int, num_classes: int | None, h5py
+) -> tuple[np.ndarray, np.ndarray]:
+    """Spike frames (N, T, 700) uint8 and labels (N,) int64 of one SHD file: ``spikes/times``
+    (seconds) and ``spikes/units`` (channels), one variable-length array per sample, and
+    ``labels``; ``extra/`` is not needed."""
+    if not path.is_file():
+        gz = path.with_name(path.name + ".gz")
+        hint = f" ({gz.name} is there: gunzip it first)" if gz.exists() else ""
+        raise DatasetError(f"{path}: no such file{hint}")
+    try:
+        with h5py.File(path, "r") as f:
+            arrays = []
+            for key in ("spikes/times", "spikes/units", "labels"):
+                if key not in f:
+                    raise DatasetError(
+                        f"{path}: no {key} (SHD files hold spikes/times, spikes/units, labels)"
+                    )
+                arrays.append(f[key][()])
+    except OSError as exc:
+        raise DatasetError(f"{path}: not a readable HDF5 file ({_reason(exc)})") from exc
+    times, units, raw_labels = arrays
+    if not len(times) == len(units) == len(raw_labels):
+        raise DatasetError(
+            f"{path}: {len(times)} spike-time arrays, {len(units)} unit arrays and "
+            f"{len(raw_labels)} labels: one of each per sample"
+        )
+    labels = np.asarray(raw_labels)
+    if labels.ndim != 1 or labels.dtype.kind not in "iu" or (labels < 0).any():
+        raise DatasetError(f"{path}: labels must be one non-negative integer per sample")
+    labels = labels.astype(np.int64)
+    _check_labels(labels, num_classes, str(path))
+    need, free = len(labels) * time_steps * SHD_CHANNELS, available_memory()
+    if need > free:
+        raise DatasetError(
+            f"{path}: {len(labels):,} samples × time_steps {time_steps:,} × {SHD_CHANNELS} "
+            f"take {human_bytes(need)}, more than this machine's {human_bytes(free)} of free "
+            "memory: use fewer time_steps"
+        )
+    x = np.zeros((len(labels), time_steps, SHD_CHANNELS), dtype=np.uint8)
+    for i, (t, u) in enumerate(zip(times, units, strict=True)):
+        x[i] = _binned(*_shd_sample(path, i, t, u), time_steps, (SHD_CHANNELS,))
+    return x, labels
+
+
+def _shd_sample(path: Path, i: int, t, u) -> tuple[np.ndarray, tuple[np.ndarray]]:
+    """Sample ``i``'s spike times (float, s) and channels, checked."""
+    t, u = np.asarray(t), np.asarray(u)
+    if t.ndim != 1 or u.ndim != 1 or len(t) != len(u):
+        raise DatasetError(
+            f"{path}: sample {i} has {t.size} spike times but {u.size} units (truncated?)"
+        )
+    if not t.size:
+        raise DatasetError(f"{path}: sample {i} has no spikes")
+    if t.dtype.kind not in "fiu" or not np.isfinite(t).all() or (t < 0).any():
+        raise DatasetError(f"{path}: sample {i}: spike times must be finite seconds >= 0")
+    if u.dtype.kind not in "iu" or (u < 0).any() or (u >= SHD_CHANNELS).any():
+        raise DatasetError(
+            f"{path}: sample {i}: units must be channels 0..{SHD_CHANNELS - 1}, got "
+            f"{u.min()}..{u.max()}"
+        )
+    return t.astype(np.float64), (u.astype(np.int64),)
 
 
 # --- synthetic ------------------------------------------------------------------------------
