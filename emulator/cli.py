@@ -121,6 +121,7 @@ def _train(args: argparse.Namespace) -> int:
             optimizer=args.optimizer,
             progress=progress.update,
             activity_out=args.activity_out,
+            val_fraction=args.val_fraction,
         )
     except ValueError as err:  # a job over this machine's memory, a chip that cannot hold it
         raise UserError(_fit_hint(err)) from None
@@ -137,6 +138,11 @@ def _train(args: argparse.Namespace) -> int:
             f"test accuracy {result['test_accuracy']:.4f}   wall {result['wall_s']:.1f} s\n"
             f"  weights sha256 {result['weights_sha256']}"
         )
+        if "best_epoch" in result:
+            print(
+                f"  kept epoch {result['best_epoch']}: the best validation accuracy "
+                f"{result['val_accuracy']:.4f} ({result['val_samples']} samples held out)"
+            )
     return 0
 
 
@@ -738,6 +744,14 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     _data(p)
     _training(p, ALGORITHMS)
     _grow(p, "the chip")
+    p.add_argument(
+        "--val-fraction",
+        type=_fraction,
+        default=0.0,
+        metavar="F",
+        help="hold this share of the training set out, report its accuracy each epoch and "
+        "keep the best epoch's weights (default 0: none)",
+    )
     p.add_argument("--activity-out", metavar="FILE", help="write the measured activity here")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_train)
@@ -750,6 +764,16 @@ def _rate(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
     return value
 
 

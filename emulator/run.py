@@ -211,6 +211,7 @@ def run(
         cfg.optimizer,
         cfg.log_samples,
         window_credit(batch, window),
+        cfg.epochs,
     )
     checkpoint_dir = cfg.checkpoint_dir
     if checkpoint_dir is None and cfg.resume is not None:

@@ -17,7 +17,7 @@ from emulator.learning import (
     EVAL_BATCH,
     EVAL_EVENT_TEST,
     EVAL_EVENT_TRAIN,
-    mse_loss,
+    loss_value,
     network_inputs,
     output_error,
     weights_sha256,
@@ -245,8 +245,9 @@ class Controller:
         if p.mode != "train:train":
             self.right[p.mode.split(":")[1]] += int(np.sum(fr.argmax(axis=1) == p.labels))
             return []
-        e = output_error(fr, p.labels, self.group)
-        loss = mse_loss(fr, p.labels)
+        kind = self.plan.net.training.loss
+        e = output_error(fr, p.labels, self.group, kind)
+        loss = loss_value(fr, p.labels, kind)
         self.losses.append(loss)
         self.done_batches += 1
         if self.progress is not None:

@@ -36,6 +36,7 @@ from emulator.runtime.frames import (
     Written,
     tile_name,
 )
+from emulator.spec import epoch_lr
 
 if TYPE_CHECKING:
     from emulator.chip.tile import TileCore
@@ -256,6 +257,7 @@ class LayerHome:
         grad = local_gradient(
             spec, self.tile.neuron, run.algorithm, batch.h, batch.s, batch.x, grad_s, output=last
         )
+        self.optimizer.lr = epoch_lr(run.schedule, batch.event[0])
         (delta,) = self.optimizer.step([grad])
         steps = update_steps(delta, layer.lsb, seed=run.seed, layer=layer.index, event=batch.event)
         self.written[version] = [0, 0, 0]

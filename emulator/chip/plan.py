@@ -18,7 +18,15 @@ from emulator.learning import init_weights, weighted_layers
 from emulator.physics.blocks import initial_codes
 from emulator.physics.mapping import Block, ChipMapping, feedback_blocks, map_network, weight_blocks
 from emulator.runtime.frames import pe_name, tile_name
-from emulator.spec import ChipSpec, NetworkSpec, feedback_widths, layer_shapes, pools_after
+from emulator.spec import (
+    ChipSpec,
+    NetworkSpec,
+    TrainingSpec,
+    feedback_widths,
+    layer_shapes,
+    pools_after,
+    training_options,
+)
 
 
 @dataclass(frozen=True)
@@ -75,6 +83,7 @@ class Plan:
     optimizer: str
     log_samples: int = 0  # the tiles log the ops of the first training samples (traces)
     window_credit: int = 2  # windows in the chip at once: the cores' bound on what they buffer
+    epochs: int | None = None  # the run's epochs, for the learning-rate schedule (None: file's)
     mapping: ChipMapping = field(init=False)
     layers: list[LayerPlan] = field(init=False)
     feedback: FeedbackPlan | None = field(init=False)
@@ -146,6 +155,11 @@ class Plan:
             rows=rows,
             width=width,
         )
+
+    @cached_property
+    def schedule(self) -> TrainingSpec:
+        """The run's training settings: the learning rate of each epoch (``epoch_lr``)."""
+        return training_options(self.net, epochs=self.epochs, lr=self.lr, optimizer=self.optimizer)
 
     @cached_property
     def costs(self) -> CostModel:

@@ -12,14 +12,16 @@ import numpy as np
 from emulator.learning.model import ReferenceModel, weights_sha256
 from emulator.learning.snn import events_to_steps, rate_encode
 from emulator.rng import stream
-from emulator.spec import NetworkSpec, training_options
+from emulator.spec import NetworkSpec, epoch_lr, training_options
 
 EVAL_BATCH = 256
 """Samples per forward pass when measuring accuracy (fixed, so eval events are too)."""
 
 EVAL_EVENT_TEST = 1_000_000
 EVAL_EVENT_TRAIN = 1_000_001
-"""First element of the events of accuracy passes: (EVAL_EVENT_*, eval batch index)."""
+EVAL_EVENT_VAL = 1_000_002
+"""First element of the events of accuracy passes: (EVAL_EVENT_*, eval batch index); a
+validation pass adds its epoch: (EVAL_EVENT_VAL, epoch, eval batch index)."""
 
 
 class TrainingData(Protocol):
@@ -58,18 +60,22 @@ def accuracy(
     seed: int,
     key: Sequence[int | str],
     event: int,
+    tag: tuple[int, ...] = (),
+    sample_ids: np.ndarray | None = None,
 ) -> float:
     """Fraction of samples predicted right, in batches of :data:`EVAL_BATCH`.
 
-    Sample i is encoded with ``key`` and id i; eval batch j runs with event ``(event, j)``.
+    Sample i is encoded with ``key`` and id ``sample_ids[i]`` (default i); eval batch j runs
+    with event ``(event, *tag, j)``.
     """
     right = 0
+    ids_of = np.arange(len(x)) if sample_ids is None else np.asarray(sample_ids)
     for j, start in enumerate(range(0, len(x), EVAL_BATCH)):
-        ids = np.arange(start, min(start + EVAL_BATCH, len(x)))
+        rows = np.arange(start, min(start + EVAL_BATCH, len(x)))
         spikes = network_inputs(
-            model.net, x[ids], temporal=temporal, seed=seed, key=key, sample_ids=ids
+            model.net, x[rows], temporal=temporal, seed=seed, key=key, sample_ids=ids_of[rows]
         )
-        right += int(np.sum(model.predict(spikes, (event, j)) == y[ids]))
+        right += int(np.sum(model.predict(spikes, (event, *tag, j)) == y[rows]))
     return right / len(x)
 
 
@@ -86,16 +92,24 @@ def train(
     model: ReferenceModel | None = None,
     progress: Callable[[int, int, float], None] | None = None,
     eval_each_epoch: bool = False,
+    val_fraction: float = 0.0,
 ) -> dict[str, Any]:
     """Train ``net`` on ``dataset`` and measure train and test accuracy at the end.
 
     Epoch k visits samples in ``stream(seed, "order", k).permutation(N)`` order, in batches of
     ``batch`` (the last may be smaller); static samples are rate-coded with key ``("train", k)``
-    and their global ids; batch j's update is event ``(k, j)``. Unset ``epochs``, ``batch``,
-    ``lr``, ``optimizer`` come from ``net.training``. A given ``model`` (e.g. crossbar-backed)
-    is trained in place; ``algorithm``, ``lr`` and ``optimizer`` must then agree with it.
-    ``progress(done_batches, total_batches, loss)`` runs after every batch;
+    and their global ids; batch j's update is event ``(k, j)``; its learning rate is the
+    network file's schedule at epoch k (:func:`emulator.spec.epoch_lr`). Unset ``epochs``,
+    ``batch``, ``lr``, ``optimizer`` come from ``net.training``. A given ``model`` (e.g.
+    crossbar-backed) is trained in place; ``algorithm``, ``lr`` and ``optimizer`` must then
+    agree with it. ``progress(done_batches, total_batches, loss)`` runs after every batch;
     ``eval_each_epoch`` adds the test accuracy to each epoch's history entry.
+
+    ``val_fraction`` > 0 holds that share of the training set out (the last ones of
+    ``stream(seed, "validation").permutation(N)``; the epochs then order the rest): each
+    epoch's history gets its validation accuracy, and the weights of the best epoch (the
+    first of the highest) are kept: the accuracies, ``weights_sha256`` and the model are the
+    best epoch's, ``best_epoch`` says which.
     """
     t = training_options(net, epochs=epochs, batch=batch)
     epochs, batch = t.epochs, t.batch
@@ -103,14 +117,18 @@ def train(
         model = ReferenceModel(net, algorithm=algorithm, seed=seed, lr=lr, optimizer=optimizer)
     else:
         _check_model(model, algorithm, lr, optimizer)
-    n = len(dataset.x_train)
+    schedule = t.model_copy(update={"lr": model.optimizer.lr})
+    train_ids, val_ids = validation_split(len(dataset.x_train), val_fraction, seed)
+    n = len(train_ids)
     per_epoch = math.ceil(n / batch)
     temporal = bool(dataset.temporal)
     history = []
+    best: tuple[float, int, Any] | None = None  # (validation accuracy, epoch, snapshot)
     for epoch in range(epochs):
         start_time = time.perf_counter()
-        order = stream(seed, "order", epoch).permutation(n)
-        total = 0.0
+        model.optimizer.lr = epoch_lr(schedule, epoch)
+        order = train_ids[stream(seed, "order", epoch).permutation(n)]
+        total, right = 0.0, 0
         for j, start in enumerate(range(0, n, batch)):
             ids = order[start : start + batch]
             spikes = network_inputs(
@@ -122,28 +140,51 @@ def train(
                 sample_ids=ids,
             )
             loss = model.train_batch(spikes, dataset.y_train[ids], (epoch, j))
+            right += int(np.sum(model.last_fr.argmax(axis=1) == dataset.y_train[ids]))
             total += loss * len(ids)
             if progress is not None:
                 progress(epoch * per_epoch + j + 1, epochs * per_epoch, loss)
         entry: dict[str, Any] = {
             "epoch": epoch,
+            "lr": model.optimizer.lr,
             "loss": total / n,
+            "train_accuracy": right / n,  # during the epoch, as the weights moved
             "seconds": time.perf_counter() - start_time,
         }
+        if len(val_ids):
+            entry["val_accuracy"] = accuracy(
+                model,
+                dataset.x_train[val_ids],
+                dataset.y_train[val_ids],
+                temporal=temporal,
+                seed=seed,
+                key=("validation",),
+                event=EVAL_EVENT_VAL,
+                tag=(epoch,),
+                sample_ids=val_ids,
+            )
+            if best is None or entry["val_accuracy"] > best[0]:
+                best = (entry["val_accuracy"], epoch, model.snapshot())
         if eval_each_epoch:
             entry["test_accuracy"] = _test_accuracy(model, dataset, seed)
         history.append(entry)
+    result: dict[str, Any] = {}
+    if best is not None:
+        model.restore(best[2])
+        result = {"best_epoch": best[1], "val_accuracy": best[0], "val_samples": len(val_ids)}
     return {
         "train_accuracy": accuracy(
             model,
-            dataset.x_train,
-            dataset.y_train,
+            dataset.x_train[train_ids],
+            dataset.y_train[train_ids],
             temporal=temporal,
             seed=seed,
             key=("train-eval",),
             event=EVAL_EVENT_TRAIN,
+            sample_ids=train_ids,
         ),
         "test_accuracy": _test_accuracy(model, dataset, seed),
+        **result,
         "epochs": epochs,
         "algorithm": model.algorithm,
         "seed": seed,
@@ -154,6 +195,24 @@ def train(
         "weights_sha256": weights_sha256(model.weights()),
         "history": history,
     }
+
+
+def validation_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(training ids, validation ids) of a training set of ``n``: the validation set is the
+    last ⌊fraction·n⌋ of ``stream(seed, "validation").permutation(n)``, both sorted; all of
+    it trains when ``fraction`` is 0."""
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"val_fraction: must be in [0, 1), got {fraction}")
+    held = math.floor(fraction * n)
+    if fraction and not 0 < held < n:
+        raise ValueError(
+            f"val_fraction: {fraction} of {n} training samples leaves "
+            f"{held} for validation and {n - held} for training; each needs at least one"
+        )
+    if not held:
+        return np.arange(n), np.arange(0)
+    order = stream(seed, "validation").permutation(n)
+    return np.sort(order[:-held]), np.sort(order[-held:])
 
 
 def _test_accuracy(model: ReferenceModel, dataset: TrainingData, seed: int) -> float:

@@ -17,7 +17,7 @@ from emulator.learning.rule import (
     _conv_rows,
     feedback_scale,
     local_gradient,
-    mse_loss,
+    loss_value,
     output_error,
     output_spike_error,
     spike_error,
@@ -76,6 +76,14 @@ class IdealLayer:
         """``W += delta``, into a new array so earlier :meth:`weights` stay as they were."""
         self._w = self._w + delta
 
+    def snapshot(self) -> np.ndarray:
+        """W as it is now (updates replace the array, so this stays)."""
+        return self._w
+
+    def restore(self, w: np.ndarray) -> None:
+        """Take back a :meth:`snapshot`."""
+        self._w = w
+
     def set_weights(self, w: np.ndarray) -> None:
         """Replace W (for loading a checkpoint)."""
         if np.shape(w) != self._w.shape:
@@ -125,8 +133,14 @@ def feedback_matrix(seed: int, outputs: int, width: int) -> np.ndarray:
     return stream(seed, "feedback").standard_normal((outputs, width))
 
 
-def init_weights(net: NetworkSpec, seed: int, *, gain: float = INIT_GAIN) -> list[np.ndarray]:
-    """Initial W per weighted layer (:func:`layer_init`)."""
+def init_gain(net: NetworkSpec) -> float:
+    """The gain on U(±1/√fan_in) the network file's ``training.init`` names."""
+    return INIT_GAIN if net.training.init == "scaled" else 1.0
+
+
+def init_weights(net: NetworkSpec, seed: int, *, gain: float | None = None) -> list[np.ndarray]:
+    """Initial W per weighted layer (:func:`layer_init`; ``gain`` None: the network file's
+    ``training.init``, :func:`init_gain`)."""
     return [layer_init(net, seed, index, gain=gain) for index in range(len(weight_shapes(net)))]
 
 
@@ -135,7 +149,7 @@ def layer_init(
     seed: int,
     index: int,
     *,
-    gain: float = INIT_GAIN,
+    gain: float | None = None,
     outputs: slice = slice(None),
 ) -> np.ndarray:
     """Initial W of weighted layer ``index``: ``gain`` × U(±1/√fan_in) from
@@ -143,7 +157,7 @@ def layer_init(
     from where they sit in that stream (a PE core holding some of a layer's columns draws
     those only)."""
     n_out, fan_in = weight_shapes(net)[index]
-    bound = gain / math.sqrt(fan_in)
+    bound = (init_gain(net) if gain is None else gain) / math.sqrt(fan_in)
     rows = range(n_out)[outputs]
     if rows.step != 1:
         raise ValueError(f"outputs: a slice of consecutive rows, got step {rows.step}")
@@ -187,7 +201,7 @@ class ReferenceModel:
         layer_backends: Sequence[LayerBackend] | None = None,
         feedback: FeedbackBackend | None = None,
         smooth: bool = False,
-        init_gain: float = INIT_GAIN,
+        init_gain: float | None = None,
     ) -> None:
         if algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm: {algorithm!r} is not one of {', '.join(ALGORITHMS)}")
@@ -209,6 +223,7 @@ class ReferenceModel:
         self.feedback_width = max(feedback_widths(net), default=0)  # M
         t = training_options(net, lr=lr, optimizer=optimizer)
         self.optimizer = make_optimizer(t.optimizer, t.lr)
+        self.last_fr = np.zeros((0, net.num_classes))  # class rates of the last trained batch
 
     # ---------------------------------------------------------------- forward
 
@@ -240,8 +255,8 @@ class ReferenceModel:
         return Trace(xs, hs, ss, rates, fr)
 
     def loss(self, fr: np.ndarray, y: np.ndarray) -> float:
-        """MSE between class rates and one-hot labels."""
-        return mse_loss(fr, y)
+        """The network file's loss (MSE or cross-entropy) of class rates against labels."""
+        return loss_value(fr, y, self.net.training.loss)
 
     def predict(self, x: np.ndarray, event: tuple[int, ...] = ()) -> np.ndarray:
         """Class with the highest rate (the first on ties)."""
@@ -249,7 +264,8 @@ class ReferenceModel:
 
     def output_error(self, fr: np.ndarray, y: np.ndarray) -> np.ndarray:
         """``e = ∂loss/∂rates`` (B, C_out): each output gets its class's gradient / group size."""
-        return output_error(fr, y, math.prod(self.shapes[-1]) // fr.shape[1])
+        group = math.prod(self.shapes[-1]) // fr.shape[1]
+        return output_error(fr, y, group, self.net.training.loss)
 
     # -------------------------------------------------------------- gradients
 
@@ -326,14 +342,24 @@ class ReferenceModel:
     def train_batch(self, x: np.ndarray, y: np.ndarray, event: tuple[int, ...] = ()) -> float:
         """One update: gradients → optimizer → each backend's ``apply_update``; the batch loss."""
         trace = self.forward(x, event)
+        self.last_fr = trace.fr
         deltas = self.optimizer.step(self._gradients(trace, y, event))
         for backend, delta in zip(self.backends, deltas, strict=True):
             backend.apply_update(delta, event)
-        return mse_loss(trace.fr, y)
+        return self.loss(trace.fr, y)
 
     def weights(self) -> list[np.ndarray]:
         """Effective W per weighted layer."""
         return [b.weights() for b in self.backends]
+
+    def snapshot(self) -> list[Any]:
+        """Every backend's state now (copies), for :meth:`restore` (the best epoch's weights)."""
+        return [b.snapshot() for b in self.backends]
+
+    def restore(self, saved: list[Any]) -> None:
+        """Take back a :meth:`snapshot`."""
+        for backend, state in zip(self.backends, saved, strict=True):
+            backend.restore(state)
 
     def state_dict(self) -> dict[str, Any]:
         """Weights and optimizer state (copies)."""

@@ -15,9 +15,22 @@ from emulator.spec import ConvLayer, FcLayer, NetworkSpec, layer_shapes, pools_a
 ALGORITHMS = ("sdfa", "sdfa-local-bptt", "bptt")
 
 
+LOSSES = ("mse", "cross_entropy")
+
+
 def mse_loss(fr: np.ndarray, y: np.ndarray) -> float:
     """``mean((fr - one_hot(y))²)`` over batch and classes."""
     return float(np.mean((fr - _one_hot(y, fr.shape[1])) ** 2))
+
+
+def loss_value(fr: np.ndarray, y: np.ndarray, kind: str = "mse") -> float:
+    """The batch loss of class rates ``fr`` (B, C): :func:`mse_loss`, or the cross-entropy
+    of their softmax, ``mean(−log softmax(fr)[y])``."""
+    if kind == "cross_entropy":
+        z = fr - fr.max(axis=1, keepdims=True)
+        log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        return float(-np.mean(log_p[np.arange(len(y)), np.asarray(y)]))
+    return mse_loss(fr, y)
 
 
 def _one_hot(y: np.ndarray, classes: int) -> np.ndarray:
@@ -34,11 +47,15 @@ def output_spike_error(e: np.ndarray, steps: int) -> np.ndarray:
     return e / steps
 
 
-def output_error(fr: np.ndarray, y: np.ndarray, group: int) -> np.ndarray:
-    """``e = ∂loss/∂rates`` (B, C·group) of the MSE loss on class rates ``fr`` (B, C): each
-    output neuron gets its class's gradient divided by the voting group size."""
+def output_error(fr: np.ndarray, y: np.ndarray, group: int, kind: str = "mse") -> np.ndarray:
+    """``e = ∂loss/∂rates`` (B, C·group) of :func:`loss_value` on class rates ``fr`` (B, C):
+    each output neuron gets its class's gradient divided by the voting group size."""
     batch, classes = fr.shape
-    e = 2.0 * (fr - _one_hot(y, classes)) / (batch * classes)
+    if kind == "cross_entropy":
+        z = np.exp(fr - fr.max(axis=1, keepdims=True))
+        e = (z / z.sum(axis=1, keepdims=True) - _one_hot(y, classes)) / batch
+    else:
+        e = 2.0 * (fr - _one_hot(y, classes)) / (batch * classes)
     return np.repeat(e / group, group, axis=1)
 
 

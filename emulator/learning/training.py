@@ -25,6 +25,7 @@ from emulator.learning import (
     init_weights,
     network_inputs,
     train,
+    validation_split,
     weighted_layers,
 )
 from emulator.limits import check_fits, mesh_need, training_needs
@@ -196,6 +197,7 @@ def run_training(
     optimizer: str | None = None,
     progress: Callable[[int, int, float], None] | None = None,
     activity_out: str | None = None,
+    val_fraction: float = 0.0,
 ) -> dict[str, Any]:
     """Train the reference model; the JSON-able summary ``pipesdfa train --json`` prints.
     On a ``chip``, the chip must hold the network (:class:`~emulator.physics.mapping.MappingError`
@@ -212,7 +214,8 @@ def run_training(
     if chip is not None:
         map_network(chip, net)  # MappingError: the chip cannot hold the network
     data_set = load_for(net, dataset, data, seed)
-    check_batch(resolved.batch, len(data_set.x_train), dataset)
+    train_ids, _ = validation_split(len(data_set.x_train), val_fraction, seed)
+    check_batch(resolved.batch, len(train_ids), dataset)
     if chip is None:
         model = ReferenceModel(net, algorithm=algorithm, seed=seed, lr=lr, optimizer=optimizer)
     else:
@@ -228,6 +231,7 @@ def run_training(
         optimizer=optimizer,
         model=model,
         progress=progress,
+        val_fraction=val_fraction,
     )
     result.update(network=net.name, dataset=dataset, chip=chip.name if chip else None)
     counters = None

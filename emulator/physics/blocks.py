@@ -15,6 +15,7 @@ unchanged; a PE core holds its share of the blocks and a tile adds the partial r
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -138,6 +139,15 @@ class ChipLayer:
     def counters(self) -> Counters:
         """Summed counters of this layer's crossbars."""
         return self.bank.total_counters()
+
+    def snapshot(self) -> dict[str, Any]:
+        """The cells' state now (copies), for :meth:`restore`."""
+        state = self.bank.state()
+        return {k: [a.copy() for a in state[k]] for k in ("conductances", "levels", "codes")}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take back a :meth:`snapshot`'s cells; the counters keep every operation done."""
+        self.bank.restore({**state, "counters": self.bank.counters, "writes": self.bank.writes})
 
 
 class ChipFeedback:

@@ -60,8 +60,28 @@ class TrainingSpec(Spec):
 
     epochs: PosInt = Field(10, description="Epochs.")
     batch: PosInt = Field(32, description="Samples per weight update.")
-    lr: PosFloat = Field(1e-3, description="Learning rate.")
+    lr: PosFloat = Field(1e-3, description="Learning rate (of the first epoch, with a schedule).")
     optimizer: Literal["adam", "sgd"] = Field("adam", description="Adam (SDFA code) or SGD.")
+    schedule: Literal["constant", "step", "cosine"] = Field(
+        "constant",
+        description="Learning rate over the epochs: constant; step (× step_gamma every "
+        "step_epochs); cosine (lr·(1 + cos(π·epoch/epochs))/2, PyTorch's CosineAnnealingLR "
+        "over the run's epochs, as the SDFA authors' train.py).",
+    )
+    step_epochs: PosInt = Field(30, description="schedule step: epochs between decays.")
+    step_gamma: float = Field(
+        0.1, gt=0.0, le=1.0, description="schedule step: the factor of each decay."
+    )
+    loss: Literal["mse", "cross_entropy"] = Field(
+        "mse",
+        description="mse: mean squared error of the class rates against one-hot labels (the "
+        "SDFA authors' train.py); cross_entropy: of the softmax of the class rates.",
+    )
+    init: Literal["scaled", "pytorch"] = Field(
+        "scaled",
+        description="Initial weights: scaled, 4 × U(±1/√fan_in) so that an untrained network "
+        "spikes (ours); pytorch, U(±1/√fan_in), PyTorch's default (the SDFA authors').",
+    )
 
 
 class NetworkSpec(Spec):
@@ -169,3 +189,14 @@ def training_options(
     one place a run's training settings are resolved."""
     given = {"epochs": epochs, "batch": batch, "lr": lr, "optimizer": optimizer}
     return net.training.model_copy(update={k: v for k, v in given.items() if v is not None})
+
+
+def epoch_lr(training: TrainingSpec, epoch: int) -> float:
+    """The learning rate of epoch ``epoch`` (0-based) under ``training``'s schedule, over its
+    ``epochs`` (resolved: :func:`training_options`): the one place both the reference trainer
+    and the chip's tiles take it from."""
+    if training.schedule == "step":
+        return training.lr * training.step_gamma ** (epoch // training.step_epochs)
+    if training.schedule == "cosine":
+        return training.lr * (1.0 + math.cos(math.pi * epoch / training.epochs)) / 2.0
+    return training.lr
