@@ -347,9 +347,11 @@ def test_synthetic_defaults(tmp_path):
 def test_unknown_name():
     with pytest.raises(DatasetError) as err:
         load_dataset("foo")
-    expected = "unknown dataset 'foo'; choose one of digits, mnist-idx, nmnist, shd, synthetic"
+    expected = (
+        "unknown dataset 'foo'; choose one of digits, mnist-idx, nmnist, shd, dvsgesture, synthetic"
+    )
     assert str(err.value) == expected
-    assert DATASETS == ("digits", "mnist-idx", "nmnist", "shd", "synthetic")
+    assert DATASETS == ("digits", "mnist-idx", "nmnist", "shd", "dvsgesture", "synthetic")
 
 
 @pytest.mark.parametrize(
@@ -494,3 +496,150 @@ def test_shd_runs_the_same_bits_in_the_reference_and_the_cores(tmp_path, capsys)
     ran = json.loads(capsys.readouterr().out)
     assert ran["weights_sha256"] == trained["weights_sha256"]
     assert ran["test_accuracy"] == trained["test_accuracy"]
+
+
+# --- dvsgesture ------------------------------------------------------------------------------
+
+
+def write_aedat(path: Path, events, *, overflow: int = 0, other_packet: bool = True) -> Path:
+    """An AEDAT 3.1 recording as the DVS128 Gesture set publishes it: '#' header lines, then
+    packets (28-byte header, then 8-byte polarity events: x<<17 | y<<2 | p<<1 | valid, ts)."""
+    import struct
+
+    blob = b"#!AER-DAT3.1\r\n#Format: RAW\r\n#Source 1: DVS128\r\n#!END-HEADER\r\n"
+    if other_packet:  # a special-event packet (type 0) the reader must step over
+        blob += struct.pack("<hhiiiiii", 0, 1, 8, 4, 0, 1, 1, 1) + struct.pack("<Ii", 5, 0)
+    body = b"".join(
+        struct.pack("<Ii", (x << 17) | (y << 2) | (p << 1) | valid, ts)
+        for x, y, p, ts, valid in events
+    )
+    n = len(events)
+    blob += struct.pack("<hhiiiiii", 1, 1, 8, 4, overflow, n, n, n) + body
+    path.write_bytes(blob)
+    return path
+
+
+# gesture rows: class (1-based), start, end (µs); events (x, y, polarity, ts, valid)
+DVS_TRAIN_EVENTS = [
+    (3, 4, 1, 100, 1),  # gesture A, relative 0: frame 0
+    (5, 6, 0, 250, 1),  # relative 150: 150·2 // 299 = 1
+    (9, 9, 1, 260, 0),  # not valid: dropped
+    (127, 127, 1, 399, 1),  # relative 299, the last: frame 1
+    (1, 2, 0, 500, 1),  # gesture B, alone: frame 0
+]
+
+
+def write_dvsgesture(folder: Path, *, train_labels="3,100,400\n11,500,900\n", events=None):
+    folder.mkdir(parents=True, exist_ok=True)
+    write_aedat(folder / "user01_fluorescent.aedat", events or DVS_TRAIN_EVENTS)
+    (folder / "user01_fluorescent_labels.csv").write_text(
+        "class,startTime_usec,endTime_usec\n" + train_labels
+    )
+    write_aedat(folder / "user24_led.aedat", [(8, 8, 1, 0, 1)])
+    (folder / "user24_led_labels.csv").write_text("class,startTime_usec,endTime_usec\n1,0,10\n")
+    (folder / "trials_to_train.txt").write_text("user01_fluorescent.aedat\n")
+    (folder / "trials_to_test.txt").write_text("user24_led.aedat\n\n")
+    return folder
+
+
+def test_dvsgesture_bins_gestures_by_hand(tmp_path):
+    ds = load_dataset(
+        "dvsgesture",
+        write_dvsgesture(tmp_path),
+        time_steps=2,
+        input_shape=(2, 128, 128),
+        num_classes=11,
+    )
+    assert ds.x_train.shape == (2, 2, 2, 128, 128) and ds.x_test.shape == (1, 2, 2, 128, 128)
+    np.testing.assert_array_equal(ds.y_train, [2, 10])
+    np.testing.assert_array_equal(ds.y_test, [0])
+    want = np.zeros((2, 2, 2, 128, 128), np.uint8)
+    want[0, 0, 1, 4, 3] = want[0, 1, 0, 6, 5] = want[0, 1, 1, 127, 127] = 1
+    want[1, 0, 0, 2, 1] = 1
+    np.testing.assert_array_equal(ds.x_train, want)
+
+
+def test_dvsgesture_pools_to_the_network_s_frame(tmp_path):
+    ds = load_dataset(
+        "dvsgesture", write_dvsgesture(tmp_path), time_steps=1, input_shape=(2, 32, 32)
+    )
+    want = np.zeros((2, 32, 32), np.uint8)
+    want[1, 1, 0] = want[0, 1, 1] = want[1, 31, 31] = 1  # ⌊y/4⌋, ⌊x/4⌋
+    np.testing.assert_array_equal(ds.x_train[0, 0], want)
+    with pytest.raises(DatasetError, match=r"not 2 polarities of a square frame"):
+        load_dataset("dvsgesture", tmp_path, time_steps=1, input_shape=(2, 30, 30))
+
+
+@pytest.mark.parametrize(
+    ("make", "where", "message"),
+    [
+        (
+            lambda f: (f / "user01_fluorescent.aedat").write_bytes(b"#!AER-DAT2.0\r\n"),
+            "user01_fluorescent.aedat",
+            "not an AEDAT 3 file",
+        ),
+        (
+            lambda f: (f / "user01_fluorescent.aedat").write_bytes(
+                (f / "user01_fluorescent.aedat").read_bytes()[:-5]
+            ),
+            "user01_fluorescent.aedat",
+            "truncated",
+        ),
+        (
+            lambda f: write_dvsgesture(f, train_labels="12,100,400\n"),
+            "trials_to_train.txt",
+            "label 11 is outside",
+        ),
+        (
+            lambda f: write_dvsgesture(f, train_labels="3,1000,2000\n"),
+            "user01_fluorescent.aedat",
+            "holds no events",
+        ),
+        (
+            lambda f: write_dvsgesture(f, train_labels="3,100\n"),
+            "user01_fluorescent_labels.csv",
+            "line 2: expected class,startTime_usec,endTime_usec",
+        ),
+        (
+            lambda f: write_dvsgesture(f, events=[(200, 1, 1, 100, 1)]),
+            "user01_fluorescent.aedat",
+            "outside the 128x128 sensor",
+        ),
+    ],
+)
+def test_dvsgesture_bad_files_are_one_line_naming_the_file(tmp_path, make, where, message):
+    write_dvsgesture(tmp_path)
+    make(tmp_path)
+    with pytest.raises(DatasetError, match=message) as err:
+        load_dataset("dvsgesture", tmp_path, time_steps=2, num_classes=11)
+    assert str(err.value).startswith(str(tmp_path / where))
+    assert len(str(err.value).splitlines()) == 1
+
+
+def test_dvsgesture_timestamps_carry_the_packet_overflow(tmp_path):
+    folder = write_dvsgesture(tmp_path)
+    write_aedat(folder / "user01_fluorescent.aedat", [(3, 4, 1, 100, 1)], overflow=1)
+    (folder / "user01_fluorescent_labels.csv").write_text(
+        f"class,startTime_usec,endTime_usec\n1,{2**31},{2**31 + 200}\n"
+    )
+    ds = load_dataset("dvsgesture", folder, time_steps=2, input_shape=(2, 128, 128))
+    assert ds.x_train[0, 1, 1, 4, 3] == 1 and ds.x_train.sum() == 1  # its last event: frame T − 1
+
+
+def test_dvsgesture_trains_from_the_command_line(tmp_path, capsys):
+    """`pipesdfa train --dataset dvsgesture --data DIR` with a network asking for 2x32x32."""
+    import json
+
+    from emulator.cli import main
+
+    net = tmp_path / "net.yaml"
+    net.write_text(
+        "name: dvs-small\ninput_shape: [2, 32, 32]\nencoding: events\ntime_steps: 4\n"
+        "num_classes: 11\nlayers:\n  - {type: pool, mode: max, kernel: 4}\n"
+        "  - {type: fc, out: 22}\n"
+    )
+    data = write_dvsgesture(tmp_path / "data")
+    argv = ["train", "--network", str(net), "--dataset", "dvsgesture", "--data", str(data)]
+    assert main([*argv, "--epochs", "1", "--batch", "2", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["dataset"] == "dvsgesture" and 0 <= result["test_accuracy"] <= 1

@@ -1,8 +1,8 @@
 """Dataset loaders: fixed train/test arrays for the emulator's SNN training runs.
 
-Five sources: scikit-learn's bundled 8x8 digits, MNIST-style IDX files, N-MNIST event
-recordings and the Spiking Heidelberg Digits (SHD, HDF5) binned into spike frames, and a
-seeded synthetic set for tests and smoke runs.
+Six sources: scikit-learn's bundled 8x8 digits, MNIST-style IDX files, N-MNIST event
+recordings, the Spiking Heidelberg Digits (SHD, HDF5) and IBM's DVS128 Gesture recordings
+(AEDAT 3.1) binned into spike frames, and a seeded synthetic set for tests and smoke runs.
 Every loader returns a `Dataset`; every failure is a one-line `DatasetError` that names the
 file (or the dataset) at fault.
 """
@@ -13,6 +13,7 @@ import contextlib
 import gzip
 import math
 import os
+import struct
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ import numpy as np
 
 from emulator.limits import available_memory, human_bytes, open_regular
 
-DATASETS: tuple[str, ...] = ("digits", "mnist-idx", "nmnist", "shd", "synthetic")
+DATASETS: tuple[str, ...] = ("digits", "mnist-idx", "nmnist", "shd", "dvsgesture", "synthetic")
 
 IDX_IMAGES_MAGIC = 0x00000803  # uint8 data, 3 dims: count, rows, columns
 IDX_LABELS_MAGIC = 0x00000801  # uint8 data, 1 dim: count
@@ -34,6 +35,12 @@ NMNIST_EVENT_BYTES = 5
 
 SHD_CHANNELS = 700  # cochlea model channels (Cramer et al. 2020)
 SHD_FILES = ("shd_train.h5", "shd_test.h5")
+
+DVS_SENSOR = 128  # the DVS128's pixels per side
+DVS_POLARITY_EVENT = 1  # AEDAT 3.1 event type of a polarity event
+DVS_TRIALS = ("trials_to_train.txt", "trials_to_test.txt")
+MAX_AEDAT_BYTES = 1 << 30
+"""Largest AEDAT recording read (the published ones are ≈ 10–60 MB)."""
 
 SYNTHETIC_TRAIN_PER_CLASS = 40
 SYNTHETIC_TEST_PER_CLASS = 10
@@ -108,6 +115,8 @@ def load_dataset(
             return _load_nmnist(data, time_steps, shape, num_classes)
         if name == "shd":
             return _load_shd(data, time_steps, shape, num_classes)
+        if name == "dvsgesture":
+            return _load_dvsgesture(data, time_steps, shape, num_classes)
         return _load_synthetic(data, seed, shape, num_classes)
     except OSError as exc:
         # Backstop: a stat or listing that fails mid-load must still read as 'PATH: reason'.
@@ -491,6 +500,169 @@ def _shd_sample(path: Path, i: int, t, u) -> tuple[np.ndarray, tuple[np.ndarray]
             f"{u.min()}..{u.max()}"
         )
     return t.astype(np.float64), (u.astype(np.int64),)
+
+
+# --- dvsgesture -----------------------------------------------------------------------------
+
+
+def _load_dvsgesture(data, time_steps: int, input_shape, num_classes) -> Dataset:
+    """IBM DVS128 Gesture as published (DvsGesture.tar.gz unpacked): the recordings
+    ``userNN_<lighting>.aedat`` (AEDAT 3.1), their ``…_labels.csv`` (class, start and end in µs,
+    one gesture per row) and ``trials_to_train.txt`` / ``trials_to_test.txt`` naming the
+    recordings of each split. Each gesture is one sample, binned into T frames (2, 128, 128)
+    over [its start, its last event], pooled down by an integer factor when the network asks
+    for a smaller frame (2, 128/k, 128/k): a position fires if any of its k × k pixels did."""
+    folder = _data_folder(
+        "dvsgesture",
+        data,
+        "a folder holding the .aedat recordings, their _labels.csv and "
+        "trials_to_train.txt / trials_to_test.txt",
+    )
+    frame = _dvs_frame(input_shape)
+    splits = []
+    for listing in DVS_TRIALS:
+        splits.append(_read_dvs_split(folder, listing, time_steps, frame, num_classes))
+    (x_train, y_train), (x_test, y_test) = splits
+    return Dataset(
+        name="dvsgesture",
+        x_train=_shape_samples("dvsgesture", x_train, 2, input_shape),
+        y_train=y_train,
+        x_test=_shape_samples("dvsgesture", x_test, 2, input_shape),
+        y_test=y_test,
+        num_classes=_class_count(num_classes, y_train, y_test),
+        temporal=True,
+    )
+
+
+def _dvs_frame(input_shape) -> tuple[int, int, int]:
+    """The frame the network asks for: (2, 128/k, 128/k) for an integer k (default k = 1)."""
+    if input_shape is None:
+        return (2, DVS_SENSOR, DVS_SENSOR)
+    size = math.prod(input_shape)
+    side = math.isqrt(size // 2)
+    if 2 * side * side != size or DVS_SENSOR % side:
+        raise DatasetError(
+            f"dvsgesture: the network's input {list(input_shape)} is not 2 polarities of a "
+            f"square frame whose side divides {DVS_SENSOR}"
+        )
+    return (2, side, side)
+
+
+def _read_dvs_split(
+    folder: Path, listing: str, time_steps: int, frame: tuple[int, int, int], num_classes
+) -> tuple[np.ndarray, np.ndarray]:
+    """Frames (N, T, *frame) uint8 and labels (N,) of the recordings ``listing`` names, one
+    recording in memory at a time."""
+    text = _read_bytes(folder / listing).decode("utf-8", "replace")
+    names = [line.strip() for line in text.splitlines() if line.strip()]
+    if not names:
+        raise DatasetError(f"{folder / listing}: names no recording")
+    gestures = []
+    for name in names:
+        path = folder / name
+        if path.suffix != ".aedat" or path.parent != folder:
+            raise DatasetError(f"{folder / listing}: {name!r} is not a .aedat file of this folder")
+        gestures.append((path, _read_dvs_labels(path.with_name(path.stem + "_labels.csv"))))
+    labels = np.array([g[0] for _, rows in gestures for g in rows], dtype=np.int64)
+    _check_labels(labels, num_classes, str(folder / listing))
+    need, free = len(labels) * time_steps * math.prod(frame), available_memory()
+    if need > free:
+        raise DatasetError(
+            f"{folder / listing}: {len(labels):,} gestures × time_steps {time_steps:,} × "
+            f"{_dims(frame)} frames take {human_bytes(need)}, more than this machine's "
+            f"{human_bytes(free)} of free memory: use fewer time_steps or a smaller frame"
+        )
+    x = np.zeros((len(labels), time_steps, *frame), dtype=np.uint8)
+    k, i = DVS_SENSOR // frame[1], 0
+    for path, rows in gestures:
+        ts, xs, ys, ps = _read_aedat(path)
+        for _, start, end in rows:
+            inside = (ts >= start) & (ts < end)
+            if not inside.any():
+                raise DatasetError(f"{path}: the gesture from {start} to {end} µs holds no events")
+            where = (ps[inside], ys[inside] // k, xs[inside] // k)
+            x[i] = _binned(ts[inside] - start, where, time_steps, frame)
+            i += 1
+    return x, labels
+
+
+def _read_dvs_labels(path: Path) -> list[tuple[int, int, int]]:
+    """(class − 1, start µs, end µs) of each gesture row of a ``…_labels.csv``."""
+    text = _read_bytes(path).decode("utf-8", "replace").splitlines()
+    rows = []
+    for n, line in enumerate(text[1:], start=2):  # the first line is the header
+        if not line.strip():
+            continue
+        parts = line.split(",")
+        try:
+            label, start, end = (int(p) for p in parts)
+        except ValueError:
+            raise DatasetError(
+                f"{path}: line {n}: expected class,startTime_usec,endTime_usec"
+            ) from None
+        if label < 1 or start < 0 or end <= start:
+            raise DatasetError(
+                f"{path}: line {n}: class {label} from {start} to {end} µs is not a gesture"
+            )
+        rows.append((label - 1, start, end))
+    if not rows:
+        raise DatasetError(f"{path}: no gesture rows")
+    return rows
+
+
+def _read_aedat(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Timestamps (µs), x, y, polarity of the valid polarity events of an AEDAT 3.1 file:
+    '#' header lines ending with ``#!END-HEADER``, then packets of a 28-byte header
+    (eventType, eventSource int16; eventSize, eventTSOffset, eventTSOverflow, eventCapacity,
+    eventNumber, eventValid int32, little-endian) and ``eventCapacity`` events of
+    ``eventSize`` bytes; a polarity event (type 1, 8 bytes) is a uint32 (bit 0 valid, bit 1
+    polarity, bits 2-16 y, bits 17-31 x) and an int32 timestamp (bits 31+ from the
+    packet's overflow)."""
+    raw = _read_bytes(path, MAX_AEDAT_BYTES)
+    if not raw.startswith(b"#!AER-DAT3"):
+        raise DatasetError(f"{path}: not an AEDAT 3 file (no #!AER-DAT3 first line)")
+    end = raw.find(b"#!END-HEADER")
+    if end < 0:
+        raise DatasetError(f"{path}: the header has no #!END-HEADER line")
+    offset = raw.index(b"\n", end) + 1
+    parts = []
+    while offset < len(raw):
+        if offset + 28 > len(raw):
+            raise DatasetError(f"{path}: truncated: a packet header at byte {offset} is cut short")
+        kind, _, size, ts_offset, overflow, capacity, _, _ = struct.unpack_from(
+            "<hhiiiiii", raw, offset
+        )
+        offset += 28
+        length = size * capacity
+        if size < 0 or capacity < 0 or offset + length > len(raw):
+            raise DatasetError(
+                f"{path}: truncated: a packet at byte {offset - 28} declares {length} bytes, "
+                f"{len(raw) - offset} are left"
+            )
+        if kind == DVS_POLARITY_EVENT:
+            if size != 8 or ts_offset != 4:
+                raise DatasetError(
+                    f"{path}: polarity events of {size} bytes (timestamp at byte "
+                    f"{ts_offset}), not 8 (at 4)"
+                )
+            events = np.frombuffer(raw, "<u4", capacity * 2, offset).reshape(capacity, 2)
+            data, ts = events[:, 0].astype(np.int64), events[:, 1].astype(np.int64)
+            valid = (data & 1).astype(bool)
+            parts.append((((overflow << 31) | ts)[valid], data[valid]))
+        offset += length
+    if not parts:
+        raise DatasetError(f"{path}: no polarity events")
+    ts = np.concatenate([t for t, _ in parts])
+    data = np.concatenate([d for _, d in parts])
+    x, y, polarity = data >> 17, (data >> 2) & 0x7FFF, (data >> 1) & 1
+    outside = np.flatnonzero((x >= DVS_SENSOR) | (y >= DVS_SENSOR))
+    if outside.size:
+        i = outside[0]
+        raise DatasetError(
+            f"{path}: event {i} at x={x[i]}, y={y[i]} lies outside the "
+            f"{DVS_SENSOR}x{DVS_SENSOR} sensor"
+        )
+    return ts, x, y, polarity
 
 
 # --- synthetic ------------------------------------------------------------------------------
