@@ -1,17 +1,21 @@
 """Crossbar blocks: programmable weight arrays and never-programmed random feedback arrays.
 
-A :class:`Crossbar` holds an (n_in × n_out) slice of a signed integer weight matrix. Each
-weight is sign + magnitude; the magnitude is bit-sliced over ``slices`` cells (LSB slice
-first) and the sign picks the polarity of a differential pair: for c > 0 the G⁺ cells hold the
-slices and the G⁻ cells sit at level 0, for c < 0 the reverse. Binary spikes read the array in
-one analog step; an ADC (or integrate-and-fire counters) and a shift-add turn column currents
-back into code units. A :class:`FormedCrossbar` holds the SDFA feedback matrix in the random
-conductances left by forming (ESGNN) and is read bit-serially with multi-bit error values.
+A :class:`CrossbarBank` holds several weight blocks (a layer's, or a PE core's share) side by
+side by row band and reads them all over every time step in one product per band; a
+:class:`Crossbar` is a bank of one block: an (n_in × n_out) slice of a signed integer weight
+matrix. Each weight is sign + magnitude; the magnitude is bit-sliced over ``slices`` cells
+(LSB slice first) and the sign picks the polarity of a differential pair: for c > 0 the G⁺
+cells hold the slices and the G⁻ cells sit at level 0, for c < 0 the reverse. Binary spikes
+read the array in one analog step; an ADC (or integrate-and-fire counters) and a shift-add
+turn column currents back into code units. A :class:`FormedCrossbar` holds the SDFA feedback
+matrix in the random conductances left by forming (ESGNN) and is read bit-serially with
+multi-bit error values.
 
 Every random draw comes from a keyed stream (:func:`emulator.rng.stream`): device-to-device
 factors from ``(seed, xbar_id, "d2d")``, write noise from ``(seed, xbar_id, "write", i)`` for
-the i-th program/update call, read noise from ``(seed, xbar_id, "read", *event)``, forming from
-``(seed, xbar_id, "forming")``.
+the i-th program/update call (one draw per pulsed cell, in order), read noise from
+``(seed, xbar_id, "read", *event)`` (the whole event at once: every step of a layer's window),
+forming from ``(seed, xbar_id, "forming")``: each block's own, whatever bank it sits in.
 """
 
 from __future__ import annotations
