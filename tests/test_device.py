@@ -143,3 +143,18 @@ def test_formed_conductances_statistics():
     logs = np.log(g[~pristine])
     assert np.exp(np.median(logs)) == pytest.approx(40.0, rel=0.01)
     assert logs.std() == pytest.approx(0.25, rel=0.02)
+
+
+def test_noise_normal_is_a_standard_normal_drawn_in_any_parts() -> None:
+    from statistics import NormalDist
+
+    z = dev.noise_normal(stream(3, "z"), (200, 1001))
+    assert z.dtype == np.float32 and z.shape == (200, 1001)
+    assert abs(z.mean()) < 5 / math.sqrt(z.size) and z.std() == pytest.approx(1.0, abs=0.005)
+    edge = NormalDist().inv_cdf(0.5 / 65536)  # the extreme bin centre, ≈ −4.33
+    assert z.min() >= edge - 1e-6 and z.max() <= -edge + 1e-6
+    inside = np.mean(np.abs(z) < 1.0)  # P(|Z| < 1) = 0.6827
+    assert inside == pytest.approx(0.6827, abs=0.005)
+    rng = stream(3, "z")
+    parts = [dev.noise_normal(rng, (k, 1001)) for k in (1, 99, 100)]
+    np.testing.assert_array_equal(np.concatenate(parts), z)  # the first axis in parts

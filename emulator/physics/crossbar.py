@@ -186,8 +186,7 @@ class CrossbarBank:
                 col = 0
                 for b, rng in zip(band.blocks, rngs, strict=False):  # none without noise
                     width = b.n_out * per_weight
-                    z = rng.standard_normal((t1 - t0, total, width), dtype=np.float32)
-                    z = z[:, first : first + n]
+                    z = dev.noise_normal(rng, (t1 - t0, total, width))[:, first : first + n]
                     z *= sigma
                     current[..., col : col + width] += z
                     col += width
@@ -286,12 +285,13 @@ class CrossbarBank:
         owner = band.owner[column]  # the bank's block of each pulsed cell
         noise = np.zeros(len(cells))
         if device.c2c_sigma > 0:
-            order = np.argsort(owner, kind="stable")
+            small = owner.astype(np.int16) if len(self.blocks) < 2**15 else owner
+            order = np.argsort(small, kind="stable")  # a radix sort on 16-bit keys
             ends = np.cumsum(np.bincount(owner, minlength=len(self.blocks)))
             for j in written:
                 mine = order[(ends[j - 1] if j else 0) : ends[j]]
                 rng = stream(self.seed, self.blocks[j].id, "write", int(self.writes[j]))
-                noise[mine] = rng.standard_normal(len(mine))
+                noise[mine] = dev.noise_normal(rng, (1, len(mine)))[0]
         self.writes[list(written)] += 1
         g = self.conductances[r].reshape(-1)
         span = self.span_us[r]

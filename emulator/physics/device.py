@@ -9,6 +9,10 @@ from :func:`emulator.rng.stream`, so the caller decides which keyed stream a dra
 
 from __future__ import annotations
 
+import functools
+import math
+from statistics import NormalDist
+
 import numpy as np
 
 from emulator.spec import DeviceSpec, FormingSpec
@@ -66,8 +70,31 @@ def pulse_position(level: np.ndarray, levels: int, pulse_levels: int) -> np.ndar
 
 
 def pulses_between(old: np.ndarray, new: np.ndarray, levels: int, pulse_levels: int) -> np.ndarray:
-    """Signed pulses that move level ``old`` to ``new`` (> 0 potentiation, < 0 depression)."""
-    return pulse_position(new, levels, pulse_levels) - pulse_position(old, levels, pulse_levels)
+    """Signed pulses that move level ``old`` to ``new`` (> 0 potentiation, < 0 depression),
+    through a table of every level's :func:`pulse_position`."""
+    table = pulse_position(np.arange(levels), levels, pulse_levels)
+    if table[-1] < 2**15:  # narrow, so the lookups move few bytes
+        table = table.astype(np.int16)
+    return np.take(table, new).astype(np.int64) - np.take(table, old)
+
+
+@functools.cache
+def _gauss16() -> np.ndarray:
+    """N(0, 1)'s inverse CDF at the centres of 65,536 equiprobable bins (float32)."""
+    inv = NormalDist().inv_cdf
+    return np.array([inv((i + 0.5) / 65536) for i in range(65536)], dtype=np.float32)
+
+
+def noise_normal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """N(0, 1) noise (float32) of ``shape`` from 16-bit uniforms by inverse CDF: 65,536
+    equiprobable values, ±4.33 at the extremes (the tails past are 1.5e-5 of the mass; read
+    and write noise are ~1 % of a cell's range). Four values per 64-bit Philox output, and
+    each slice along the first axis takes whole outputs, so drawing the first axis in parts,
+    in order, gives the same numbers as drawing it whole. 4× faster than numpy's ziggurat."""
+    lead, rest = (shape[0], math.prod(shape[1:])) if shape else (1, 1)
+    words = -(-rest // 4)
+    raw = rng.bit_generator.random_raw(lead * words).view(np.uint16).reshape(lead, 4 * words)
+    return _gauss16()[raw[:, :rest]].reshape(shape)
 
 
 def d2d_factors(device: DeviceSpec, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
@@ -97,7 +124,7 @@ def apply_pulses(
     Gmin, depression |ν_ltd| from Gmin + ``span_us``), moves ``|pulses|`` on, then gets
     cycle-to-cycle noise N(0, c2c_sigma·ΔG·√|pulses|) and is clipped to its own range. Cells
     with zero pulses are left exactly as they were. ``span_us`` is ΔG_cell. ``noise`` is a
-    generator to draw one N(0, 1) per cell from, or those draws.
+    generator to draw one N(0, 1) per cell from (:func:`noise_normal`), or those draws.
     """
     g = np.asarray(g_us, dtype=np.float64)
     n = np.asarray(pulses, dtype=np.int64)
@@ -109,7 +136,7 @@ def apply_pulses(
     new = np.where(n > 0, up, down)
     if device.c2c_sigma > 0:
         sigma = device.c2c_sigma * delta_g_us(device) * np.sqrt(np.abs(n))
-        z = noise.standard_normal(g.shape) if isinstance(noise, np.random.Generator) else noise
+        z = noise_normal(noise, g.shape) if isinstance(noise, np.random.Generator) else noise
         new = new + sigma * z
     new = snap(np.clip(new, g_min, g_top))
     return np.where(n != 0, new, g)
@@ -128,7 +155,7 @@ def read_noise(
     """
     if device.read_noise_sigma == 0:
         return np.zeros(shape)[rows]
-    return device.read_noise_sigma * delta_g_us(device) * rng.standard_normal(shape)[rows]
+    return device.read_noise_sigma * delta_g_us(device) * noise_normal(rng, shape)[rows]
 
 
 def formed_conductances(
