@@ -76,6 +76,7 @@ def test_the_chip_s_cores_follow_the_schedule_and_the_loss() -> None:
     reference = run_training(net, chip=chip, data=None, algorithm="sdfa", **common)
     emulated = run_emulation(net, chip, runtime="local", **common)
     assert emulated["weights_sha256"] == reference["weights_sha256"]
+    assert reference["lr"] == 0.05  # the run's rate; each epoch's is in the history
     assert [h["lr"] for h in reference["history"]] == pytest.approx(
         [0.025 * (1 + math.cos(math.pi * k / 3)) for k in range(3)]
     )

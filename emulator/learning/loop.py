@@ -189,7 +189,7 @@ def train(
         "algorithm": model.algorithm,
         "seed": seed,
         "batch": batch,
-        "lr": model.optimizer.lr,
+        "lr": schedule.lr,  # the first epoch's; each epoch's is in the history
         "optimizer": model.optimizer.name,
         "loss": history[-1]["loss"] if history else None,
         "weights_sha256": weights_sha256(model.weights()),
