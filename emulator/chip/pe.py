@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from emulator.chip.plan import LayerPlan, Plan
 from emulator.chip.window import CreditError, expect
 from emulator.learning import layer_init
@@ -44,9 +46,13 @@ class PECore:
         blocks = [layer.blocks[j] for j in self.block_ids]
         first, stop = min(b.out_start for b in blocks), max(b.out_stop for b in blocks)
         net, seed = self.plan.net, self.plan.seed
-        w = layer_init(net, seed, layer.index, outputs=slice(first, stop))  # its neurons only
-        codes, _ = initial_codes(w, self.plan.chip.crossbar, lsb=layer.lsb)
-        self.bank = CrossbarBank(self.plan.chip, blocks, seed=seed, inputs=w.shape[1])
+        n_in = max(b.in_stop for b in layer.blocks)
+        codes = np.zeros((n_in, stop - first), dtype=np.int64)
+        for lo, hi in _spans((b.out_start, b.out_stop) for b in blocks):  # its neurons only
+            w = layer_init(net, seed, layer.index, outputs=slice(lo, hi))
+            part, _ = initial_codes(w, self.plan.chip.crossbar, lsb=layer.lsb)
+            codes[:, lo - first : hi - first] = part
+        self.bank = CrossbarBank(self.plan.chip, blocks, seed=seed, inputs=n_in)
         self.bank.program(codes, first_column=first)
 
     def handle(self, frame: Frame) -> list[Frame]:
@@ -200,6 +206,17 @@ class PECore:
             "stuck": [] if bank is None else bank.block_stuck(),
             "feedback": bool(self.formed),
         }
+
+
+def _spans(ranges) -> list[tuple[int, int]]:
+    """The union of half-open ranges as sorted, disjoint spans."""
+    spans: list[tuple[int, int]] = []
+    for a, b in sorted(ranges):
+        if spans and a <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], b))
+        else:
+            spans.append((a, b))
+    return spans
 
 
 def _same_count(core: str, what: str, saved: list, held: list) -> None:
