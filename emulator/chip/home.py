@@ -101,17 +101,17 @@ class LayerHome:
         return self.advance()
 
     def advance(self) -> list[Frame]:
-        """Forward the next input windows whose turn has come; finish those whose partial
-        sums are all in. Windows go strictly in ``seq`` order."""
+        """Forward the next input windows whose turn has come, while earlier ones are still
+        being read (the PE cores read a window as soon as it is here); finish those whose
+        partial sums are all in. Windows start, and finish, strictly in ``seq`` order."""
         out: list[Frame] = []
         while True:
-            seq = self.next_seq
-            if seq in self.inbox and seq not in self.windows:
-                frame = self.inbox[seq]
-                if frame.batch > self.applied:
-                    break
+            start = self.next_seq + len(self.windows)  # the started ones are next_seq..
+            frame = self.inbox.get(start)
+            if frame is not None and frame.batch <= self.applied:
                 out += self._start_window(frame)
                 continue
+            seq = self.next_seq
             if seq in self.windows and len(self.psums.get(seq, [])) == len(self.plan.pes):
                 out += self._finish_window(seq)
                 self.next_seq += 1
