@@ -299,17 +299,9 @@ def _scale_pixels(images: np.ndarray) -> np.ndarray:
 def _load_nmnist(data, time_steps: int, input_shape, num_classes) -> Dataset:
     """N-MNIST recordings (Train/<digit>/*.bin, Test/<digit>/*.bin) binned into spike frames."""
     folder = _data_folder("nmnist", data, "a folder holding Train/<digit>/*.bin and Test/")
-    x_train, y_train = _read_nmnist_split(folder / "Train", time_steps, num_classes)
-    x_test, y_test = _read_nmnist_split(folder / "Test", time_steps, num_classes)
-    return Dataset(
-        name="nmnist",
-        x_train=_shape_samples("nmnist", x_train, 2, input_shape),
-        y_train=y_train,
-        x_test=_shape_samples("nmnist", x_test, 2, input_shape),
-        y_test=y_test,
-        num_classes=_class_count(num_classes, y_train, y_test),
-        temporal=True,
-    )
+    train = _read_nmnist_split(folder / "Train", time_steps, num_classes)
+    test = _read_nmnist_split(folder / "Test", time_steps, num_classes)
+    return _event_dataset("nmnist", train, test, input_shape, num_classes)
 
 
 def _read_nmnist_split(
@@ -319,15 +311,7 @@ def _read_nmnist_split(
     files = _nmnist_files(split)
     labels = np.array([label for _, label in files], dtype=np.int64)
     _check_labels(labels, num_classes, str(split))
-    # Preallocated: the full set is large, and stacking would hold it twice.
-    need, free = len(files) * time_steps * math.prod(NMNIST_FRAME_SHAPE), available_memory()
-    if need > free:
-        raise DatasetError(
-            f"{split}: {len(files):,} recordings × time_steps {time_steps:,} × "
-            f"{_dims(NMNIST_FRAME_SHAPE)} frames take {human_bytes(need)}, more than this "
-            f"machine's {human_bytes(free)} of free memory: use fewer time_steps"
-        )
-    x = np.zeros((len(files), time_steps, *NMNIST_FRAME_SHAPE), dtype=np.uint8)
+    x = _frames(split, len(files), "recordings", time_steps, NMNIST_FRAME_SHAPE)
     for i, (path, _) in enumerate(files):
         x[i] = _spike_frames(path, time_steps)
     return x, labels
@@ -394,16 +378,49 @@ def _read_events(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
         )
     events = np.frombuffer(raw, np.uint8).reshape(-1, NMNIST_EVENT_BYTES).astype(np.int64)
     x, y = events[:, 0], events[:, 1]
-    outside = np.flatnonzero((x >= NMNIST_SENSOR) | (y >= NMNIST_SENSOR))
-    if outside.size:
-        i = outside[0]
-        raise DatasetError(
-            f"{path}: event {i} at x={x[i]}, y={y[i]} lies outside the "
-            f"{NMNIST_SENSOR}x{NMNIST_SENSOR} sensor"
-        )
+    _on_sensor(path, x, y, NMNIST_SENSOR)
     polarity = events[:, 2] >> 7
     ts = ((events[:, 2] & 0x7F) << 16) | (events[:, 3] << 8) | events[:, 4]
     return x, y, polarity, ts
+
+
+def _on_sensor(path: Path, x: np.ndarray, y: np.ndarray, side: int) -> None:
+    """DatasetError naming the first event off a ``side`` × ``side`` sensor, if any."""
+    outside = np.flatnonzero((x >= side) | (y >= side))
+    if outside.size:
+        i = outside[0]
+        raise DatasetError(
+            f"{path}: event {i} at x={x[i]}, y={y[i]} lies outside the {side}x{side} sensor"
+        )
+
+
+def _frames(
+    where: Path, count: int, what: str, time_steps: int, shape: tuple[int, ...]
+) -> np.ndarray:
+    """Zeroed uint8 frames (count, T, *shape), preallocated (the full set is large, and
+    stacking would hold it twice); DatasetError if they would not fit free memory."""
+    need, free = count * time_steps * math.prod(shape), available_memory()
+    if need > free:
+        raise DatasetError(
+            f"{where}: {count:,} {what} × time_steps {time_steps:,} × {_dims(shape)} frames "
+            f"take {human_bytes(need)}, more than this machine's {human_bytes(free)} of free "
+            "memory: use fewer time_steps"
+        )
+    return np.zeros((count, time_steps, *shape), dtype=np.uint8)
+
+
+def _event_dataset(name: str, train, test, input_shape, num_classes) -> Dataset:
+    """An event dataset of binned frames (N, T, …): each frame shaped for the network."""
+    (x_train, y_train), (x_test, y_test) = train, test
+    return Dataset(
+        name=name,
+        x_train=_shape_samples(name, x_train, 2, input_shape),
+        y_train=y_train,
+        x_test=_shape_samples(name, x_test, 2, input_shape),
+        y_test=y_test,
+        num_classes=_class_count(num_classes, y_train, y_test),
+        temporal=True,
+    )
 
 
 # --- shd ------------------------------------------------------------------------------------
@@ -414,18 +431,8 @@ def _load_shd(data, time_steps: int, input_shape, num_classes) -> Dataset:
     each sample's spikes binned into T frames of the 700 channels."""
     folder = _data_folder("shd", data, "a folder holding shd_train.h5 and shd_test.h5")
     h5py = _h5py("shd")
-    (x_train, y_train), (x_test, y_test) = (
-        _read_shd(folder / name, time_steps, num_classes, h5py) for name in SHD_FILES
-    )
-    return Dataset(
-        name="shd",
-        x_train=_shape_samples("shd", x_train, 2, input_shape),
-        y_train=y_train,
-        x_test=_shape_samples("shd", x_test, 2, input_shape),
-        y_test=y_test,
-        num_classes=_class_count(num_classes, y_train, y_test),
-        temporal=True,
-    )
+    train, test = (_read_shd(folder / name, time_steps, num_classes, h5py) for name in SHD_FILES)
+    return _event_dataset("shd", train, test, input_shape, num_classes)
 
 
 def _h5py(name: str):
@@ -470,14 +477,7 @@ def _read_shd(
         raise DatasetError(f"{path}: labels must be one non-negative integer per sample")
     labels = labels.astype(np.int64)
     _check_labels(labels, num_classes, str(path))
-    need, free = len(labels) * time_steps * SHD_CHANNELS, available_memory()
-    if need > free:
-        raise DatasetError(
-            f"{path}: {len(labels):,} samples × time_steps {time_steps:,} × {SHD_CHANNELS} "
-            f"take {human_bytes(need)}, more than this machine's {human_bytes(free)} of free "
-            "memory: use fewer time_steps"
-        )
-    x = np.zeros((len(labels), time_steps, SHD_CHANNELS), dtype=np.uint8)
+    x = _frames(path, len(labels), "samples", time_steps, (SHD_CHANNELS,))
     for i, (t, u) in enumerate(zip(times, units, strict=True)):
         x[i] = _binned(*_shd_sample(path, i, t, u), time_steps, (SHD_CHANNELS,))
     return x, labels
@@ -519,19 +519,10 @@ def _load_dvsgesture(data, time_steps: int, input_shape, num_classes) -> Dataset
         "trials_to_train.txt / trials_to_test.txt",
     )
     frame = _dvs_frame(input_shape)
-    splits = []
-    for listing in DVS_TRIALS:
-        splits.append(_read_dvs_split(folder, listing, time_steps, frame, num_classes))
-    (x_train, y_train), (x_test, y_test) = splits
-    return Dataset(
-        name="dvsgesture",
-        x_train=_shape_samples("dvsgesture", x_train, 2, input_shape),
-        y_train=y_train,
-        x_test=_shape_samples("dvsgesture", x_test, 2, input_shape),
-        y_test=y_test,
-        num_classes=_class_count(num_classes, y_train, y_test),
-        temporal=True,
+    train, test = (
+        _read_dvs_split(folder, listing, time_steps, frame, num_classes) for listing in DVS_TRIALS
     )
+    return _event_dataset("dvsgesture", train, test, input_shape, num_classes)
 
 
 def _dvs_frame(input_shape) -> tuple[int, int, int]:
@@ -565,14 +556,7 @@ def _read_dvs_split(
         gestures.append((path, _read_dvs_labels(path.with_name(path.stem + "_labels.csv"))))
     labels = np.array([g[0] for _, rows in gestures for g in rows], dtype=np.int64)
     _check_labels(labels, num_classes, str(folder / listing))
-    need, free = len(labels) * time_steps * math.prod(frame), available_memory()
-    if need > free:
-        raise DatasetError(
-            f"{folder / listing}: {len(labels):,} gestures × time_steps {time_steps:,} × "
-            f"{_dims(frame)} frames take {human_bytes(need)}, more than this machine's "
-            f"{human_bytes(free)} of free memory: use fewer time_steps or a smaller frame"
-        )
-    x = np.zeros((len(labels), time_steps, *frame), dtype=np.uint8)
+    x = _frames(folder / listing, len(labels), "gestures", time_steps, frame)
     k, i = DVS_SENSOR // frame[1], 0
     for path, rows in gestures:
         ts, xs, ys, ps = _read_aedat(path)
@@ -655,13 +639,7 @@ def _read_aedat(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
     ts = np.concatenate([t for t, _ in parts])
     data = np.concatenate([d for _, d in parts])
     x, y, polarity = data >> 17, (data >> 2) & 0x7FFF, (data >> 1) & 1
-    outside = np.flatnonzero((x >= DVS_SENSOR) | (y >= DVS_SENSOR))
-    if outside.size:
-        i = outside[0]
-        raise DatasetError(
-            f"{path}: event {i} at x={x[i]}, y={y[i]} lies outside the "
-            f"{DVS_SENSOR}x{DVS_SENSOR} sensor"
-        )
+    _on_sensor(path, x, y, DVS_SENSOR)
     return ts, x, y, polarity
 
 
