@@ -8,7 +8,6 @@ core needs to be told anything but its own name. Core names are ``tile-T`` and `
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -47,7 +46,11 @@ class LayerPlan:
 
     def blocks_of(self, pe: str) -> list[int]:
         """Indices of the blocks on ``pe``, in order."""
-        return list(_owned(self.pes, self.block_pe)[pe])
+        return list(self._owned[pe])
+
+    @cached_property
+    def _owned(self) -> dict[str, tuple[int, ...]]:
+        return _owned(self.pes, self.block_pe)
 
     @property
     def positions(self) -> int:
@@ -68,7 +71,11 @@ class FeedbackPlan:
 
     def blocks_of(self, pe: str) -> list[int]:
         """Indices of the blocks on ``pe``, in order."""
-        return list(_owned(self.pes, self.block_pe)[pe])
+        return list(self._owned[pe])
+
+    @cached_property
+    def _owned(self) -> dict[str, tuple[int, ...]]:
+        return _owned(self.pes, self.block_pe)
 
 
 @dataclass
@@ -190,7 +197,6 @@ class Plan:
         return self.tiles + self.pe_cores
 
 
-@functools.lru_cache(maxsize=64)
 def _owned(pes: tuple[str, ...], block_pe: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
     """The blocks of each PE core, in order."""
     owned: dict[str, list[int]] = {pe: [] for pe in pes}

@@ -99,9 +99,7 @@ def update_steps(
 ) -> np.ndarray:
     """An update (n_out, n_in) as integer code steps (n_in, n_out), stochastically rounded
     from the stream ``(seed, "update", layer, *event)``."""
-    return stochastic_round(
-        np.ascontiguousarray(delta.T) / lsb, stream(seed, "update", layer, *event)
-    )
+    return stochastic_round(delta.T / lsb, stream(seed, "update", layer, *event))
 
 
 class ChipLayer:
