@@ -47,9 +47,14 @@ CUT_BYTES = 64
 per-block bookkeeping, amortised)."""
 OP_BYTES = 200
 """Memory per op an analytic schedule keeps (measured ≈ 170 B)."""
-NEURON_STEP_BYTES = 32
-"""Memory per neuron, sample and time step of a training batch (spikes, membrane and
-surrogate traces kept for the update; measured ≈ 22 B)."""
+NEURON_STEP_BYTES = 16
+"""Memory per neuron, sample and time step that a training batch keeps for the update (its
+membrane potential and spike, float64)."""
+LAYER_STEP_VALUES = 4
+"""Float64 arrays the size of one layer's neurons that its forward and gradient hold at once
+(currents, surrogate, ∂V/∂H, ∂L/∂X), besides its im2col columns. With the kept traces this
+gives 1.15 GB per sample for dvsgesture-convnet at T = 30; measured: 1.0 GiB per sample
+(peak RSS of one training batch of 1 and of 2)."""
 WEIGHT_BYTES = 64
 """Memory per weight (weights, gradient, optimizer moments, conductances and levels)."""
 ALWAYS_FITS_BYTES = 512 << 20
@@ -173,30 +178,33 @@ def schedule_need(ops: int, what: str, time_steps: int) -> Need:
 
 
 def training_needs(net: NetworkSpec, batch: int) -> list[Need]:
-    """What training ``net`` in batches of ``batch`` holds: one batch's traces (evaluation
-    runs in batches of :data:`~emulator.learning.loop.EVAL_BATCH`) and the weights."""
-    from emulator.learning.loop import EVAL_BATCH
+    """What training ``net`` in batches of ``batch`` holds: one batch's traces, and the
+    largest layer's working arrays (evaluation runs in batches of the network's
+    ``eval_batch``), and the weights."""
     from emulator.spec import ConvLayer, FcLayer, layer_shapes
 
     shapes = layer_shapes(net)
     neurons = sum(math.prod(s) for s in shapes)
-    columns, weights = 0, 0
+    working, weights = 0, 0
     for layer, shape_in, shape_out in zip(net.layers, shapes[:-1], shapes[1:], strict=True):
+        columns = 0
         if isinstance(layer, ConvLayer):
             window = layer.kernel**2 * shape_in[0]
-            columns += math.prod(shape_out[1:]) * window  # im2col's unrolled input
+            columns = math.prod(shape_out[1:]) * window  # im2col's unrolled input
             weights += window * layer.out_channels
         elif isinstance(layer, FcLayer):
             weights += math.prod(shape_in) * layer.out
-    rows = max(batch, EVAL_BATCH)
-    per_step = neurons + columns
+        working = max(working, columns + LAYER_STEP_VALUES * math.prod(shape_out))
+    rows = max(batch, net.training.eval_batch)
+    per_step = neurons * NEURON_STEP_BYTES + working * 8
     return [
         Need(
             f"network {net.name}'s spike and membrane traces",
-            rows * net.time_steps * per_step * NEURON_STEP_BYTES,
-            f"{rows} samples × time_steps {net.time_steps:,} × {per_step:,} values × "
-            f"{NEURON_STEP_BYTES} B",
-            "fewer time_steps or narrower layers in the network file",
+            rows * net.time_steps * per_step,
+            f"{rows} samples × time_steps {net.time_steps:,} × ({neurons:,} neurons × "
+            f"{NEURON_STEP_BYTES} B + {working:,} working values × 8 B)",
+            "fewer time_steps or narrower layers in the network file, or a smaller batch "
+            "(training.batch, training.eval_batch)",
         ),
         Need(
             f"network {net.name}'s weights",

@@ -210,7 +210,7 @@ def run(
         cfg.lr,
         cfg.optimizer,
         cfg.log_samples,
-        window_credit(batch, window),
+        window_credit(batch, net.training.eval_batch, window),
         cfg.epochs,
     )
     checkpoint_dir = cfg.checkpoint_dir

@@ -8,6 +8,7 @@ functions (the reference model's) and the schedule's cost model.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -257,11 +258,34 @@ def test_the_feedback_home_assembles_g_and_sends_each_hidden_layer_its_prefix() 
 # -------------------------------------------------------------------------- controller
 
 
+def test_the_controller_evaluates_in_batches_of_the_network_s_eval_batch() -> None:
+    """``training.eval_batch`` sizes every evaluation batch (and so keys its read noise), and
+    the window credit grows with it."""
+    from emulator.chip import window_credit
+    from emulator.learning.training import load_for
+
+    plan = _plan(credit=window_credit(4, 256, 2))
+    data = load_for(plan.net, "digits", None, 0)
+    for size in (7, 256):
+        net = plan.net.model_copy(
+            update={"training": plan.net.training.model_copy(update={"eval_batch": size})}
+        )
+        sized = dataclasses.replace(plan, net=net)
+        controller = Controller(sized, data, epochs=1, batch=4, frame_samples=2)
+        evals = [
+            (split, len(ids), e) for mode, split, ids, e in controller.batches if mode == "eval"
+        ]
+        test = [n for split, n, _ in evals if split == "test"]
+        assert test == [min(size, len(data.x_test) - k) for k in range(0, len(data.x_test), size)]
+        assert [e[1] for split, _, e in evals if split == "test"] == list(range(len(test)))
+    assert window_credit(4, 7, 2) == 8 and window_credit(4, 9, 2) == 10
+
+
 def test_the_controller_feeds_windows_and_answers_outputs_with_the_output_error() -> None:
     from emulator.chip import window_credit
     from emulator.learning.training import load_for
 
-    plan = _plan(credit=window_credit(4, 2))
+    plan = _plan(credit=window_credit(4, 256, 2))
     data = load_for(plan.net, "digits", None, 0)
     controller = Controller(plan, data, epochs=1, batch=4, frame_samples=2)
     frames = controller.start()

@@ -14,7 +14,6 @@ import numpy as np
 from emulator.chip.plan import Plan
 from emulator.chip.window import CONTROLLER, IN_FLIGHT, Window, expect, window_credit
 from emulator.learning import (
-    EVAL_BATCH,
     EVAL_EVENT_TEST,
     EVAL_EVENT_TRAIN,
     loss_value,
@@ -47,7 +46,7 @@ class Controller:
     """Feeds the batches, turns outputs into errors, measures accuracy.
 
     Training follows :func:`emulator.learning.train` exactly (sample order, encoding keys,
-    events); then the train and test sets are evaluated in :data:`EVAL_BATCH` batches.
+    events); then the train and test sets are evaluated in batches of the network's ``eval_batch``.
     ``in_flight`` batches may be in the chip at once. A batch travels in windows of
     ``frame_samples`` samples (None: the whole batch in one window).
 
@@ -79,7 +78,7 @@ class Controller:
         self.group = math.prod(plan.layers[-1].send_shape) // plan.net.num_classes
         self.batches = list(self._batches())
         self.train_batches = sum(1 for b in self.batches if b[0] == "train")
-        needed = window_credit(batch, frame_samples, in_flight)
+        needed = window_credit(batch, plan.net.training.eval_batch, frame_samples, in_flight)
         if needed > plan.window_credit:
             raise ValueError(
                 f"window_credit: {in_flight} batches of {batch} samples in windows of "
@@ -103,8 +102,9 @@ class Controller:
                 yield "train", "train", order[start : start + self.batch], (epoch, j)
         for split, event in (("train", EVAL_EVENT_TRAIN), ("test", EVAL_EVENT_TEST)):
             m = len(self.data.x_train if split == "train" else self.data.x_test)
-            for j, start in enumerate(range(0, m, EVAL_BATCH)):
-                yield "eval", split, np.arange(start, min(start + EVAL_BATCH, m)), (event, j)
+            size = self.plan.net.training.eval_batch
+            for j, start in enumerate(range(0, m, size)):
+                yield "eval", split, np.arange(start, min(start + size, m)), (event, j)
 
     def batch_sizes(self) -> list[int]:
         """Samples of every training batch, in order."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from emulator.learning import EVAL_BATCH
 from emulator.physics.blocks import add_blocks
 from emulator.physics.mapping import Block
 from emulator.runtime.frames import CONTROLLER, Frame, Psum, Window
@@ -27,13 +26,15 @@ IN_FLIGHT = 2
 """Batches the controller lets into the chip at once (its flow control)."""
 
 
-def window_credit(batch: int, frame_samples: int | None, in_flight: int = IN_FLIGHT) -> int:
+def window_credit(
+    batch: int, eval_batch: int, frame_samples: int | None, in_flight: int = IN_FLIGHT
+) -> int:
     """Windows a controller feeding ``batch``-sample training batches (and evaluation
-    batches of :data:`EVAL_BATCH`) in windows of ``frame_samples`` may have in the chip: the
+    batches of ``eval_batch``) in windows of ``frame_samples`` may have in the chip: the
     bound (:attr:`Plan.window_credit`) past which cores refuse frames instead of buffering."""
     if frame_samples is None:
         return in_flight
-    return in_flight * -(-max(batch, EVAL_BATCH) // frame_samples)
+    return in_flight * -(-max(batch, eval_batch) // frame_samples)
 
 
 class CreditError(ValueError):

@@ -25,7 +25,6 @@ In no SDFA form does anything propagate from layer l to layer l-1.
 """
 
 from emulator.learning.loop import (
-    EVAL_BATCH,
     EVAL_EVENT_TEST,
     EVAL_EVENT_TRAIN,
     EVAL_EVENT_VAL,
@@ -65,7 +64,6 @@ from emulator.spec import feedback_widths, weighted_layers
 
 __all__ = [
     "ALGORITHMS",
-    "EVAL_BATCH",
     "EVAL_EVENT_TEST",
     "EVAL_EVENT_TRAIN",
     "EVAL_EVENT_VAL",

@@ -14,9 +14,6 @@ from emulator.learning.snn import events_to_steps, rate_encode
 from emulator.rng import stream
 from emulator.spec import NetworkSpec, epoch_lr, training_options
 
-EVAL_BATCH = 256
-"""Samples per forward pass when measuring accuracy (fixed, so eval events are too)."""
-
 EVAL_EVENT_TEST = 1_000_000
 EVAL_EVENT_TRAIN = 1_000_001
 EVAL_EVENT_VAL = 1_000_002
@@ -63,15 +60,16 @@ def accuracy(
     tag: tuple[int, ...] = (),
     sample_ids: np.ndarray | None = None,
 ) -> float:
-    """Fraction of samples predicted right, in batches of :data:`EVAL_BATCH`.
+    """Fraction of samples predicted right, in batches of the network's ``eval_batch``.
 
     Sample i is encoded with ``key`` and id ``sample_ids[i]`` (default i); eval batch j runs
     with event ``(event, *tag, j)``.
     """
     right = 0
     ids_of = np.arange(len(x)) if sample_ids is None else np.asarray(sample_ids)
-    for j, start in enumerate(range(0, len(x), EVAL_BATCH)):
-        rows = np.arange(start, min(start + EVAL_BATCH, len(x)))
+    size = model.net.training.eval_batch
+    for j, start in enumerate(range(0, len(x), size)):
+        rows = np.arange(start, min(start + size, len(x)))
         spikes = network_inputs(
             model.net, x[rows], temporal=temporal, seed=seed, key=key, sample_ids=ids_of[rows]
         )

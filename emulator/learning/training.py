@@ -19,7 +19,6 @@ import numpy as np
 from emulator.cost import Activity
 from emulator.data.datasets import Dataset, DatasetError, load_dataset
 from emulator.learning import (
-    EVAL_BATCH,
     ReferenceModel,
     feedback_widths,
     init_weights,
@@ -142,8 +141,9 @@ def measure_activity(
     seen_in = np.zeros(len(weighted))
     seen_out = np.zeros(len(weighted))
     x, n = data_set.x_train, len(data_set.x_train)
-    for j, start in enumerate(range(0, n, EVAL_BATCH)):
-        ids = np.arange(start, min(start + EVAL_BATCH, n))
+    size = model.net.training.eval_batch
+    for j, start in enumerate(range(0, n, size)):
+        ids = np.arange(start, min(start + size, n))
         spikes = network_inputs(
             model.net,
             x[ids],

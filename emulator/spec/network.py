@@ -77,6 +77,11 @@ class TrainingSpec(Spec):
         description="mse: mean squared error of the class rates against one-hot labels (the "
         "SDFA authors' train.py); cross_entropy: of the softmax of the class rates.",
     )
+    eval_batch: PosInt = Field(
+        256,
+        description="Samples per evaluation batch: what is run at once to measure accuracy, "
+        "and (as the batch's index) the key of its read noise, in every runtime alike.",
+    )
     init: Literal["scaled", "pytorch"] = Field(
         "scaled",
         description="Initial weights: scaled, 4 × U(±1/√fan_in) so that an untrained network "

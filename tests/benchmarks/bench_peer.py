@@ -33,7 +33,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 from emulator.data.datasets import Dataset  # noqa: E402
-from emulator.learning import EVAL_BATCH, init_weights, network_inputs, train  # noqa: E402
+from emulator.learning import init_weights, network_inputs, train  # noqa: E402
 from emulator.learning.training import load_for  # noqa: E402
 from emulator.rng import stream  # noqa: E402
 from emulator.spec import NetworkSpec, load_network  # noqa: E402
@@ -124,8 +124,9 @@ def snntorch_run(net: NetworkSpec, data: Dataset, seed: int, epochs: int) -> dic
         seconds.append(time.perf_counter() - start)
     right = 0
     with torch.no_grad():
-        for first in range(0, len(data.x_test), EVAL_BATCH):
-            ids = np.arange(first, min(first + EVAL_BATCH, len(data.x_test)))
+        size = net.training.eval_batch
+        for first in range(0, len(data.x_test), size):
+            ids = np.arange(first, min(first + size, len(data.x_test)))
             spikes = network_inputs(
                 net, data.x_test[ids], temporal=False, seed=seed, key=("test",), sample_ids=ids
             )
