@@ -652,7 +652,11 @@ def _data(p: argparse.ArgumentParser, when: str = "") -> None:
     from emulator.data.datasets import DATASETS
 
     p.add_argument("--dataset", default="digits", choices=DATASETS, help=f"{when}the data")
-    p.add_argument("--data", help=f"{when}dataset folder (mnist-idx, nmnist, shd, dvsgesture)")
+    p.add_argument(
+        "--data",
+        help=f"{when}dataset folder (mnist-idx, nmnist, shd, dvsgesture, braille), or "
+        "braille's .pkl file",
+    )
 
 
 def _ray(p: argparse.ArgumentParser, when: str = "") -> None:

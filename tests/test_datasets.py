@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emulator.data.datasets import DATASETS, Dataset, DatasetError, load_dataset
+from emulator.data.datasets import Dataset, DatasetError, load_dataset
 
 # --- writers (the oracle: the arrays handed to them are what the loader must return) ---------
 
@@ -348,10 +348,10 @@ def test_unknown_name():
     with pytest.raises(DatasetError) as err:
         load_dataset("foo")
     expected = (
-        "unknown dataset 'foo'; choose one of digits, mnist-idx, nmnist, shd, dvsgesture, synthetic"
+        "unknown dataset 'foo'; choose one of digits, mnist-idx, nmnist, shd, dvsgesture, "
+        "braille, synthetic"
     )
     assert str(err.value) == expected
-    assert DATASETS == ("digits", "mnist-idx", "nmnist", "shd", "dvsgesture", "synthetic")
 
 
 @pytest.mark.parametrize(
@@ -476,12 +476,25 @@ def test_shd_trains_end_to_end_from_the_command_line(tmp_path, capsys):
     assert result["dataset"] == "shd" and result["epochs"] == 1
 
 
-def test_shd_runs_the_same_bits_in_the_reference_and_the_cores(tmp_path, capsys):
-    """The binned frames are the data of every runtime: `train --chip` and `run` (in-process)
-    on the same SHD files end with the same weights."""
+def assert_train_and_run_agree(capsys, common: list[str]) -> None:
+    """`train --chip pipesdfa-edge` and `run` in-process with ``common`` options end with the
+    same weights and test accuracy."""
     import json
 
     from emulator.cli import main
+
+    common = [*common, "--chip", "pipesdfa-edge", "--epochs", "1", "--json"]
+    assert main(["train", *common]) == 0
+    trained = json.loads(capsys.readouterr().out)
+    assert main(["run", *common, "--runtime", "local"]) == 0
+    ran = json.loads(capsys.readouterr().out)
+    assert ran["weights_sha256"] == trained["weights_sha256"]
+    assert ran["test_accuracy"] == trained["test_accuracy"]
+
+
+def test_shd_runs_the_same_bits_in_the_reference_and_the_cores(tmp_path, capsys):
+    """The binned frames are the data of every runtime: `train --chip` and `run` (in-process)
+    on the same SHD files end with the same weights."""
 
     rng = np.random.default_rng(1)
     samples = [
@@ -489,13 +502,7 @@ def test_shd_runs_the_same_bits_in_the_reference_and_the_cores(tmp_path, capsys)
     ]
     write_shd_folder(tmp_path, train=samples, test=samples[:2])
     common = ["--network", "shd-3fc", "--dataset", "shd", "--data", str(tmp_path)]
-    common += ["--chip", "pipesdfa-edge", "--epochs", "1", "--batch", "3", "--json"]
-    assert main(["train", *common]) == 0
-    trained = json.loads(capsys.readouterr().out)
-    assert main(["run", *common, "--runtime", "local"]) == 0
-    ran = json.loads(capsys.readouterr().out)
-    assert ran["weights_sha256"] == trained["weights_sha256"]
-    assert ran["test_accuracy"] == trained["test_accuracy"]
+    assert_train_and_run_agree(capsys, [*common, "--batch", "3"])
 
 
 # --- dvsgesture ------------------------------------------------------------------------------
@@ -643,3 +650,207 @@ def test_dvsgesture_trains_from_the_command_line(tmp_path, capsys):
     assert main([*argv, "--epochs", "1", "--batch", "2", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["dataset"] == "dvsgesture" and 0 <= result["test_accuracy"] <= 1
+
+
+# --- braille ---------------------------------------------------------------------------------
+
+
+def braille_record(letter: str, events) -> dict:
+    """One recording as the published pickle holds it: its letter and, per taxel, the ON
+    and OFF event times in seconds (lists, or numpy arrays as some exports have them)."""
+    return {"letter": letter, "events": events, "timestamp": 0.0}
+
+
+def braille_set(rng, letters=("Space", "A"), per_letter=5, taxels=12) -> list[dict]:
+    """``per_letter`` recordings of each letter, letters interleaved, random events."""
+    records = []
+    for _ in range(per_letter):
+        for letter in letters:
+            events = [
+                [sorted(rng.random(int(rng.integers(0, 4))).tolist()) for _ in range(2)]
+                for _ in range(taxels)
+            ]
+            events[0][0] = np.sort(rng.random(3))  # every recording has events; numpy too
+            records.append(braille_record(letter, events))
+    return records
+
+
+def write_braille(folder: Path, records, *, name="data_braille_letters_th_1.pkl") -> Path:
+    import pickle
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_bytes(pickle.dumps(records, protocol=2))  # protocol 2: numpy via _codecs
+    return path
+
+
+def test_braille_bins_recordings_by_hand(tmp_path):
+    """Channel 2·taxel + k (k = 0 ON, 1 OFF), one window [0, the file's last event] for
+    every recording, every 5th recording of a letter in the test split."""
+    empty = [[[], []] for _ in range(12)]
+    records = []
+    for i in range(5):
+        for letter in ("Space", "B"):
+            events = [[list(pair[0]), list(pair[1])] for pair in empty]
+            events[1][0] = [0.3]  # taxel 1 ON: channel 2, frame ⌊0.3·4/2⌋ = 0
+            events[5][1] = [1.0 + 0.1 * i]  # taxel 5 OFF: channel 11, frame 2
+            if letter == "B" and i == 4:
+                events[11][0] = [2.0]  # the file's last event: channel 22, frame 3
+            records.append(braille_record(letter, events))
+    write_braille(tmp_path, records)
+    ds = load_dataset("braille", tmp_path, time_steps=4, num_classes=28)
+    assert ds.temporal and ds.num_classes == 28
+    assert ds.x_train.shape == (8, 4, 24) and ds.x_test.shape == (2, 4, 24)
+    assert ds.y_train.tolist() == [0, 2] * 4 and ds.y_test.tolist() == [0, 2]
+    last = np.zeros((4, 24), dtype=np.uint8)
+    last[0, 2] = last[2, 11] = last[3, 22] = 1
+    assert np.array_equal(ds.x_test[1], last)  # B's 5th recording
+    assert np.array_equal(ds.x_test[0], last * (np.arange(24) != 22))
+    first = np.zeros((4, 24), dtype=np.uint8)
+    first[0, 2] = first[2, 11] = 1  # 1.0 s in the file's 2 s window, not its own 1 s one
+    assert np.array_equal(ds.x_train[0], first)
+
+
+def test_braille_reads_a_dict_of_columns_as_the_list_of_records(tmp_path):
+    """pandas' ``to_dict()`` (columns by row index) and the records list give one dataset."""
+    records = braille_set(np.random.default_rng(0))
+    a = load_dataset("braille", write_braille(tmp_path / "a", records), time_steps=5)
+    columns = {
+        "letter": {i: r["letter"] for i, r in enumerate(records)},
+        "events": {i: r["events"] for i, r in enumerate(records)},
+    }
+    b = load_dataset("braille", write_braille(tmp_path / "b", columns), time_steps=5)
+    assert np.array_equal(a.x_train, b.x_train) and np.array_equal(a.x_test, b.x_test)
+    assert np.array_equal(a.y_train, b.y_train) and a.x_train.any()
+
+
+class _Runs:
+    """Unpickling this would run ``touch``: the reader must refuse before it does."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.target}",))
+
+
+def _bad_braille(kind: str, tmp_path: Path):
+    records = braille_set(np.random.default_rng(1))
+    if kind == "letter":
+        records[3]["letter"] = "ß"
+    elif kind == "three lists":
+        records[2]["events"][4] = [[0.1], [0.2], [0.3]]
+    elif kind == "negative":
+        records[1]["events"][0][1] = [-0.5]
+    elif kind == "not a number":
+        records[1]["events"][0][1] = ["soon"]
+    elif kind == "no taxels":
+        records[4]["events"] = []
+    elif kind == "taxels differ":
+        records[5]["events"] = records[5]["events"][:11]
+    elif kind == "not records":
+        records = {"letters": ["A"]}
+    elif kind == "record":
+        records[0] = ["A", []]
+    elif kind == "code":
+        records.append(_Runs(tmp_path / "ran"))
+    elif kind == "label":
+        records[0]["letter"] = "Z"
+    return records
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("letter", "recording 3: letter 'ß' is not one of Space, A..Z"),
+        ("three lists", r"recording 2, taxel 4: expected two event lists \(ON, OFF\)"),
+        ("negative", "recording 1, taxel 0: event times must be finite seconds >= 0"),
+        ("not a number", "recording 1, taxel 0: event times must be finite seconds >= 0"),
+        ("no taxels", r"recording 4 \(Space\) is empty: no taxels"),
+        ("taxels differ", "recording 5 has 11 taxels, recording 0 has 12"),
+        ("not records", "holds a dict; a Braille file holds a list of records"),
+        ("record", "recording 0 is not a record with 'letter' and 'events'"),
+        ("code", "the pickle asks for posix.system, .*refused, since unpickling it could run"),
+        ("label", r"label 26 is outside \[0, 2\)"),
+    ],
+)
+def test_braille_bad_files_are_one_line_naming_the_file(tmp_path, kind, message):
+    path = write_braille(tmp_path / "data", _bad_braille(kind, tmp_path))
+    with pytest.raises(DatasetError, match=message) as err:
+        load_dataset("braille", path, time_steps=4, num_classes=2 if kind == "label" else 28)
+    assert str(err.value).startswith(str(path)) and "\n" not in str(err.value)
+    assert not (tmp_path / "ran").exists()
+
+
+def test_braille_refuses_pandas_and_cut_pickles_and_finds_its_file(tmp_path):
+    folder = tmp_path / "data"
+    path = write_braille(folder, braille_set(np.random.default_rng(2)))
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DatasetError, match=r"not a readable pickle, cut short\?"):
+        load_dataset("braille", folder, time_steps=4)
+    path.write_bytes(b"\x80\x02cpandas.core.frame\nDataFrame\nq\x00.")  # a DataFrame's global
+    with pytest.raises(DatasetError, match=r"holds a pandas DataFrame.*to_dict\('records'\)"):
+        load_dataset("braille", path, time_steps=4)
+    path.unlink()
+    with pytest.raises(DatasetError, match=r"no data_braille_letters\*\.pkl .*Zenodo 7050094"):
+        load_dataset("braille", folder, time_steps=4)
+    write_braille(folder, [], name="data_braille_letters_th_1.pkl")
+    write_braille(folder, [], name="data_braille_letters_th_2.pkl")
+    with pytest.raises(
+        DatasetError, match=r"th_1\.pkl, data_braille_letters_th_2\.pkl: give --data"
+    ):
+        load_dataset("braille", folder, time_steps=4)
+    with pytest.raises(DatasetError, match="holds no recordings"):
+        load_dataset("braille", folder / "data_braille_letters_th_2.pkl", time_steps=4)
+
+
+def test_braille_trains_end_to_end_from_the_command_line(tmp_path, capsys):
+    """`pipesdfa train --network braille-3fc --dataset braille --data DIR` on a file in the
+    published layout (12 taxels, T = 20 as the network file says)."""
+    import json
+
+    from emulator.cli import main
+
+    write_braille(tmp_path, braille_set(np.random.default_rng(3), ("A", "B", "C")))
+    argv = ["train", "--network", "braille-3fc", "--dataset", "braille", "--data", str(tmp_path)]
+    assert main([*argv, "--epochs", "1", "--batch", "4", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["dataset"] == "braille" and result["epochs"] == 1
+
+
+def test_braille_runs_the_same_bits_in_the_reference_and_the_cores(tmp_path, capsys):
+    """`train --chip` and `run` (in-process) on the same Braille file end with the same
+    weights and test accuracy, with evaluation batches of 2 (``training.eval_batch``), so that
+    evaluation's read noise is keyed by the same batches in both."""
+
+    import yaml
+
+    from emulator.spec.files import load_network
+
+    net = load_network("braille-3fc").model_dump(mode="json")
+    net["training"]["eval_batch"] = 2
+    network = tmp_path / "braille-eval2.yaml"
+    network.write_text(yaml.safe_dump(net))
+    write_braille(tmp_path / "data", braille_set(np.random.default_rng(4), ("A", "B", "C")))
+    common = ["--network", str(network), "--dataset", "braille", "--data", str(tmp_path / "data")]
+    assert_train_and_run_agree(capsys, [*common, "--batch", "4"])
+
+
+@pytest.mark.slow
+def test_the_paper_s_dvsgesture_convnet_trains_from_the_command_line(tmp_path, capsys):
+    """`pipesdfa train --network dvsgesture-convnet --dataset dvsgesture --data DIR` on a
+    folder in the published layout: 2×128×128 frames, T = 30, evaluation in batches of 8
+    (about 1 GB per sample of traces; the 256-sample default would need 280 GB)."""
+    import json
+
+    from emulator.cli import main
+
+    data = write_dvsgesture(tmp_path / "data")
+    argv = ["train", "--network", "dvsgesture-convnet", "--dataset", "dvsgesture"]
+    assert main([*argv, "--data", str(data), "--epochs", "1", "--batch", "2", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["dataset"] == "dvsgesture" and result["network"] == "dvsgesture-convnet"
+    assert 0 <= result["test_accuracy"] <= 1
