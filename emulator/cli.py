@@ -171,7 +171,7 @@ def _map(args: argparse.Namespace) -> int:
         (chip,) = _grown(args, net, chip)
     try:
         m = mapping.map_network(chip, net)
-    except mapping.MappingError as err:
+    except ValueError as err:
         raise UserError(_fit_hint(err)) from None
     rows = m.as_rows()
     if args.json:

@@ -633,23 +633,36 @@ def test_dvsgesture_timestamps_carry_the_packet_overflow(tmp_path):
     assert ds.x_train[0, 1, 1, 4, 3] == 1 and ds.x_train.sum() == 1  # its last event: frame T − 1
 
 
+def write_small_dvs_network(path: Path) -> Path:
+    """A network asking for 2x32x32 frames (DVS-Gesture pooled by 4)."""
+    path.write_text(
+        "name: dvs-small\ninput_shape: [2, 32, 32]\nencoding: events\ntime_steps: 4\n"
+        "num_classes: 11\nlayers:\n  - {type: pool, mode: max, kernel: 4}\n"
+        "  - {type: fc, out: 22}\n"
+    )
+    return path
+
+
 def test_dvsgesture_trains_from_the_command_line(tmp_path, capsys):
     """`pipesdfa train --dataset dvsgesture --data DIR` with a network asking for 2x32x32."""
     import json
 
     from emulator.cli import main
 
-    net = tmp_path / "net.yaml"
-    net.write_text(
-        "name: dvs-small\ninput_shape: [2, 32, 32]\nencoding: events\ntime_steps: 4\n"
-        "num_classes: 11\nlayers:\n  - {type: pool, mode: max, kernel: 4}\n"
-        "  - {type: fc, out: 22}\n"
-    )
+    net = write_small_dvs_network(tmp_path / "net.yaml")
     data = write_dvsgesture(tmp_path / "data")
     argv = ["train", "--network", str(net), "--dataset", "dvsgesture", "--data", str(data)]
     assert main([*argv, "--epochs", "1", "--batch", "2", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["dataset"] == "dvsgesture" and 0 <= result["test_accuracy"] <= 1
+
+
+def test_dvsgesture_runs_the_same_bits_in_the_reference_and_the_cores(tmp_path, capsys):
+    """Pooled DVS frames are the data of every runtime: `train --chip` and `run` agree."""
+    net = write_small_dvs_network(tmp_path / "net.yaml")
+    data = write_dvsgesture(tmp_path / "data")
+    common = ["--network", str(net), "--dataset", "dvsgesture", "--data", str(data)]
+    assert_train_and_run_agree(capsys, [*common, "--batch", "1"])
 
 
 # --- braille ---------------------------------------------------------------------------------

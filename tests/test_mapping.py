@@ -17,6 +17,7 @@ import pytest
 from emulator.physics.mapping import (
     ConvMapping,
     MappingError,
+    UnsupportedNetworkError,
     conv_cycles,
     feedback_blocks,
     feedback_layer,
@@ -524,3 +525,33 @@ def test_as_rows_is_json_with_one_row_per_weighted_layer_and_the_group() -> None
     assert rows[0]["pes"] == [[0, 0]]
     assert rows[0]["weight_arrays"] == m.layers[0].weight_arrays
     assert (rows[2]["feedback_arrays"], rows[2]["pes"]) == (2, [[0, 2]])
+
+
+def test_an_avg_pool_is_refused_on_any_chip_and_a_leading_max_pool_runs(tmp_path, capsys):
+    """An avg pool feeds fractions to the next crossbar, which reads binary spikes only:
+    every chip command refuses it in one line, exit 2. A max pool before the first layer is
+    input preprocessing: the controller pools what it sends, so `run` trains what `train
+    --chip` trains."""
+    from emulator.cli import main
+
+    conv = load_network("tiny-conv").model_dump(mode="json")
+    avg = json.loads(json.dumps(conv))
+    avg["layers"][1]["mode"] = "avg"
+    with pytest.raises(UnsupportedNetworkError, match="layer 1 is an avg pool"):
+        map_network(load_chip("pipesdfa-edge"), NetworkSpec.model_validate(avg))
+    path = tmp_path / "avg.json"
+    path.write_text(json.dumps(avg))
+    for command in ("run", "train", "map", "compare"):
+        assert main([command, "--network", str(path), "--chip", "tiny"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.endswith("use mode: max") and "\n" not in err
+    lead = json.loads(json.dumps(conv))
+    lead["layers"].insert(0, {"type": "pool", "mode": "max", "kernel": 2})
+    path = tmp_path / "lead.json"
+    path.write_text(json.dumps(lead))
+    common = ["--network", str(path), "--chip", "tiny", "--epochs", "1", "--json"]
+    assert main(["train", *common]) == 0
+    trained = json.loads(capsys.readouterr().out)
+    assert main(["run", *common, "--runtime", "local"]) == 0
+    ran = json.loads(capsys.readouterr().out)
+    assert ran["weights_sha256"] == trained["weights_sha256"]

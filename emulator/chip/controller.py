@@ -21,8 +21,10 @@ from emulator.learning import (
     output_error,
     weights_sha256,
 )
+from emulator.learning.snn import pool_steps
 from emulator.rng import stream
 from emulator.runtime.frames import Error, Frame, Spikes
+from emulator.spec import pools_after
 
 
 @dataclass
@@ -47,7 +49,9 @@ class Controller:
 
     Training follows :func:`emulator.learning.train` exactly (sample order, encoding keys,
     events); then the train and test sets are evaluated in batches of the network's ``eval_batch``.
-    ``in_flight`` batches may be in the chip at once. A batch travels in windows of
+    Pool layers before the first weighted layer are input preprocessing: the controller pools
+    the spikes before it sends them (off the chip, uncosted). ``in_flight`` batches may be in
+    the chip at once. A batch travels in windows of
     ``frame_samples`` samples (None: the whole batch in one window).
 
     With ``checkpoint_every`` N, feeding stops after every N-th training batch (and after the
@@ -186,6 +190,9 @@ class Controller:
             seed=self.plan.seed,
             key=key,
             sample_ids=ids,
+        )
+        spikes = pool_steps(
+            spikes, [self.plan.net.layers[i] for i in pools_after(self.plan.net, -1)]
         )
         size = self.frame_samples or len(ids)
         base = self.samples if mode == "train" else -1

@@ -25,7 +25,7 @@ from emulator.chip.window import (
 )
 from emulator.cost import grad_ready_ps, xbar_ready_ps
 from emulator.learning import local_gradient, make_optimizer, output_spike_error, spike_error
-from emulator.learning.snn import pool
+from emulator.learning.snn import pool_steps
 from emulator.physics.blocks import block_part, update_steps
 from emulator.runtime.frames import (
     Error,
@@ -156,11 +156,7 @@ class LayerHome:
         inputs = self.inbox.pop(seq)
         steps = run.net.time_steps
         h, s = self.tile.neuron.run(self._currents(w, self.psums.pop(seq)))
-        sent = s
-        for i in layer.pool_after:
-            spec = run.net.layers[i]
-            flat = pool(sent.reshape(steps * w.size, *sent.shape[2:]), spec.mode, spec.kernel)
-            sent = flat.reshape(steps, w.size, *flat.shape[1:])
+        sent = pool_steps(s, [run.net.layers[i] for i in layer.pool_after])
         out: list[Frame] = []
         meta: dict[str, Any] = {}
         if w.mode == "train":

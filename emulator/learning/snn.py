@@ -21,7 +21,7 @@ from typing import Literal, Protocol
 import numpy as np
 
 from emulator.rng import stream
-from emulator.spec import NeuronSpec
+from emulator.spec import NeuronSpec, PoolLayer
 
 
 class LayerBackend(Protocol):
@@ -246,6 +246,15 @@ def pool(x: np.ndarray, mode: str, kernel: int) -> np.ndarray:
     """Max (OR of spikes) or average pooling, window = stride = ``kernel``: (N, C, H, W)."""
     win = _windows(x, kernel)
     return win.max(axis=-1) if mode == "max" else win.mean(axis=-1)
+
+
+def pool_steps(x: np.ndarray, layers: Sequence[PoolLayer]) -> np.ndarray:
+    """``layers`` (pool layer specs, in order) applied to every step of x (T, B, C, H, W)."""
+    steps, batch = x.shape[:2]
+    for layer in layers:
+        flat = pool(x.reshape(steps * batch, *x.shape[2:]), layer.mode, layer.kernel)
+        x = flat.reshape(steps, batch, *flat.shape[1:])
+    return x
 
 
 def pool_backward(x: np.ndarray, grad_out: np.ndarray, mode: str, kernel: int) -> np.ndarray:

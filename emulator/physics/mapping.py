@@ -54,6 +54,7 @@ from emulator.spec import (
     ConvLayer,
     FcLayer,
     NetworkSpec,
+    PoolLayer,
     feedback_widths,
     layer_shapes,
     weighted_layers,
@@ -245,6 +246,22 @@ def _conv_mapping(best: _Window, im2col: _Window, sdk: int, k: int) -> ConvMappi
 # ------------------------------------------------------------------------------ placement
 class MappingError(ValueError):
     """The network does not fit the chip; the message names both sides' numbers."""
+
+
+class UnsupportedNetworkError(ValueError):
+    """No chip of this kind can run the network, whatever its size."""
+
+
+def check_chip_network(net: NetworkSpec) -> None:
+    """Refuse a network whose layers would read other than binary spikes: an avg pool's
+    fractions (the crossbars' inputs are spikes, with no DAC)."""
+    for i, layer in enumerate(net.layers):
+        if isinstance(layer, PoolLayer) and layer.mode == "avg":
+            raise UnsupportedNetworkError(
+                f"network {net.name}: layer {i} is an avg pool, whose fractional outputs no "
+                "crossbar can read (a chip's inputs are binary spikes, with no DAC); use "
+                "mode: max"
+            )
 
 
 @dataclass(frozen=True)
@@ -559,6 +576,7 @@ def map_network(chip: ChipSpec, net: NetworkSpec) -> ChipMapping:
     """Place ``net``'s weighted layers and feedback group on ``chip`` (module docstring).
     A mesh too large for this machine's memory is refused first (LimitError)."""
     check_fits([mesh_need(chip)])
+    check_chip_network(net)
     needs = _needs(chip, net)
     per_pe, pes_per_tile = chip.pe.crossbars, chip.tile.pes
     pe_counts = [_ceil_div(n.arrays, per_pe) for n in needs]
