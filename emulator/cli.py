@@ -107,6 +107,7 @@ def _train(args: argparse.Namespace) -> int:
         (chip,) = _grown(args, net, chip)
     batch = spec.training_options(net, batch=args.batch).batch
     progress = Progress("train", enabled=not args.json, batch=batch)
+    loading, loaded = _loading(args)
     try:
         result = run_training(
             net,
@@ -122,10 +123,12 @@ def _train(args: argparse.Namespace) -> int:
             progress=progress.update,
             activity_out=args.activity_out,
             val_fraction=args.val_fraction,
+            loading=loaded,
         )
     except ValueError as err:  # a job over this machine's memory, a chip that cannot hold it
         raise UserError(_fit_hint(err)) from None
     finally:
+        loading.close()
         progress.close()
     if args.json:
         print(json.dumps(result, indent=2))
@@ -487,13 +490,28 @@ def _emulate(args: argparse.Namespace, cfg: RunConfig) -> RunResult:
     from emulator import run
 
     progress = Progress("run", enabled=not args.json, batch=cfg.resolved().batch)
+    loading, loaded = _loading(args)
     try:  # stdout is for our answer: Ray prints its workers' errors there (a dead actor)
         with contextlib.redirect_stdout(sys.stderr):
-            return run.run(cfg, progress=progress.update, notify=progress.note)
+            return run.run(cfg, progress=progress.update, notify=progress.note, loading=loaded)
     except ValueError as err:  # a network that does not fit, a chip the cores cannot run
         raise UserError(_fit_hint(err)) from None
     finally:
+        loading.close()
         progress.close()
+
+
+def _loading(args: argparse.Namespace) -> tuple[Progress, Callable[[int, int], None]]:
+    """The dataset's reading line, and the hook that moves it (and ends it on the last
+    recording, before training's own line starts)."""
+    bar = Progress(f"load {args.dataset}", enabled=not args.json)
+
+    def loaded(done: int, total: int) -> None:
+        bar.update(done, total)
+        if done == total:
+            bar.close()
+
+    return bar, loaded
 
 
 def _scale(args: argparse.Namespace) -> int:

@@ -185,6 +185,7 @@ def run(
     *,
     progress: Callable[[int, int, float], None] | None = None,
     notify: Callable[[str], None] | None = None,
+    loading: Callable[[int, int], None] | None = None,
 ) -> RunResult:
     """Train ``cfg.network`` on ``cfg.chip`` through the cores, with PipeLayer (``baseline``)
     evaluated by the cost model on the run's own activity. ``cpus``: start Ray with that many
@@ -196,7 +197,8 @@ def run(
     continues the run whose checkpoint is there (and saves on into that folder unless
     ``checkpoint_dir`` says otherwise). ``inject_failure`` (core, batch) crashes the Ray actor
     holding that core at that batch; up to ``max_restarts`` failures are survived, each told
-    to ``notify`` as it happens; ``progress(done, total, loss)`` after each training batch."""
+    to ``notify`` as it happens; ``progress(done, total, loss)`` after each training batch,
+    ``loading(done, total)`` after each recording of the dataset read."""
     start = time.perf_counter()
     cfg = cfg.resolved()
     assert cfg.epochs and cfg.batch and cfg.lr and cfg.optimizer
@@ -234,7 +236,7 @@ def run(
     )
     checkpoints.open()  # before any work: a bad or busy folder is refused now
     try:
-        return _run(cfg, plan, checkpoints, start, progress, notify)
+        return _run(cfg, plan, checkpoints, start, progress, notify, loading)
     finally:
         checkpoints.close()
 
@@ -246,6 +248,7 @@ def _run(
     start: float,
     progress: Callable[[int, int, float], None] | None,
     notify: Callable[[str], None] | None,
+    loading: Callable[[int, int], None] | None = None,
 ) -> RunResult:
     """:func:`run` once its checkpoint folder is held."""
     assert cfg.epochs and cfg.batch
@@ -256,7 +259,7 @@ def _run(
             f"{checkpoint_dir}: holds checkpoints of an earlier run; continue it with "
             "--resume, or choose an empty folder"
         )
-    data_set = load_for(net, cfg.dataset, cfg.data, cfg.seed)
+    data_set = load_for(net, cfg.dataset, cfg.data, cfg.seed, loading)
     check_batch(batch, len(data_set.x_train), cfg.dataset)
     if checkpoint_dir is not None and checkpoint_every is None:
         checkpoint_every = -(-len(data_set.x_train) // batch)  # once per epoch
@@ -367,8 +370,8 @@ def _phases(start: float, end: float, moments: dict[str, float]) -> dict[str, fl
 
 def run_emulation(net: NetworkSpec, chip: ChipSpec, **options: Any) -> dict[str, Any]:
     """:func:`run` of ``RunConfig(network=net, chip=chip, **options)`` as a JSON-able dict
-    (``progress`` and ``notify`` are passed to :func:`run`)."""
-    hooks = {k: options.pop(k) for k in ("progress", "notify") if k in options}
+    (``progress``, ``notify`` and ``loading`` are passed to :func:`run`)."""
+    hooks = {k: options.pop(k) for k in ("progress", "notify", "loading") if k in options}
     return run(RunConfig(network=net, chip=chip, **options), **hooks).as_json()
 
 

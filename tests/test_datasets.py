@@ -867,3 +867,16 @@ def test_the_paper_s_dvsgesture_convnet_trains_from_the_command_line(tmp_path, c
     result = json.loads(capsys.readouterr().out)
     assert result["dataset"] == "dvsgesture" and result["network"] == "dvsgesture-convnet"
     assert 0 <= result["test_accuracy"] <= 1
+
+
+def test_the_many_file_readers_report_each_recording_read(tmp_path):
+    """`progress(done, total)` counts every recording of both splits, once, in order (the
+    line `train` and `run` show while N-MNIST's 70,000 files or DVS-Gesture's 122
+    recordings are read)."""
+    for name, folder, total in (
+        ("nmnist", write_nmnist(tmp_path / "nmnist"), 4),
+        ("dvsgesture", write_dvsgesture(tmp_path / "dvs"), 2),
+    ):
+        calls: list[tuple[int, int]] = []
+        load_dataset(name, folder, time_steps=2, progress=lambda d, t, c=calls: c.append((d, t)))
+        assert calls == [(k, total) for k in range(1, total + 1)]

@@ -18,7 +18,7 @@ import os
 import pickle
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -106,6 +106,24 @@ class Dataset:
         return tuple(self.x_train.shape[2 if self.temporal else 1 :])
 
 
+Report = Callable[[int, int], None]
+"""``report(done, total)``: recordings read so far, of all the dataset's."""
+
+
+@dataclass
+class _Tally:
+    """Counts the recordings read and reports each to an optional :data:`Report`."""
+
+    total: int
+    report: Report | None
+    done: int = 0
+
+    def step(self) -> None:
+        self.done += 1
+        if self.report is not None:
+            self.report(self.done, self.total)
+
+
 def load_dataset(
     name: str,
     data: str | os.PathLike | None = None,
@@ -114,6 +132,7 @@ def load_dataset(
     seed: int = 0,
     input_shape: tuple[int, ...] | None = None,
     num_classes: int | None = None,
+    progress: Report | None = None,
 ) -> Dataset:
     """Load one of `DATASETS`.
 
@@ -129,6 +148,8 @@ def load_dataset(
     num_classes : the network's class count; labels must lie below it, and it becomes
         `Dataset.num_classes`. For synthetic it sets the class count (default 10).
         Without it, num_classes is the largest label + 1 (at least 2).
+    progress : called as ``progress(done, total)`` after each recording the readers of many
+        files read (nmnist, dvsgesture), for a progress line.
 
     Raises
     ------
@@ -143,11 +164,11 @@ def load_dataset(
         if name == "mnist-idx":
             return _load_mnist_idx(data, shape, num_classes)
         if name == "nmnist":
-            return _load_nmnist(data, time_steps, shape, num_classes)
+            return _load_nmnist(data, time_steps, shape, num_classes, progress)
         if name == "shd":
             return _load_shd(data, time_steps, shape, num_classes)
         if name == "dvsgesture":
-            return _load_dvsgesture(data, time_steps, shape, num_classes)
+            return _load_dvsgesture(data, time_steps, shape, num_classes, progress)
         if name == "braille":
             return _load_braille(data, time_steps, shape, num_classes)
         return _load_synthetic(data, seed, shape, num_classes)
@@ -329,24 +350,29 @@ def _scale_pixels(images: np.ndarray) -> np.ndarray:
 # --- nmnist ---------------------------------------------------------------------------------
 
 
-def _load_nmnist(data, time_steps: int, input_shape, num_classes) -> Dataset:
+def _load_nmnist(
+    data, time_steps: int, input_shape, num_classes, progress: Report | None
+) -> Dataset:
     """N-MNIST recordings (Train/<digit>/*.bin, Test/<digit>/*.bin) binned into spike frames."""
     folder = _data_folder("nmnist", data, "a folder holding Train/<digit>/*.bin and Test/")
-    train = _read_nmnist_split(folder / "Train", time_steps, num_classes)
-    test = _read_nmnist_split(folder / "Test", time_steps, num_classes)
+    splits = [(folder / name, _nmnist_files(folder / name)) for name in ("Train", "Test")]
+    tally = _Tally(sum(len(files) for _, files in splits), progress)
+    train, test = (
+        _read_nmnist_split(split, files, time_steps, num_classes, tally) for split, files in splits
+    )
     return _event_dataset("nmnist", train, test, input_shape, num_classes)
 
 
 def _read_nmnist_split(
-    split: Path, time_steps: int, num_classes: int | None
+    split: Path, files: list[tuple[Path, int]], time_steps: int, num_classes, tally: _Tally
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Spike frames (N, T, 2, 34, 34) uint8 and labels (N,) int64 of one split folder."""
-    files = _nmnist_files(split)
+    """Spike frames (N, T, 2, 34, 34) uint8 and labels (N,) int64 of one split's files."""
     labels = np.array([label for _, label in files], dtype=np.int64)
     _check_labels(labels, num_classes, str(split))
     x = _frames(split, len(files), "recordings", time_steps, NMNIST_FRAME_SHAPE)
     for i, (path, _) in enumerate(files):
         x[i] = _spike_frames(path, time_steps)
+        tally.step()
     return x, labels
 
 
@@ -542,7 +568,9 @@ def _shd_sample(path: Path, i: int, t, u) -> tuple[np.ndarray, tuple[np.ndarray]
 # --- dvsgesture -----------------------------------------------------------------------------
 
 
-def _load_dvsgesture(data, time_steps: int, input_shape, num_classes) -> Dataset:
+def _load_dvsgesture(
+    data, time_steps: int, input_shape, num_classes, progress: Report | None
+) -> Dataset:
     """IBM DVS128 Gesture as published (DvsGesture.tar.gz unpacked): the recordings
     ``userNN_<lighting>.aedat`` (AEDAT 3.1), their ``…_labels.csv`` (class, start and end in µs,
     one gesture per row) and ``trials_to_train.txt`` / ``trials_to_test.txt`` naming the
@@ -556,8 +584,11 @@ def _load_dvsgesture(data, time_steps: int, input_shape, num_classes) -> Dataset
         "trials_to_train.txt / trials_to_test.txt",
     )
     frame = _dvs_frame(input_shape)
+    splits = [(folder / listing, _dvs_recordings(folder, listing)) for listing in DVS_TRIALS]
+    tally = _Tally(sum(len(recordings) for _, recordings in splits), progress)
     train, test = (
-        _read_dvs_split(folder, listing, time_steps, frame, num_classes) for listing in DVS_TRIALS
+        _read_dvs_split(listing, recordings, time_steps, frame, num_classes, tally)
+        for listing, recordings in splits
     )
     return _event_dataset("dvsgesture", train, test, input_shape, num_classes)
 
@@ -576,11 +607,8 @@ def _dvs_frame(input_shape) -> tuple[int, int, int]:
     return (2, side, side)
 
 
-def _read_dvs_split(
-    folder: Path, listing: str, time_steps: int, frame: tuple[int, int, int], num_classes
-) -> tuple[np.ndarray, np.ndarray]:
-    """Frames (N, T, *frame) uint8 and labels (N,) of the recordings ``listing`` names, one
-    recording in memory at a time."""
+def _dvs_recordings(folder: Path, listing: str) -> list[tuple[Path, list]]:
+    """The recordings a trial list names, each with its gestures' (label, start, end)."""
     text = _read_bytes(folder / listing).decode("utf-8", "replace")
     names = [line.strip() for line in text.splitlines() if line.strip()]
     if not names:
@@ -591,9 +619,22 @@ def _read_dvs_split(
         if path.suffix != ".aedat" or path.parent != folder:
             raise DatasetError(f"{folder / listing}: {name!r} is not a .aedat file of this folder")
         gestures.append((path, _read_dvs_labels(path.with_name(path.stem + "_labels.csv"))))
+    return gestures
+
+
+def _read_dvs_split(
+    listing: Path,
+    gestures: list[tuple[Path, list]],
+    time_steps: int,
+    frame: tuple[int, int, int],
+    num_classes,
+    tally: _Tally,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Frames (N, T, *frame) uint8 and labels (N,) of the gestures of the recordings a trial
+    list names, one recording in memory at a time."""
     labels = np.array([g[0] for _, rows in gestures for g in rows], dtype=np.int64)
-    _check_labels(labels, num_classes, str(folder / listing))
-    x = _frames(folder / listing, len(labels), "gestures", time_steps, frame)
+    _check_labels(labels, num_classes, str(listing))
+    x = _frames(listing, len(labels), "gestures", time_steps, frame)
     k, i = DVS_SENSOR // frame[1], 0
     for path, rows in gestures:
         ts, xs, ys, ps = _read_aedat(path)
@@ -604,6 +645,7 @@ def _read_dvs_split(
             where = (ps[inside], ys[inside] // k, xs[inside] // k)
             x[i] = _binned(ts[inside] - start, where, time_steps, frame)
             i += 1
+        tally.step()
     return x, labels
 
 

@@ -34,8 +34,16 @@ from emulator.physics.mapping import map_network
 from emulator.spec import ChipSpec, NetworkSpec, layer_shapes, training_options
 
 
-def load_for(net: NetworkSpec, name: str, data: str | None, seed: int) -> Dataset:
-    """Load dataset ``name`` shaped for ``net``; a mismatch is a one-line DatasetError."""
+def load_for(
+    net: NetworkSpec,
+    name: str,
+    data: str | None,
+    seed: int,
+    loading: Callable[[int, int], None] | None = None,
+) -> Dataset:
+    """Load dataset ``name`` shaped for ``net``, ``loading(done, total)`` after each recording
+    read (:func:`~emulator.data.datasets.load_dataset`); a mismatch is a one-line
+    DatasetError."""
     dataset = load_dataset(
         name,
         data,
@@ -43,6 +51,7 @@ def load_for(net: NetworkSpec, name: str, data: str | None, seed: int) -> Datase
         seed=seed,
         input_shape=tuple(net.input_shape),
         num_classes=net.num_classes,
+        progress=loading,
     )
     if dataset.num_classes > net.num_classes:
         raise DatasetError(
@@ -198,6 +207,7 @@ def run_training(
     progress: Callable[[int, int, float], None] | None = None,
     activity_out: str | None = None,
     val_fraction: float = 0.0,
+    loading: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Train the reference model; the JSON-able summary ``pipesdfa train --json`` prints.
     On a ``chip``, the chip must hold the network (:class:`~emulator.physics.mapping.MappingError`
@@ -213,7 +223,7 @@ def run_training(
     check_fits(needs if chip is None else [*needs, mesh_need(chip)])
     if chip is not None:
         map_network(chip, net)  # MappingError: the chip cannot hold the network
-    data_set = load_for(net, dataset, data, seed)
+    data_set = load_for(net, dataset, data, seed, loading)
     train_ids, _ = validation_split(len(data_set.x_train), val_fraction, seed)
     check_batch(resolved.batch, len(train_ids), dataset)
     if chip is None:
