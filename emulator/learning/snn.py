@@ -49,8 +49,13 @@ class LayerBackend(Protocol):
 
 
 def atan_surrogate(x: np.ndarray, alpha: float) -> np.ndarray:
-    """ATan surrogate derivative ``σ'(x) = α / (2·(1 + (π/2·α·x)²))``; ``σ'(0) = α/2``."""
-    return alpha / (2.0 * (1.0 + (np.pi / 2.0 * alpha * x) ** 2))
+    """ATan surrogate derivative ``σ'(x) = α / (2·(1 + (π/2·α·x)²))``; ``σ'(0) = α/2``.
+    Computed in place in one array (the same operations in the same order as the formula)."""
+    y = np.asarray(np.multiply(x, np.pi / 2.0 * alpha))
+    np.square(y, out=y)
+    y += 1.0
+    y *= 2.0
+    return np.divide(alpha, y, out=y)[()]
 
 
 def atan_spike(x: np.ndarray, alpha: float) -> np.ndarray:
@@ -184,10 +189,12 @@ def im2col(x: np.ndarray, kernel: int, stride: int = 1, padding: int = 0) -> np.
     n, c, h, w = x.shape
     ho = conv_output_size(h, kernel, stride, padding)
     wo = conv_output_size(w, kernel, stride, padding)
-    padded = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    win = np.lib.stride_tricks.sliding_window_view(padded, (kernel, kernel), axis=(2, 3))
-    win = win[:, :, : (ho - 1) * stride + 1 : stride, : (wo - 1) * stride + 1 : stride]
-    return win.transpose(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, c * kernel * kernel)
+    # Channels last first: the patches' copy then reads (c, kh, kw) runs far less scattered.
+    pad = (padding, padding)
+    padded = np.pad(x.transpose(0, 2, 3, 1), ((0, 0), pad, pad, (0, 0)))
+    win = np.lib.stride_tricks.sliding_window_view(padded, (kernel, kernel), axis=(1, 2))
+    win = win[:, : (ho - 1) * stride + 1 : stride, : (wo - 1) * stride + 1 : stride]
+    return win.reshape(n * ho * wo, c * kernel * kernel)
 
 
 def col2im(
@@ -242,10 +249,22 @@ def _unwindows(win: np.ndarray, shape: tuple[int, ...], kernel: int) -> np.ndarr
     return out
 
 
+def _offsets(x: np.ndarray, kernel: int) -> list[np.ndarray]:
+    """Position (i, j) of every window of x (N, C, H, W), as k·k strided views (N, C, H//k,
+    W//k) in window order; the rest is cropped. No copy, unlike :func:`_windows`."""
+    ho, wo = x.shape[2] // kernel * kernel, x.shape[3] // kernel * kernel
+    return [x[:, :, i:ho:kernel, j:wo:kernel] for i in range(kernel) for j in range(kernel)]
+
+
 def pool(x: np.ndarray, mode: str, kernel: int) -> np.ndarray:
     """Max (OR of spikes) or average pooling, window = stride = ``kernel``: (N, C, H, W)."""
-    win = _windows(x, kernel)
-    return win.max(axis=-1) if mode == "max" else win.mean(axis=-1)
+    if mode != "max":
+        return _windows(x, kernel).mean(axis=-1)
+    first, *rest = _offsets(x, kernel)
+    out = first.copy()
+    for view in rest:
+        np.maximum(out, view, out=out)
+    return out
 
 
 def pool_steps(x: np.ndarray, layers: Sequence[PoolLayer]) -> np.ndarray:
@@ -259,10 +278,15 @@ def pool_steps(x: np.ndarray, layers: Sequence[PoolLayer]) -> np.ndarray:
 
 def pool_backward(x: np.ndarray, grad_out: np.ndarray, mode: str, kernel: int) -> np.ndarray:
     """Gradient of :func:`pool` w.r.t. its input ``x``; max routes to the first argmax."""
-    win = _windows(x, kernel)
-    if mode == "max":
-        grad = np.zeros_like(win, dtype=np.float64)
-        np.put_along_axis(grad, win.argmax(axis=-1)[..., None], grad_out[..., None], axis=-1)
-    else:
+    if mode != "max":
         grad = np.repeat(grad_out[..., None] / kernel**2, kernel**2, axis=-1)
-    return _unwindows(grad, x.shape, kernel)
+        return _unwindows(grad, x.shape, kernel)
+    views = _offsets(x, kernel)
+    best, winner = views[0].copy(), np.zeros(views[0].shape, dtype=np.uint16)
+    for k, view in enumerate(views[1:], start=1):
+        np.copyto(winner, k, where=view > best)  # strictly greater: the first max wins
+        np.maximum(best, view, out=best)
+    grad = np.zeros(x.shape, dtype=np.float64)
+    for k, target in enumerate(_offsets(grad, kernel)):
+        np.copyto(target, grad_out, where=winner == k)
+    return grad
