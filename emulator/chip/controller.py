@@ -48,11 +48,11 @@ class Controller:
     """Feeds the batches, turns outputs into errors, measures accuracy.
 
     Training follows :func:`emulator.learning.train` exactly (sample order, encoding keys,
-    events); then the train and test sets are evaluated in batches of the network's ``eval_batch``.
-    Pool layers before the first weighted layer are input preprocessing: the controller pools
-    the spikes before it sends them (off the chip, uncosted). ``in_flight`` batches may be in
-    the chip at once. A batch travels in windows of
-    ``frame_samples`` samples (None: the whole batch in one window).
+    events); then the train and test sets are evaluated in batches of the network's
+    ``eval_batch``. Pool layers before the first weighted layer are input preprocessing: the
+    controller pools the spikes before it sends them (off the chip, uncosted). ``in_flight``
+    batches may be in the chip at once. A batch travels in windows of ``frame_samples``
+    samples (None: the whole batch in one window).
 
     With ``checkpoint_every`` N, feeding stops after every N-th training batch (and after the
     last) until the runtime has taken a checkpoint (:attr:`at_checkpoint`, :meth:`release`):

@@ -414,7 +414,8 @@ def _binned(
     """Binary frames (T, *shape) of one recording's events over [0, t_max] (default: its last
     timestamp): event i (at ``ts[i]``, position ``where[·][i]``) falls in frame ⌊ts·T/t_max⌋,
     an event at t_max in frame T − 1; a position is 1 if at least one event hit it in that
-    frame. Integer timestamps (N-MNIST, µs) are binned in exact integer arithmetic."""
+    frame. Integer timestamps (N-MNIST, µs) are binned in exact integer arithmetic, over their
+    own last timestamp (``t_max`` is for float seconds)."""
     frames = np.zeros((time_steps, *shape), dtype=np.uint8)
     if ts.size == 0:
         return frames

@@ -252,8 +252,8 @@ def _unwindows(win: np.ndarray, shape: tuple[int, ...], kernel: int) -> np.ndarr
 def _offsets(x: np.ndarray, kernel: int) -> list[np.ndarray]:
     """Position (i, j) of every window of x (N, C, H, W), as k·k strided views (N, C, H//k,
     W//k) in window order; the rest is cropped. No copy, unlike :func:`_windows`."""
-    ho, wo = x.shape[2] // kernel * kernel, x.shape[3] // kernel * kernel
-    return [x[:, :, i:ho:kernel, j:wo:kernel] for i in range(kernel) for j in range(kernel)]
+    h, w = x.shape[2] // kernel * kernel, x.shape[3] // kernel * kernel  # cropped
+    return [x[:, :, i:h:kernel, j:w:kernel] for i in range(kernel) for j in range(kernel)]
 
 
 def pool(x: np.ndarray, mode: str, kernel: int) -> np.ndarray:
