@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -93,6 +94,51 @@ def _checkpoint(args: argparse.Namespace) -> int:
     )
     if len(info["checkpoints"]) > 1:
         print(f"  in this folder: {', '.join(info['checkpoints'])}")
+    return 0
+
+
+def _dataset(args: argparse.Namespace) -> int:
+    """Read a dataset as ``train`` and ``run`` would for the network, and say what it holds."""
+    import time
+
+    from emulator.data.datasets import describe
+    from emulator.learning.training import load_for
+
+    net = spec.load_network(args.network)
+    loading, loaded = _loading(args)
+    start = time.perf_counter()
+    try:
+        info = describe(load_for(net, args.dataset, args.data, args.seed, loaded))
+    finally:
+        loading.close()
+    info = {"network": net.name, **info, "wall_s": time.perf_counter() - start}
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    frames = f"{info['time_steps']} frames of " if info["temporal"] else ""
+    print(
+        f"{info['dataset']} for {net.name}: {info['train_samples']:,} training and "
+        f"{info['test_samples']:,} test samples, {frames}{info['sample_shape']}, "
+        f"{info['num_classes']} classes, read in {info['wall_s']:.1f} s"
+    )
+    if info["temporal"]:
+        rate, empty = info["spike_rate"], info["empty_samples"]
+        print(
+            f"  spike rate {rate['train']:.4f} (train), {rate['test']:.4f} (test); samples "
+            f"with no spike {empty['train']} / {empty['test']}; input channels that never "
+            f"fire {info['silent_channels']:,} of {math.prod(info['sample_shape']):,}"
+        )
+    else:
+        low, high = info["value_range"]
+        print(f"  values in [{low:g}, {high:g}], mean {info['value_mean']:.4f}")
+    counts = info["class_counts"]
+    print(
+        "  samples per class (train/test): "
+        + ", ".join(
+            f"{c}: {a}/{b}"
+            for c, (a, b) in enumerate(zip(counts["train"], counts["test"], strict=True))
+        )
+    )
     return 0
 
 
@@ -840,6 +886,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_checkpoint)
     _add_train(sub)
+    p = sub.add_parser("data", help="read a dataset as train and run would, say what it holds")
+    p.add_argument("--network", default="digits-mlp", help="network file or shipped name")
+    _data(p)
+    p.add_argument("--seed", type=_positive(int, zero=True), default=0)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_dataset)
     _add_scale(sub)
     p = sub.add_parser("map", help="map a network on a chip, or one conv layer (VW-SDK)")
     p.add_argument("--chip", help="chip file or shipped name")

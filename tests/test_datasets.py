@@ -880,3 +880,37 @@ def test_the_many_file_readers_report_each_recording_read(tmp_path):
         calls: list[tuple[int, int]] = []
         load_dataset(name, folder, time_steps=2, progress=lambda d, t, c=calls: c.append((d, t)))
         assert calls == [(k, total) for k in range(1, total + 1)]
+
+
+def test_pipesdfa_data_says_what_a_dataset_holds(tmp_path, capsys):
+    """`pipesdfa data` reads the files as `train` would for the network and counts: 10
+    recordings of 2 letters with one event each (so 1 spike in T × 24 values), but the
+    first of each letter with none; only channels 2 (taxel 1 ON) and 7 (taxel 3 OFF) fire."""
+    import json
+
+    from emulator.cli import main
+
+    records = []
+    for i in range(5):
+        for letter, (taxel, k) in (("A", (1, 0)), ("C", (3, 1))):
+            events = [[[], []] for _ in range(12)]
+            if i:
+                events[taxel][k] = [0.1 * i]
+            records.append(braille_record(letter, events))
+    write_braille(tmp_path, records)
+    argv = ["data", "--network", "braille-3fc", "--dataset", "braille", "--data", str(tmp_path)]
+    assert main([*argv, "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["train_samples"], info["test_samples"], info["time_steps"]) == (8, 2, 20)
+    assert info["class_counts"]["train"][1] == info["class_counts"]["train"][3] == 4
+    assert info["class_counts"]["test"] == [0, 1, 0, 1] + [0] * 24
+    assert info["empty_samples"] == {"train": 2, "test": 0}
+    assert info["spike_rate"]["train"] == pytest.approx(6 / (8 * 20 * 24))
+    assert info["spike_rate"]["test"] == pytest.approx(2 / (2 * 20 * 24))
+    assert info["silent_channels"] == 22
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "8 training and 2 test samples, 20 frames of [24], 28 classes" in text
+    assert "input channels that never fire 22 of 24" in text
+    assert main([*argv[:-1], str(tmp_path / "none")]) == 2
+    assert "no such folder" in capsys.readouterr().err

@@ -59,7 +59,9 @@ BRAILLE_FILES = "data_braille_letters*.pkl"
 BRAILLE_TEST_EVERY = 5
 """Every 5th recording of each letter, in file order, is a test sample (a fixed 80/20 split,
 stratified by letter; the set publishes no split, the SDFA authors split it 80/20)."""
-MAX_BRAILLE_BYTES = 1 << 30
+MAX_BRAILLE_BYTES = 256 << 20
+"""Largest Braille pickle read (the published ones are a few MB; a pickle's list can repeat
+one object by reference, so its size in memory is not bounded by the file's alone)."""
 BRAILLE_PICKLE_GLOBALS = frozenset(
     {
         # What numpy arrays and scalars need to unpickle, and nothing that runs other code.
@@ -860,6 +862,44 @@ def _braille_record(path: Path, i: int, record) -> tuple[int, int, np.ndarray, n
             channels.append(np.full(t.size, 2 * taxel + k, dtype=np.int64))
     label = BRAILLE_LETTERS.index(letter)
     return label, len(taxels), np.concatenate(times), np.concatenate(channels)
+
+
+# --- description ----------------------------------------------------------------------------
+
+
+def describe(dataset: Dataset) -> dict:
+    """What a loaded dataset holds, JSON-able: sample counts and shape, per-class counts, and
+    for event data the spike rate (ones per value), the samples with no spike and the input
+    channels that never fire in either split; for static data the value range and mean."""
+    out: dict = {
+        "dataset": dataset.name,
+        "temporal": dataset.temporal,
+        "train_samples": len(dataset.x_train),
+        "test_samples": len(dataset.x_test),
+        "sample_shape": list(dataset.sample_shape),
+        "num_classes": dataset.num_classes,
+        "class_counts": {
+            split: np.bincount(y, minlength=dataset.num_classes).tolist()
+            for split, y in (("train", dataset.y_train), ("test", dataset.y_test))
+        },
+    }
+    splits = {"train": dataset.x_train, "test": dataset.x_test}
+    if dataset.temporal:
+        out["time_steps"] = int(dataset.x_train.shape[1])
+        out["spike_rate"] = {k: float(x.mean()) if x.size else 0.0 for k, x in splits.items()}
+        out["empty_samples"] = {
+            k: int((x.reshape(len(x), -1).max(axis=1, initial=0) == 0).sum())
+            for k, x in splits.items()
+        }
+        fired = np.zeros(math.prod(dataset.sample_shape), dtype=bool)
+        for x in splits.values():
+            fired |= x.reshape(-1, fired.size).any(axis=0)
+        out["silent_channels"] = int((~fired).sum())
+    else:
+        both = [x for x in splits.values() if x.size]
+        out["value_range"] = [min(float(x.min()) for x in both), max(float(x.max()) for x in both)]
+        out["value_mean"] = float(np.mean([x.mean() for x in both]))
+    return out
 
 
 # --- synthetic ------------------------------------------------------------------------------
