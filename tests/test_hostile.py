@@ -285,6 +285,33 @@ def test_an_idx_gzip_bomb_is_not_inflated(tmp_path: Path) -> None:
     assert peak < 16 * 2**20
 
 
+def test_a_dataset_pickle_that_would_run_code_is_refused_unrun(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Braille pickle whose records hold an object that reduces to ``os.system``: `train`
+    refuses it in one line, exit 2, before anything runs; so does a gzip bomb of one."""
+    import pickle
+
+    class Runs:
+        def __reduce__(self) -> tuple:
+            return (os.system, (f"touch {tmp_path / 'ran'}",))
+
+    path = tmp_path / "data_braille_letters_th_1.pkl"
+    path.write_bytes(pickle.dumps([{"letter": "A", "events": [[[0.1], []]]}, Runs()]))
+    argv = ["train", "--network", "braille-3fc", "--dataset", "braille", "--data", str(path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "asks for posix.system" in err and "\n" not in err
+    assert not (tmp_path / "ran").exists()
+    bomb = tmp_path / "bomb" / "data_braille_letters_th_1.pkl.gz"
+    bomb.parent.mkdir()
+    with gzip.open(bomb, "wb") as f:  # 300 MiB of zeros: past the 256 MiB a pickle may have
+        for _ in range(300):
+            f.write(bytes(1 << 20))
+    assert main([*argv[:-1], str(bomb.parent)]) == 2
+    assert "more than the 256.0 MiB" in capsys.readouterr().err
+
+
 def test_the_estimates_bound_what_training_takes() -> None:
     """The training estimate against tracemalloc's peak of a real run: at least it, and not
     absurdly more (the refusal must not turn away what fits)."""
