@@ -190,6 +190,34 @@ def test_a_checkpoint_of_another_run_is_refused(saved: Path, change: dict, messa
         _run(runtime="local", resume=str(saved), **change)
 
 
+def test_a_checkpoint_written_before_a_field_existed_is_the_run_with_its_default() -> None:
+    """A network saved without ``training.eval_batch`` (written before the field existed)
+    ran with the default, 256: it matches a run stating 256, not one asking for 8."""
+    network = load_network(NETWORK).model_dump(mode="json")
+    identity = {
+        "network": network,
+        "chip": load_chip(CHIP).model_dump(mode="json"),
+        "dataset": "digits",
+        "data": None,
+        "algorithm": "sdfa",
+        "epochs": 1,
+        "batch": 32,
+        "lr": 0.01,
+        "optimizer": "adam",
+        "seed": 0,
+        "frame_samples": None,
+    }
+    old = json.loads(json.dumps(identity))
+    del old["network"]["training"]["eval_batch"]
+    saved = ckpt.RunIdentity.model_validate(old)
+    assert ckpt.mismatch(saved, ckpt.RunIdentity.model_validate(identity)) is None
+    network["training"]["eval_batch"] = 8
+    wanted = ckpt.RunIdentity.model_validate(identity)
+    assert ckpt.mismatch(saved, wanted) == (
+        "config.network.training.eval_batch: the checkpoint has 256, this run 8"
+    )
+
+
 def test_a_finished_run_goes_on_for_more_epochs(saved: Path, tmp_path: Path) -> None:
     """Epoch e's batches do not depend on how many epochs follow: the checkpoint after a
     1-epoch run's training resumes as a 2-epoch run, which must equal the reference's."""

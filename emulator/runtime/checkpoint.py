@@ -19,6 +19,7 @@ checkpoint with one line: ``FILE: reason``.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -42,7 +43,7 @@ from emulator.limits import (
     human_bytes,
     read_regular,
 )
-from emulator.spec import format_errors
+from emulator.spec import ChipSpec, NetworkSpec, format_errors
 
 FORMAT = "pipesdfa-checkpoint"
 VERSION = 3
@@ -344,8 +345,18 @@ def mismatch(saved: RunIdentity, wanted: RunIdentity) -> str | None:
     """The first setting in which a checkpoint's run differs from this run, or None. The
     epochs may differ: epoch e's batches do not depend on how many follow, so a checkpoint
     of a shorter run is also one of a longer run (the caller checks it is not past the end)."""
-    a, b = saved.model_dump(exclude={"epochs"}), wanted.model_dump(exclude={"epochs"})
-    return _first_difference(a, b, "config")
+    return _first_difference(_with_defaults(saved), _with_defaults(wanted), "config")
+
+
+def _with_defaults(identity: RunIdentity) -> dict[str, Any]:
+    """The identity without its epochs, its network and chip with every field a file may omit
+    filled in: a checkpoint written before a field existed ran with its default, so it is
+    the same run as one that states that default."""
+    data = identity.model_dump(exclude={"epochs"})
+    for key, spec in (("network", NetworkSpec), ("chip", ChipSpec)):
+        with contextlib.suppress(ValidationError):  # one this version refuses: as saved
+            data[key] = spec.model_validate(data[key]).model_dump(mode="json")
+    return data
 
 
 def _first_difference(a: Any, b: Any, where: str) -> str | None:
