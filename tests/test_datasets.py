@@ -495,7 +495,6 @@ def assert_train_and_run_agree(capsys, common: list[str]) -> None:
 def test_shd_runs_the_same_bits_in_the_reference_and_the_cores(tmp_path, capsys):
     """The binned frames are the data of every runtime: `train --chip` and `run` (in-process)
     on the same SHD files end with the same weights."""
-
     rng = np.random.default_rng(1)
     samples = [
         (np.sort(rng.random(40)), rng.integers(0, 700, 40), int(y)) for y in rng.integers(0, 20, 6)
