@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+PIP = (sys.executable, "-m", "pip")
 
 
 def _site_dirs() -> list[str]:
@@ -35,8 +36,7 @@ def _run(argv: list[str], cwd: Path, timeout: int = 300) -> subprocess.Completed
 def test_a_non_editable_install_runs_the_main_job(tmp_path: Path) -> None:
     wheels = tmp_path / "wheels"
     built = _run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation"]
-        + ["--wheel-dir", str(wheels), str(ROOT)],
+        [*PIP, "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(ROOT)],
         cwd=tmp_path,
     )
     assert built.returncode == 0, built.stderr[-2000:]
@@ -53,8 +53,7 @@ def test_a_non_editable_install_runs_the_main_job(tmp_path: Path) -> None:
     # checkout's finder among them) are not run, so `emulator` can come from the wheel only.
     Path(env_site, "under-test.pth").write_text("\n".join(_site_dirs()) + "\n")
     installed = _run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet"]
-        + ["--no-deps", str(wheel)],
+        [*PIP, "--python", str(python), "install", "--quiet", "--no-deps", str(wheel)],
         cwd=tmp_path,
     )
     assert installed.returncode == 0, installed.stderr[-2000:]
