@@ -36,7 +36,7 @@ def _run(argv: list[str], cwd: Path, timeout: int = 300) -> subprocess.Completed
 def test_a_non_editable_install_runs_the_main_job(tmp_path: Path) -> None:
     wheels = tmp_path / "wheels"
     built = _run(
-        [*PIP, "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(ROOT)],
+        [*PIP, "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(ROOT)],
         cwd=tmp_path,
     )
     assert built.returncode == 0, built.stderr[-2000:]
