@@ -310,17 +310,27 @@ def _compare(args: argparse.Namespace) -> int:
     net = spec.load_network(args.network)
     chip = spec.load_chip(args.chip)
     baseline = spec.load_chip(baselines[0] if baselines else "pipelayer")
-    activity = _activity(args, net)
+    activity, origin = _activity(args, net), _origin(args)
+    theirs = None
+    if args.baseline_activity:
+        if args.sensitivity:
+            raise UserError(
+                "--baseline-activity: not with --sensitivity (one activity, both chips)"
+            )
+        theirs = _load_activity(args.baseline_activity, net)
+    origins = (origin, f"measured: {args.baseline_activity}" if theirs else origin)
     batch = spec.training_options(net, batch=args.batch).batch
     if args.sensitivity:
         result = _user_errors(
-            lambda: compare.sensitivity(net, chip, baseline, activity, batch=batch)
+            lambda: compare.sensitivity(net, chip, baseline, activity, batch=batch, origin=origin)
         )
         return _compare_out(args, result, render.sensitivity_text, [result])
 
     def run() -> dict[str, Any]:
         a, b = compare.fit_chips(net, chip, baseline) if args.grow else (chip, baseline)
-        return compare.compare(net, a, b, activity, batch=batch)
+        return compare.compare(
+            net, a, b, activity, batch=batch, baseline_activity=theirs, origins=origins
+        )
 
     result = _user_errors(run)
     if args.plot:
@@ -336,6 +346,13 @@ def _compare(args: argparse.Namespace) -> int:
         )
         result["plot"] = args.plot
     return _compare_out(args, result, render.compare_text)
+
+
+def _origin(args: argparse.Namespace) -> str:
+    """Where ``--activity`` or ``--spike-rate`` puts a comparison's activity from."""
+    if args.activity:
+        return f"measured: {args.activity}"
+    return f"assumed: spike rate {args.spike_rate:g}, every layer"
 
 
 def _activity(args: argparse.Namespace, net: spec.NetworkSpec):
@@ -913,7 +930,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=_positive(int), help="default: the network file's")
     rate = p.add_mutually_exclusive_group()
     rate.add_argument("--spike-rate", type=_rate, default=0.1, help="uniform activity")
-    rate.add_argument("--activity", help="activity file from `pipesdfa train --activity-out`")
+    rate.add_argument(
+        "--activity",
+        help="activity file from `pipesdfa train --activity-out`, for both chips",
+    )
+    p.add_argument(
+        "--baseline-activity",
+        metavar="FILE",
+        help="the baseline's own activity file (e.g. `pipesdfa train --algorithm bptt --chip "
+        "pipelayer --activity-out`); default: the same activity as PipeSDFA",
+    )
     _grow(p, "both chips alike")
     p.add_argument("--paper", action="store_true", help="every paper network vs the paper")
     p.add_argument(

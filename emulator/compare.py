@@ -27,8 +27,11 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from emulator.cost import COMPONENTS, Activity, Schedule, simulate
+from emulator.cost import COMPONENTS, Activity, OpActivity, Schedule, simulate
 from emulator.cost.physical import error_planes
+from emulator.cost.record import TrainingRecorder
+from emulator.learning import TrainingData, train
+from emulator.learning.training import chip_model
 from emulator.limits import check_fits, mesh_need
 from emulator.physics.mapping import MappingError, map_network, pe_cores_needed
 from emulator.report.tables import si
@@ -97,6 +100,44 @@ def fit_chip(chip: ChipSpec, net: NetworkSpec) -> ChipSpec:
     return fit_chips(net, chip)[0]
 
 
+# ------------------------------------------------------------------- measured baseline
+
+
+def recorded_training(
+    net: NetworkSpec,
+    chip: ChipSpec,
+    data_set: TrainingData,
+    *,
+    algorithm: str,
+    seed: int,
+    epochs: int,
+    batch: int,
+    lr: float,
+    optimizer: str,
+) -> tuple[OpActivity, dict[str, Any]]:
+    """A dataflow's activity measured as the cores measure PipeSDFA's: ``net`` trained with
+    ``algorithm`` by the reference model on ``chip``'s crossbar model, every training batch
+    recorded (:class:`~emulator.cost.record.TrainingRecorder`). ``run`` measures PipeLayer's
+    so: BPTT with the run's data, seed, epochs, batch and optimizer. Returns the record and
+    the training's accuracies and weights' SHA-256."""
+    model = chip_model(net, chip, algorithm=algorithm, seed=seed, lr=lr, optimizer=optimizer)
+    recorder = TrainingRecorder(chip, net, model)
+    result = train(
+        net,
+        data_set,
+        algorithm=algorithm,
+        seed=seed,
+        epochs=epochs,
+        batch=batch,
+        lr=lr,
+        optimizer=optimizer,
+        model=model,
+        observe=recorder,
+    )
+    keys = ("train_accuracy", "test_accuracy", "weights_sha256")
+    return recorder.record(), {k: result[k] for k in keys}
+
+
 # ---------------------------------------------------------------------------- compare
 
 
@@ -129,10 +170,42 @@ def _check_dataflows(chip: ChipSpec, baseline: ChipSpec) -> None:
         )
 
 
-def _baseline_activity(activity: Activity) -> Activity:
-    """The baseline's activity: the spikes; the write activity was measured on PipeSDFA's
-    weights and cells, so the baseline keeps its chip's assumed one."""
-    return activity.model_copy(update={"write_fraction": None, "pulses_per_cell": None})
+def shared_activity(activity: Activity, chip: ChipSpec) -> Activity:
+    """``activity`` with what it did not measure filled from ``chip``'s assumed values
+    (``chip.activity``: the PipeSDFA chip's), so that both sides of a comparison are costed on
+    one activity. Pulses per written cell stay each chip's own one level step unless measured
+    or set: that is the cells' physics, not an activity."""
+    n = len(activity.input_rates)
+    a = chip.activity
+    fill: dict[str, Any] = {}
+    if activity.write_fraction is None:
+        fill["write_fraction"] = [a.write_fraction] * n
+    if activity.error_bit_rate is None:
+        fill["error_bit_rate"] = a.error_bit_rate
+    if activity.pulses_per_cell is None and a.pulses_per_cell is not None:
+        fill["pulses_per_cell"] = [a.pulses_per_cell] * n
+    return activity.model_copy(update=fill)
+
+
+def activity_source(activity: Activity, chip: ChipSpec, origin: str) -> str:
+    """One line saying where ``activity`` came from: ``origin`` (what measured it, or the
+    assumed spike rate) and which fields were assumed from ``chip``'s activity."""
+    a = chip.activity
+    assumed = []
+    if activity.write_fraction is None:
+        assumed.append(f"write_fraction {a.write_fraction:g}")
+    if activity.error_bit_rate is None:
+        assumed.append(f"error_bit_rate {a.error_bit_rate:g}")
+    if activity.pulses_per_cell is None:
+        pulses = (
+            "one level step of each chip's cells"
+            if a.pulses_per_cell is None
+            else a.pulses_per_cell
+        )
+        assumed.append(f"pulses_per_cell {pulses}")
+    if not assumed:
+        return origin
+    return f"{origin}; assumed from {chip.name}'s activity: {', '.join(assumed)}"
 
 
 def versus(
@@ -144,12 +217,13 @@ def versus(
     batches: int = 2,
     keep_ops: bool = True,
 ) -> dict[str, Any]:
-    """PipeLayer (``baseline``) against an already simulated PipeSDFA schedule ``ps``:
-    its result, ``speedup`` and ``energy_ratio`` (and the dominant terms with ``keep_ops``)."""
+    """PipeLayer (``baseline``) at ``activity`` against an already simulated PipeSDFA schedule
+    ``ps``: its result, ``speedup`` and ``energy_ratio`` (and the dominant terms with
+    ``keep_ops``)."""
     pl = simulate(
         baseline,
         net,
-        _baseline_activity(activity),
+        activity,
         batch=ps.batch,
         batches=batches,
         keep_ops=keep_ops,
@@ -193,23 +267,32 @@ def compare(
     *,
     batch: int,
     batches: int = 2,
+    baseline_activity: Activity | None = None,
+    origins: tuple[str, str] = ("assumed", "assumed"),
 ) -> dict[str, Any]:
     """PipeSDFA (``chip``) vs PipeLayer (``baseline``) on ``net``, with PipeSDFA's ablations.
 
     ``speedup`` is PipeLayer's batch period over PipeSDFA's, ``energy_ratio`` PipeLayer's
     energy per sample over PipeSDFA's; each ablation's ``slowdown`` is its batch period over
-    the full pipeline's. Both chips see ``activity``'s spike rates; its write activity
-    (measured on a PipeSDFA chip's weights and cells) applies to ``chip`` only, and the
-    baseline keeps its chip's assumed write activity.
+    the full pipeline's. Both chips are costed on ``activity`` (what it did not measure
+    filled from ``chip``'s assumed values, :func:`shared_activity`), or the baseline on its
+    own ``baseline_activity`` (filled alike); ``origins`` says what measured each (or that
+    it was assumed), and ``activity`` in the result says it per side in one line.
     """
     _check_dataflows(chip, baseline)
-    ps = simulate(chip, net, activity, batch=batch, batches=batches)
+    theirs = activity if baseline_activity is None else baseline_activity
+    ours, theirs_full = shared_activity(activity, chip), shared_activity(theirs, chip)
+    ps = simulate(chip, net, ours, batch=batch, batches=batches)
     return {
         "network": net.name,
         "batch": batch,
+        "activity": {
+            "pipesdfa": activity_source(activity, chip, origins[0]),
+            "pipelayer": activity_source(theirs, chip, origins[1]),
+        },
         "pipesdfa": _result(ps),
-        **versus(net, ps, baseline, activity, batches=batches),
-        "ablation": ablation(net, chip, ps, activity, batches=batches),
+        **versus(net, ps, baseline, theirs_full, batches=batches),
+        "ablation": ablation(net, chip, ps, ours, batches=batches),
     }
 
 
@@ -328,12 +411,14 @@ def paper_comparison(
     for name in networks:
         net = load_network(name)
         a, *grown = fit_chips(net, ps_chip, *others)
-        act, batch = Activity.uniform(net, rate), net.training.batch
+        uniform, batch = Activity.uniform(net, rate), net.training.batch
+        act = shared_activity(uniform, a)  # one activity for every chip of the row
         ps = simulate(a, net, act, batch=batch)
         row: dict[str, Any] = {
             "network": name,
             "batch": batch,
             "mesh": a.noc.mesh,
+            "activity": activity_source(uniform, a, f"assumed: spike rate {rate:g}, every layer"),
             "pipesdfa": _result(ps),
             "ablation": ablation(net, a, ps, act),
             "versus": {},
@@ -398,18 +483,51 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
     Assumption("device.read_energy_pj", 0.025, 1.08, "V²·Gmax·t (NeuroSim V2.1); NVSim"),
     Assumption("device.write_energy_pj", 2.0, 3910.0, "assumed at 2 V; NVSim (PipeLayer)"),
     Assumption("device.write_latency_ns", 10.0, 300_000.0, "assumed; NeuroSim RealDevice 300 µs"),
+    Assumption(
+        "activity.spike_rate",
+        0.02,
+        0.45,
+        "assumed 0.02 (a sparse event stream); measured on digits-mlp, pipesdfa-edge: inputs "
+        "0.31, hidden 0.45, outputs 0.10 (pipesdfa train --chip pipesdfa-edge --activity-out)",
+    ),
     Assumption("activity.error_bit_rate", 0.1, 0.5, "assumed"),
-    Assumption("activity.write_fraction", 0.1, 1.0, "assumed"),
+    Assumption(
+        "activity.write_fraction",
+        0.01,
+        1.0,
+        "measured on digits-mlp, pipesdfa-edge: 0.010 and 0.016 of the cells per batch "
+        "(pipesdfa train --chip pipesdfa-edge --activity-out); 1.0: every cell, every batch",
+    ),
+    Assumption(
+        "activity.pulses_per_cell",
+        1.0,
+        31.0,
+        "1: one pulse; 31: the device's whole range (pulse_levels − 1); measured on "
+        "digits-mlp, pipesdfa-edge: 15.3 per written cell",
+    ),
     Assumption("mapping.conv_replication", 1, 16, "PipeLayer's G: no single published value"),
 )
 """Every assumption ``compare --sensitivity`` moves, with its documented range."""
 
 
+def _with_activity(activity: Activity, field: str, value: Any) -> Activity:
+    """``activity`` with one of its assumptions (``activity.<name>``) set on every layer:
+    ``spike_rate`` is every input and output rate; the others override what was measured."""
+    n, name = len(activity.input_rates), field.removeprefix("activity.")
+    if name == "spike_rate":
+        return activity.model_copy(update={"input_rates": [value] * n, "output_rates": [value] * n})
+    if name == "error_bit_rate":
+        return activity.model_copy(update={name: value})
+    return activity.model_copy(update={name: [value] * n})
+
+
 def _ratios(
     net: NetworkSpec, chip: ChipSpec, baseline: ChipSpec, activity: Activity, batch: int
 ) -> tuple[float, float]:
-    """(speedup, energy ratio) of ``chip`` vs ``baseline``, grown alike if needed."""
+    """(speedup, energy ratio) of ``chip`` vs ``baseline``, grown alike if needed, both on
+    ``activity`` (filled from ``chip``'s assumed values, :func:`shared_activity`)."""
     a, b = fit_chips(net, chip, baseline)
+    activity = shared_activity(activity, a)
     ps = simulate(a, net, activity, batch=batch, keep_ops=False)
     result = versus(net, ps, b, activity, keep_ops=False)
     return result["speedup"], result["energy_ratio"]
@@ -418,10 +536,14 @@ def _ratios(
 def _at(
     job: tuple[NetworkSpec, ChipSpec, ChipSpec, Activity, int, str, Any],
 ) -> dict[str, Any]:
-    """The ratios with one field set on both chips, or why that value does not apply."""
+    """The ratios with one field set on both chips (an ``activity.`` one on the activity both
+    are costed on), or why that value does not apply."""
     net, chip, baseline, activity, batch, field, value = job
     try:
-        a, b = with_fields(chip, {field: value}), with_fields(baseline, {field: value})
+        if field.startswith("activity."):
+            a, b, activity = chip, baseline, _with_activity(activity, field, value)
+        else:
+            a, b = with_fields(chip, {field: value}), with_fields(baseline, {field: value})
         speedup, energy = _ratios(net, a, b, activity, batch)
     except SweepError as err:  # the value makes an invalid chip
         reason = str(err).removeprefix(f"--set {field}: ").removeprefix("chip: ")
@@ -440,12 +562,13 @@ def sensitivity(
     batch: int,
     assumptions: tuple[Assumption, ...] = ASSUMPTIONS,
     pool: Executor | None = None,
+    origin: str = "assumed",
 ) -> dict[str, Any]:
     """How far each assumption moves the verdict on ``net``: for every assumption, both
     chips (the original ones, grown alike again if needed) with the field at its low and
     its high value, and the speedup and energy ratio there. Sorted by ``influence``, the
     largest |ln(ratio at an end / ratio as shipped)| of either ratio. ``pool`` runs the
-    points in parallel."""
+    points in parallel; ``origin`` says where ``activity`` came from (the row ``activity``)."""
     _check_dataflows(chip, baseline)
     speedup, energy = _ratios(net, chip, baseline, activity, batch)
     jobs = [
@@ -475,6 +598,7 @@ def sensitivity(
         "network": net.name,
         "batch": batch,
         "chips": {"pipesdfa": chip.name, "pipelayer": baseline.name},
+        "activity": activity_source(activity, chip, f"{origin} (both chips)"),
         "speedup": speedup,
         "energy_ratio": energy,
         "sensitivity": rows,
@@ -514,6 +638,7 @@ def paper_sensitivity(
                 Activity.uniform(net, rate),
                 batch=net.training.batch,
                 pool=pool,
+                origin=f"assumed: spike rate {rate:g}, every layer",
             )
             for net in map(load_network, networks)
         ]

@@ -26,8 +26,8 @@ from pydantic import (
 
 from emulator.chip import Controller, run_sha, window_credit
 from emulator.chip.plan import Plan
-from emulator.compare import fit_chip
-from emulator.cost import Activity, OpActivity, simulate_run, write_activity
+from emulator.compare import fit_chip, recorded_training
+from emulator.cost import OpActivity, simulate_run
 from emulator.cost.schedule import check_schedule
 from emulator.learning.training import check_batch, fault_summary, load_for
 from emulator.limits import check_fits, mesh_need, training_needs
@@ -112,9 +112,16 @@ class RunConfig(BaseModel):
 
 
 class Comparison(BaseModel):
-    """PipeLayer on the run's own activity, by the cost model."""
+    """PipeLayer, by the cost model, on its own activity measured as the run's is."""
 
     baseline: str = Field(description="The PipeLayer chip (grown to hold the network).")
+    activity: dict[str, str] = Field(
+        description="Where each side's activity came from (pipesdfa, pipelayer): both measured."
+    )
+    baseline_training: dict[str, Any] = Field(
+        description="The BPTT training that measured PipeLayer's activity: train_accuracy, "
+        "test_accuracy, weights_sha256."
+    )
     pipelayer: dict[str, Any] = Field(
         description="Its time_ns, energy_pj and energy_breakdown_pj for the run's training."
     )
@@ -274,7 +281,10 @@ def _run(
     )
     if cfg.inject_failure is not None:
         _check_failure(cfg.inject_failure, cfg.runtime, plan, controller.train_batches)
-    baseline = fit_chip(_chip(cfg.baseline), net)
+    baseline = _chip(cfg.baseline)
+    if baseline.dataflow != "pipelayer":
+        raise ValueError(f"baseline: {baseline.name} is a {baseline.dataflow} chip, not pipelayer")
+    baseline = fit_chip(baseline, net)
     for costed in (chip, baseline):  # their replays come after training: check them now
         check_schedule(costed, net, controller.batch_sizes())
     saved = checkpoints.resume(cfg.resume, controller) if cfg.resume is not None else None
@@ -321,7 +331,22 @@ def _run(
         actors = len(rt.actors)
     counters = _counters(reports)
     timeline = emulated_timeline(plan, reports, controller.batch_sizes())
-    comparison = compare_run(plan, timeline, baseline) if timeline.record is not None else None
+    comparison = None
+    if timeline.record is not None:
+        if notify is not None:
+            notify(f"training BPTT on {baseline.name}'s crossbar model for PipeLayer's activity")
+        record, training = recorded_training(
+            net,
+            baseline,
+            data_set,
+            algorithm="bptt",
+            seed=cfg.seed,
+            epochs=cfg.epochs,
+            batch=batch,
+            lr=cfg.lr,
+            optimizer=cfg.optimizer,
+        )
+        comparison = compare_run(plan, timeline, baseline, record, training)
     return RunResult(
         network=net.name,
         chip=chip.name,
@@ -467,20 +492,18 @@ def ops_log(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(ops, key=lambda op: (op["start_ps"], op["end_ps"], op["core"]))
 
 
-def compare_run(plan: Plan, timeline: Timeline, baseline: ChipSpec) -> dict[str, Any]:
-    """PipeLayer on the same network and the same per-op spike activity (the run's record;
-    PipeLayer's weight writes at its default write activity), replayed by the cost model."""
+def compare_run(
+    plan: Plan,
+    timeline: Timeline,
+    baseline: ChipSpec,
+    record: OpActivity,
+    training: dict[str, Any],
+) -> dict[str, Any]:
+    """PipeLayer on the same network, costed on its own measured activity (``record``: BPTT
+    trained on its chip's crossbar model, :func:`emulator.compare.recorded_training`, whose
+    accuracies and SHA-256 are ``training``) by the cost model, beside the emulated run
+    (the cores' record)."""
     assert timeline.record is not None
-    if baseline.dataflow != "pipelayer":
-        raise ValueError(f"baseline: {baseline.name} is a {baseline.dataflow} chip, not pipelayer")
-    baseline = fit_chip(baseline, plan.net)
-    defaults = [
-        write_activity(baseline, Activity.uniform(plan.net, 0.0), i)
-        for i in range(len(plan.layers))
-    ]
-    record = timeline.record.model_copy(
-        update={"writes": [defaults for _ in timeline.record.writes]}
-    )
     pl = simulate_run(baseline, plan.net, record)
     pl_energy = sum(pl.energy_pj_total.values())
     ps_energy = sum(timeline.energy_pj.values())
@@ -493,6 +516,13 @@ def compare_run(plan: Plan, timeline: Timeline, baseline: ChipSpec) -> dict[str,
         },
         "speedup": pl.time_ps_total / timeline.time_ps if timeline.time_ps else None,
         "energy_ratio": pl_energy / ps_energy if ps_energy else None,
+        "activity": {
+            "pipesdfa": f"measured: the emulated cores' {plan.algorithm} training "
+            f"({timeline.record.samples:,} samples)",
+            "pipelayer": f"measured: BPTT trained by the reference model on {baseline.name}'s "
+            f"crossbar model, same data, seed and epochs ({record.samples:,} samples)",
+        },
+        "baseline_training": training,
     }
 
 

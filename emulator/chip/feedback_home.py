@@ -10,11 +10,10 @@ from typing import Any
 import numpy as np
 
 from emulator.chip.clock import Clock
-from emulator.chip.gradient_unit import rate
 from emulator.chip.plan import FeedbackPlan, Plan
 from emulator.chip.window import Window, check_credit, check_part, sum_in_block_order
+from emulator.cost import error_bit_rates
 from emulator.learning import feedback_scale
-from emulator.physics.crossbar import bit_planes
 from emulator.runtime.frames import Error, Feedback, Frame
 
 
@@ -39,10 +38,7 @@ class FeedbackHome:
         check_credit(self.name, self.plan.window_credit, seq, self.next, "the feedback group's")
         if head.ready_ps is None or len(head.ready_ps) != head.window.size:
             raise ValueError(f"{self.name}: the feedback group's error needs its ready_ps")
-        e = frame.array()
-        planes, _ = bit_planes(e, self.plan.chip.crossbar.error_bits)
-        reads = planes.shape[0] * planes.shape[1]
-        rates = [rate(int(planes[:, :, i].sum()), reads * e.shape[1]) for i in range(len(e))]
+        rates = error_bit_rates(frame.array(), self.plan.chip.crossbar.error_bits)
         self.errors[seq] = (head.ready_ps, rates)
         return [frame.model_copy(update={"src": self.name, "dst": pe}) for pe in self.group.pes]
 

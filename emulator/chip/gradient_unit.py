@@ -8,13 +8,7 @@ from typing import Any
 
 from emulator.chip.clock import Clock
 from emulator.chip.plan import Plan
-from emulator.cost import grad_order
-
-
-def rate(active: int, size: int) -> float:
-    """A fraction of inputs active: the one formula every core records and costs with."""
-    return active / size
-
+from emulator.cost import grad_order, rate
 
 Ends = list[tuple[int, int]]
 """(sample, end ps) of finished gradients."""

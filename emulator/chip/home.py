@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from emulator.chip.gradient_unit import rate
 from emulator.chip.plan import LayerPlan
 from emulator.chip.window import (
     CONTROLLER,
@@ -23,7 +22,7 @@ from emulator.chip.window import (
     expect,
     sum_in_block_order,
 )
-from emulator.cost import grad_ready_ps, xbar_ready_ps
+from emulator.cost import grad_ready_ps, rate, write_rates, xbar_ready_ps
 from emulator.learning import local_gradient, make_optimizer, output_spike_error, spike_error
 from emulator.learning.snn import pool_steps
 from emulator.physics.blocks import block_part, update_steps
@@ -285,8 +284,7 @@ class LayerHome:
             return []
         del self.written[version]
         _, cells, pulses = acks
-        fraction = cells / run.mapping.layers[layer.index].cells
-        per_cell = pulses / cells if cells else 0.0
+        fraction, per_cell = write_rates(run.mapping.layers[layer.index].cells, cells, pulses)
         self.tile.clock.run(
             costs.write(layer.index, fraction, per_cell), max(ends.values()), version
         )

@@ -8,9 +8,10 @@ from typing import Any
 
 from emulator.chip.clock import Clock
 from emulator.chip.feedback_home import FeedbackHome
-from emulator.chip.gradient_unit import GradientUnit, rate
+from emulator.chip.gradient_unit import GradientUnit
 from emulator.chip.home import LayerHome
 from emulator.chip.plan import Plan
+from emulator.cost import rate
 from emulator.learning.snn import Neuron
 from emulator.runtime.frames import (
     Error,

@@ -8,7 +8,10 @@ from emulator.cost.activity import (
     OpActivity,
     default_pulses_per_cell,
     error_bit_rate,
+    error_bit_rates,
+    rate,
     write_activity,
+    write_rates,
 )
 from emulator.cost.model import BUFFER_CLASSES, CostModel
 from emulator.cost.schedule import (
@@ -40,12 +43,15 @@ __all__ = [
     "Timeline",
     "default_pulses_per_cell",
     "error_bit_rate",
+    "error_bit_rates",
     "grad_order",
     "grad_ready_ps",
     "is_exclusive",
+    "rate",
     "simulate",
     "simulate_run",
     "start_ps",
     "write_activity",
+    "write_rates",
     "xbar_ready_ps",
 ]

@@ -7,11 +7,34 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from emulator.physics.crossbar import bit_planes
 from emulator.spec import ChipSpec, NetworkSpec, weighted_layers
 
 Rate = Annotated[float, Field(ge=0.0, le=1.0)]
+
+# ---------------------------------------------------------- the rules every record follows
+
+
+def rate(active: int, size: int) -> float:
+    """A fraction of inputs active: the one formula every core and recorder measures with."""
+    return active / size
+
+
+def error_bit_rates(e: np.ndarray, error_bits: int) -> list[float]:
+    """Per row of ``e`` (B, n): the fraction of rows active over its bit-serial read, the
+    sign-magnitude planes of ``error_bits`` bits (:func:`~emulator.physics.crossbar.bit_planes`)."""
+    planes, _ = bit_planes(e, error_bits)
+    reads = planes.shape[0] * planes.shape[1]
+    return [rate(int(planes[:, :, i].sum()), reads * e.shape[1]) for i in range(len(e))]
+
+
+def write_rates(cells: int, cells_written: int, pulses: int) -> tuple[float, float]:
+    """(fraction of a layer's ``cells`` written, mean pulses per written cell) of one update."""
+    return cells_written / cells, pulses / cells_written if cells_written else 0.0
+
 
 # ------------------------------------------------------------------------------- activity
 

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from emulator.learning.model import ReferenceModel, weights_sha256
+from emulator.learning.model import Observer, ReferenceModel, weights_sha256
 from emulator.learning.snn import events_to_steps, rate_encode
 from emulator.rng import stream
 from emulator.spec import NetworkSpec, epoch_lr, training_options
@@ -91,6 +91,7 @@ def train(
     progress: Callable[[int, int, float], None] | None = None,
     eval_each_epoch: bool = False,
     val_fraction: float = 0.0,
+    observe: Observer | None = None,
 ) -> dict[str, Any]:
     """Train ``net`` on ``dataset`` and measure train and test accuracy at the end.
 
@@ -107,7 +108,8 @@ def train(
     ``stream(seed, "validation").permutation(N)``; the epochs then order the rest): each
     epoch's history gets its validation accuracy, and the weights of the best epoch (the
     first of the highest) are kept: the accuracies, ``weights_sha256`` and the model are the
-    best epoch's, ``best_epoch`` says which.
+    best epoch's, ``best_epoch`` says which. ``observe`` sees every training batch
+    (:meth:`ReferenceModel.train_batch`).
     """
     t = training_options(net, epochs=epochs, batch=batch)
     epochs, batch = t.epochs, t.batch
@@ -137,7 +139,7 @@ def train(
                 key=("train", epoch),
                 sample_ids=ids,
             )
-            loss = model.train_batch(spikes, dataset.y_train[ids], (epoch, j))
+            loss = model.train_batch(spikes, dataset.y_train[ids], (epoch, j), observe)
             right += int(np.sum(model.last_fr.argmax(axis=1) == dataset.y_train[ids]))
             total += loss * len(ids)
             if progress is not None:

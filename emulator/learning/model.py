@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -181,6 +181,11 @@ class Trace:
     fr: np.ndarray
 
 
+Observer = Callable[["ReferenceModel", Trace, np.ndarray], None]
+"""What :meth:`ReferenceModel.train_batch` tells an observer: the model, the batch's trace and
+its output error e (B, C_out), after the update (e.g. :class:`emulator.cost.TrainingRecorder`)."""
+
+
 class ReferenceModel:
     """A network, its weights (in backends), its algorithm and its optimizer.
 
@@ -273,10 +278,10 @@ class ReferenceModel:
         self, x: np.ndarray, y: np.ndarray, event: tuple[int, ...] = ()
     ) -> list[np.ndarray]:
         """``∂loss/∂W`` per weighted layer under the model's algorithm (to be descended)."""
-        return self._gradients(self.forward(x, event), y, event)
+        trace = self.forward(x, event)
+        return self._gradients(trace, self.output_error(trace.fr, y), event)
 
-    def _gradients(self, trace: Trace, y: np.ndarray, event: tuple[int, ...]) -> list[np.ndarray]:
-        e = self.output_error(trace.fr, y)
+    def _gradients(self, trace: Trace, e: np.ndarray, event: tuple[int, ...]) -> list[np.ndarray]:
         if self.algorithm == "bptt":
             return self._bptt(trace, e)
         steps = trace.x[0].shape[0]
@@ -339,13 +344,23 @@ class ReferenceModel:
 
     # --------------------------------------------------------------- training
 
-    def train_batch(self, x: np.ndarray, y: np.ndarray, event: tuple[int, ...] = ()) -> float:
-        """One update: gradients → optimizer → each backend's ``apply_update``; the batch loss."""
+    def train_batch(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        event: tuple[int, ...] = (),
+        observe: Observer | None = None,
+    ) -> float:
+        """One update: gradients → optimizer → each backend's ``apply_update``; the batch loss.
+        ``observe(model, trace, e)`` sees the batch once its update is applied."""
         trace = self.forward(x, event)
         self.last_fr = trace.fr
-        deltas = self.optimizer.step(self._gradients(trace, y, event))
+        e = self.output_error(trace.fr, y)
+        deltas = self.optimizer.step(self._gradients(trace, e, event))
         for backend, delta in zip(self.backends, deltas, strict=True):
             backend.apply_update(delta, event)
+        if observe is not None:
+            observe(self, trace, e)
         return self.loss(trace.fr, y)
 
     def weights(self) -> list[np.ndarray]:

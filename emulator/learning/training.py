@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from emulator.cost import Activity
+from emulator.cost import Activity, error_bit_rates
 from emulator.data.datasets import Dataset, DatasetError, load_dataset
 from emulator.learning import (
+    Observer,
     ReferenceModel,
     feedback_widths,
     init_weights,
@@ -135,14 +136,21 @@ ACTIVITY_EVENT = 1_000_002
 
 
 def measure_activity(
-    model: ReferenceModel, data_set: Dataset, seed: int, counters: dict[str, Counters] | None
+    model: ReferenceModel,
+    data_set: Dataset,
+    seed: int,
+    counters: dict[str, Counters] | None,
+    error_bits: int | None = None,
 ) -> Activity:
     """Spike rates of the trained model over the training set; write activity from counters.
 
     Input and output rates are the mean of every weighted layer's input spikes and of its
     neurons' spikes over all steps and samples. On a chip, ``write_fraction`` is the cells
     written per update over the layers' cells and ``pulses_per_cell`` the mean pulses per
-    written cell, from the crossbar counters of the whole run.
+    written cell, from the crossbar counters of the whole run; with ``error_bits`` (a chip's
+    and a network with hidden layers, whose error is read) ``error_bit_rate`` is the mean bit
+    rate of the output error's bit-serial read over the training set
+    (:func:`emulator.cost.error_bit_rates`, as the cores record it).
     """
     weighted = weighted_layers(model.net)
     ones_in = np.zeros(len(weighted))
@@ -151,6 +159,7 @@ def measure_activity(
     seen_out = np.zeros(len(weighted))
     x, n = data_set.x_train, len(data_set.x_train)
     size = model.net.training.eval_batch
+    bit_rates: list[float] = []
     for j, start in enumerate(range(0, n, size)):
         ids = np.arange(start, min(start + size, n))
         spikes = network_inputs(
@@ -162,6 +171,9 @@ def measure_activity(
             sample_ids=ids,
         )
         trace = model.forward(spikes, (ACTIVITY_EVENT, j))
+        if error_bits is not None:
+            e = model.output_error(trace.fr, data_set.y_train[ids])
+            bit_rates += error_bit_rates(e, error_bits)
         for k, i in enumerate(weighted):
             ones_in[k] += trace.x[i].sum()
             seen_in[k] += trace.x[i].size
@@ -176,6 +188,7 @@ def measure_activity(
         output_rates=list(ones_out / seen_out),
         write_fraction=fraction,
         pulses_per_cell=pulses,
+        error_bit_rate=float(np.mean(bit_rates)) if bit_rates else None,
     )
 
 
@@ -208,13 +221,15 @@ def run_training(
     activity_out: str | None = None,
     val_fraction: float = 0.0,
     loading: Callable[[int, int], None] | None = None,
+    observe: Observer | None = None,
 ) -> dict[str, Any]:
     """Train the reference model; the JSON-able summary ``pipesdfa train --json`` prints.
     On a ``chip``, the chip must hold the network (:class:`~emulator.physics.mapping.MappingError`
     otherwise, as ``pipesdfa run``).
 
     ``activity_out`` names a file for the measured :class:`~emulator.cost.Activity`
-    (``pipesdfa compare --activity``).
+    (``pipesdfa compare --activity``); ``observe`` sees every training batch
+    (:meth:`~emulator.learning.ReferenceModel.train_batch`).
     """
     start = time.perf_counter()
     check_seed(seed)
@@ -242,6 +257,7 @@ def run_training(
         model=model,
         progress=progress,
         val_fraction=val_fraction,
+        observe=observe,
     )
     result.update(network=net.name, dataset=dataset, chip=chip.name if chip else None)
     counters = None
@@ -252,7 +268,9 @@ def run_training(
         stuck = [s for b in model.backends for s in b.bank.block_stuck()]
         result["faults"] = fault_summary(chip, stuck)
     if activity_out is not None:
-        activity = measure_activity(model, data_set, seed, counters)
+        reads_error = chip is not None and len(weighted_layers(net)) > 1
+        bits = chip.crossbar.error_bits if reads_error else None
+        activity = measure_activity(model, data_set, seed, counters, bits)
         _write_text(activity_out, activity.model_dump_json(indent=2))
         result["activity"] = activity.model_dump()
     result["wall_s"] = time.perf_counter() - start

@@ -11,6 +11,22 @@ if TYPE_CHECKING:
     from emulator.run import RunResult
 
 
+def energy_rows(ours: dict[str, float], theirs: dict[str, float]) -> list[list[str]]:
+    """One row per energy component either side spent (both breakdowns' keys, in order),
+    so the rows add up to both totals."""
+    rows = []
+    for part in dict.fromkeys([*ours, *theirs]):
+        value, other = ours.get(part, 0.0), theirs.get(part, 0.0)
+        if value or other:
+            rows.append([f"  {part}", si(value, "pJ"), si(other, "pJ")])
+    return rows
+
+
+def activity_lines(activity: dict[str, str]) -> list[str]:
+    """Where each side's activity came from, a line each."""
+    return [f"activity of {side}: {source}" for side, source in activity.items()]
+
+
 def compare_text(r: dict[str, Any]) -> str:
     """``pipesdfa compare`` on one network."""
     ps, pl = r["pipesdfa"], r["pipelayer"]
@@ -28,12 +44,10 @@ def compare_text(r: dict[str, Any]) -> str:
             si(pl["energy_pj_per_sample"], "pJ"),
         ],
     ]
-    for part, value in ps["energy_breakdown_pj"].items():
-        other = pl["energy_breakdown_pj"][part]
-        if value or other:
-            rows.append([f"  {part}", si(value, "pJ"), si(other, "pJ")])
+    rows += energy_rows(ps["energy_breakdown_pj"], pl["energy_breakdown_pj"])
     lines.append(table(rows, ["", "PipeSDFA", "PipeLayer"]))
     lines.append("")
+    lines += activity_lines(r["activity"])
     lines.append(f"speedup {r['speedup']:.3g}x   energy ratio {r['energy_ratio']:.3g}x")
     ablation = ", ".join(
         f"{level} off {a['slowdown']:.3g}x slower" for level, a in r["ablation"].items()
@@ -136,16 +150,17 @@ def run_text(r: RunResult) -> str:
             ["emulated time", si(r.time_ns, "ns"), si(pl["time_ns"], "ns")],
             ["energy", si(r.energy_pj, "pJ"), si(pl["energy_pj"], "pJ")],
         ]
-        for part, value in r.energy_breakdown_pj.items():
-            other = pl["energy_breakdown_pj"].get(part, 0.0)
-            if value or other:
-                rows.append([f"  {part}", si(value, "pJ"), si(other, "pJ")])
+        rows += energy_rows(r.energy_breakdown_pj, pl["energy_breakdown_pj"])
+        bl = c.baseline_training
         lines += [
             "",
-            f"Training on the chip ({r.samples_trained} samples, {r.cycles} cycles) vs "
-            f"PipeLayer ({c.baseline}) on the same activity:",
+            f"Training on the chip ({r.samples_trained} samples, {r.cycles:,} cycles) vs "
+            f"PipeLayer ({c.baseline}), each on its own measured activity:",
             table(rows, ["", "PipeSDFA (emulated)", "PipeLayer (cost model)"]),
             f"speedup {c.speedup:.3g}x   energy ratio {c.energy_ratio:.3g}x",
+            *activity_lines(c.activity),
+            f"  (PipeLayer's BPTT there: train accuracy {bl['train_accuracy']:.4f}, "
+            f"test accuracy {bl['test_accuracy']:.4f})",
         ]
     return "\n".join(lines)
 
