@@ -162,19 +162,52 @@ def test_compare_sensitivity_moves_each_assumption_on_both_chips(
     assert influence == sorted(influence, reverse=True)
     net = load_network("braille-3fc")
     act = Activity.uniform(net, 0.1)
-    for row in rows[:3]:  # each end is compare on both chips with the field set alike
+    picked = rows[:3] + [r for r in rows[3:] if r["field"].startswith("activity.")]
+    for row in picked:  # each end is compare on both chips with the field set alike
         for k, value in enumerate((row["low"], row["high"])):
-            chips = [
-                with_fields(load_chip(n), {row["field"]: value})
-                for n in ("pipesdfa-edge", "pipelayer")
-            ]
-            alone = compare(net, *chips, act, batch=net.training.batch)
+            names, at = ("pipesdfa-edge", "pipelayer"), act
+            if row["field"] == "activity.spike_rate":  # every layer's inputs and outputs
+                at = Activity.uniform(net, value)
+            elif row["field"] == "activity.error_bit_rate":
+                at = act.model_copy(update={"error_bit_rate": value})
+            elif row["field"].startswith("activity."):  # one value per layer
+                name = row["field"].removeprefix("activity.")
+                at = act.model_copy(update={name: [value] * len(act.input_rates)})
+            else:
+                chips = [with_fields(load_chip(n), {row["field"]: value}) for n in names]
+            if at is not act:
+                chips = [load_chip(n) for n in names]
+            alone = compare(net, *chips, at, batch=net.training.batch)
             assert row["speedup"][k] == pytest.approx(alone["speedup"], rel=1e-12)
             assert row["energy_ratio"][k] == pytest.approx(alone["energy_ratio"], rel=1e-12)
     shipped = compare(net, load_chip("pipesdfa-edge"), load_chip("pipelayer"), act, batch=32)
     assert out["speedup"] == shipped["speedup"]
     readout = next(r for r in rows if r["field"] == "crossbar.serial_readout")
     assert readout["speedup"][1] is None and "needs readout: if_counter" in readout["note"]
+
+
+def test_the_sweep_covers_the_spike_rate_and_what_the_chip_measures(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The spike rate has its row, and the write-fraction and pulse ranges hold what
+    training on the chip measures on digits (train --chip --activity-out)."""
+    measured = tmp_path / "activity.json"
+    argv = ["train", "--chip", "pipesdfa-edge", "--epochs", "5", "--activity-out", str(measured)]
+    assert main([*argv, "--json"]) == 0
+    capsys.readouterr()
+    act = Activity.model_validate_json(measured.read_text())
+    out = _json(capsys, "compare", "--network", "digits-mlp", "--sensitivity", "--json")
+    rows = {r["field"]: r for r in out["sensitivity"]}
+    rate = rows["activity.spike_rate"]
+    assert rate["low"] <= min(act.input_rates + act.output_rates)
+    assert rate["high"] >= max(act.input_rates + act.output_rates)
+    assert rate["speedup"][0] != rate["speedup"][1]  # the spikes move the verdict
+    fraction, pulses = rows["activity.write_fraction"], rows["activity.pulses_per_cell"]
+    assert act.write_fraction and act.pulses_per_cell
+    assert fraction["low"] <= min(act.write_fraction) and fraction["high"] == 1.0
+    assert pulses["low"] <= min(act.pulses_per_cell) <= max(act.pulses_per_cell) <= pulses["high"]
+    assert "measured" in fraction["source"] and "assumed" in rate["source"]
+    assert out["activity"].startswith("assumed: spike rate 0.1")
 
 
 def test_compare_paper_sensitivity_covers_every_paper_network(
