@@ -342,7 +342,12 @@ def _compare(args: argparse.Namespace) -> int:
                 "PipeLayer": result["pipelayer"]["energy_breakdown_pj"],
             },
             args.plot,
-            title=f"{net.name}: energy per sample, PipeSDFA vs PipeLayer",
+            title=f"{net.name}: energy per sample, PipeSDFA ({result['pipesdfa']['mapping']['chip']})"
+            f" vs PipeLayer ({result['pipelayer']['mapping']['chip']})",
+            activity={
+                "PipeSDFA": result["activity"]["pipesdfa"],
+                "PipeLayer": result["activity"]["pipelayer"],
+            },
         )
         result["plot"] = args.plot
     return _compare_out(args, result, render.compare_text)
@@ -462,7 +467,12 @@ def _run_plots(path: str, result: RunResult) -> list[str]:
                 "PipeLayer (cost model)": result.comparison.pipelayer["energy_breakdown_pj"],
             },
             energy,
-            title=f"{result.network}: training energy, PipeSDFA vs PipeLayer",
+            title=f"{result.network}: training energy, PipeSDFA ({result.chip}) vs PipeLayer "
+            f"({result.comparison.baseline})",
+            activity={
+                "PipeSDFA": result.comparison.activity["pipesdfa"],
+                "PipeLayer": result.comparison.activity["pipelayer"],
+            },
         )
         paths.append(energy)
     return paths

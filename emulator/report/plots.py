@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,7 @@ def energy_breakdown(
     path: str | Path,
     *,
     title: str | None = None,
+    activity: Mapping[str, str] | None = None,
 ) -> str:
     """Stacked bars of energy per component, one bar per configuration.
 
@@ -156,6 +158,8 @@ def energy_breakdown(
         Where to write the PNG.
     title
         The figure's title (default "Energy breakdown").
+    activity
+        Configuration → where its activity came from, written under the bars.
 
     Returns
     -------
@@ -190,8 +194,12 @@ def energy_breakdown(
     for x, total in enumerate(bottom):
         ax.annotate(f"{total:.3g}", (x, total), ha="center", va="bottom", fontsize="small")
     ax.set_ylabel(f"energy ({unit})")
-    ax.set_title(title)
+    ax.set_title(textwrap.fill(title, 60), fontsize="medium")
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
+    if activity:
+        lines = [f"activity of {config}: {source}" for config, source in activity.items()]
+        note = "\n".join(textwrap.fill(line, 110, subsequent_indent="    ") for line in lines)
+        fig.supxlabel(note, fontsize="x-small", ha="left", x=0.01)
     return _save(fig, path, title)
 
 
