@@ -47,7 +47,7 @@ def _validate(args: argparse.Namespace) -> int:
     failed = False
     for name in args.files:
         try:
-            loaded = spec.load_file(name)
+            loaded = spec.load_file(spec.resolve_any(name))
         except spec.TopologyError as err:
             print(err, file=sys.stderr)
             failed = True
@@ -55,6 +55,33 @@ def _validate(args: argparse.Namespace) -> int:
         kind = "network" if isinstance(loaded, spec.NetworkSpec) else "chip"
         print(f"{name}: ok ({kind} {loaded.name})")
     return EXIT_USAGE if failed else 0
+
+
+def _presets(args: argparse.Namespace) -> int:
+    rows = spec.presets()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for kind in ("chip", "network"):
+        print(f"{kind}s:")
+        width = max(len(r["name"]) for r in rows if r["kind"] == kind)
+        for r in rows:
+            if r["kind"] == kind:
+                print(f"  {r['name']:<{width}}  {r['description']}")
+    print("\n`pipesdfa show NAME` prints one with its base: merged and every default filled")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    loaded = spec.load_file(spec.resolve_any(args.file))
+    data = loaded.model_dump(mode="json")
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        import yaml
+
+        print(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), end="")
+    return 0
 
 
 def _schema(args: argparse.Namespace) -> int:
@@ -336,14 +363,15 @@ def _compare(args: argparse.Namespace) -> int:
     if args.plot:
         from emulator.report.plots import energy_breakdown
 
+        ps_name = result["pipesdfa"]["mapping"]["chip"]
+        pl_name = result["pipelayer"]["mapping"]["chip"]
         energy_breakdown(
             {
                 "PipeSDFA": result["pipesdfa"]["energy_breakdown_pj"],
                 "PipeLayer": result["pipelayer"]["energy_breakdown_pj"],
             },
             args.plot,
-            title=f"{net.name}: energy per sample, PipeSDFA ({result['pipesdfa']['mapping']['chip']})"
-            f" vs PipeLayer ({result['pipelayer']['mapping']['chip']})",
+            title=f"{net.name}: energy per sample, PipeSDFA ({ps_name}) vs PipeLayer ({pl_name})",
             activity={
                 "PipeSDFA": result["activity"]["pipesdfa"],
                 "PipeLayer": result["activity"]["pipelayer"],
@@ -593,6 +621,11 @@ def _scale(args: argparse.Namespace) -> int:
 
     net = spec.load_network(args.network)
     chip, baseline = spec.load_chip(args.chip), spec.load_chip(args.baseline)
+    if not args.set:
+        raise UserError(
+            "give at least one --set FIELD=v1,v2,... to sweep, e.g. --set tile.pes=2,4,8 "
+            "or --set noc.mesh=2x2,4x4 (`pipesdfa show pipesdfa-edge` lists the fields)"
+        )
     try:
         fields = scaling.parse_sets(args.set)
         grid = scaling.points(fields)
@@ -894,16 +927,57 @@ def _positive(kind: Callable[[str], Any], *, zero: bool = False) -> Callable[[st
     return parse
 
 
+class _Help(argparse.HelpFormatter):
+    """Each option's default at the end of its help, where it has one worth saying."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        quiet = default in (None, False, argparse.SUPPRESS) or default == []
+        if quiet or "default" in text or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """Every (sub)parser: no abbreviated options (``--baselin`` is an error, not
+    ``--baseline``) and each option's default in its help."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        kw.setdefault("allow_abbrev", False)
+        kw.setdefault("formatter_class", _Help)
+        super().__init__(*args, **kw)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pipesdfa-emulator")
+    except PackageNotFoundError:  # a checkout on PYTHONPATH, not installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="pipesdfa",
         description="Emulate PipeSDFA, a memristor chip training SNNs with SDFA.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("validate", help="check chip and network files")
-    p.add_argument("files", nargs="+", type=Path)
+    p.add_argument(
+        "files", nargs="+", metavar="FILE", help="chip or network files, or shipped names"
+    )
     p.set_defaults(func=_validate)
+    p = sub.add_parser("presets", help="list the shipped chips and networks")
+    p.add_argument("--json", action="store_true", help="print one JSON list")
+    p.set_defaults(func=_presets)
+    p = sub.add_parser("show", help="print a chip or network fully resolved")
+    p.add_argument("file", metavar="FILE", help="a chip or network file, or a shipped name")
+    p.add_argument("--json", action="store_true", help="JSON instead of YAML")
+    p.set_defaults(func=_show)
     p = sub.add_parser("schema", help="print the JSON Schema of a file kind")
     p.add_argument("kind", choices=("chip", "network", "checkpoint", "run"))
     p.set_defaults(func=_schema)

@@ -63,7 +63,8 @@ def test_overrides_reach_the_trainer(capsys: pytest.CaptureFixture[str]) -> None
         (["--dataset", "mnist-idx", "--data", "/no/such/dir"], "/no/such/dir"),
         (["--network", "nmnist-mlp2"], "digits: samples have 64 values"),
         (["--network", "/no/net.yaml"], "/no/net.yaml: file not found"),
-        (["--chip", "nope"], "nope.yaml: file not found"),
+        (["--chip", "nope"], "nope: no such file, and no shipped chip of that name"),
+        (["--chip", "pipesdfa-edg"], "(did you mean 'pipesdfa-edge'?)"),
     ],
 )
 def test_bad_input_is_one_line(
@@ -77,13 +78,15 @@ def test_bad_input_is_one_line(
 
 def test_console_script_runs_as_a_module() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "emulator.cli", "validate", "tiny"],
+        [sys.executable, "-m", "emulator.cli", "validate", "tiny", "tiny-mlp", "tiny-mlq"],
         capture_output=True,
         text=True,
         check=False,
     )
-    # A bare name is not a file for validate: the error names it, exit 2, no traceback.
-    assert done.returncode == 2 and "tiny: file not found" in done.stderr
+    # Shipped names are validated as their files; an unknown one is named, with the closest.
+    assert done.stdout.splitlines() == ["tiny: ok (chip tiny)", "tiny-mlp: ok (network tiny-mlp)"]
+    assert done.returncode == 2 and "tiny-mlq: no such file" in done.stderr
+    assert "(did you mean 'tiny-mlp'?)" in done.stderr
 
 
 @pytest.mark.slow

@@ -25,7 +25,11 @@ from emulator.spec.files import (
     load_chip,
     load_file,
     load_network,
+    preset_names,
+    presets,
     resolve,
+    resolve_any,
+    suggestion,
     with_fields,
 )
 from emulator.spec.network import (
@@ -75,7 +79,11 @@ __all__ = [
     "load_file",
     "load_network",
     "pools_after",
+    "preset_names",
+    "presets",
     "resolve",
+    "resolve_any",
+    "suggestion",
     "training_options",
     "weighted_layers",
     "with_fields",

@@ -7,14 +7,16 @@ A bad file fails with :class:`TopologyError`, whose message is ``FILE: field.pat
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from emulator.limits import MAX_SPEC_BYTES, excerpt, read_regular
 from emulator.spec.chip import ChipSpec, Spec
@@ -44,7 +46,11 @@ def with_fields(chip: ChipSpec, values: dict[str, Any]) -> ChipSpec:
                 raise SweepError(f"--set {dotted}: {part!r} is not a section of a chip file")
             node = node[part]
         if leaf not in node:
-            raise SweepError(f"--set {dotted}: no field {leaf!r} in a chip file")
+            where = ".".join(parents) or "a chip file"
+            fields = [".".join([*parents, k]) for k in node]
+            raise SweepError(
+                f"--set {dotted}: no field {leaf!r} in {where}{suggestion(dotted, fields)}"
+            )
         node[leaf] = value
     if "noc.mesh" in values and "tiles" not in values:
         rows, cols = (int(v) for v in str(values["noc.mesh"]).split("x"))
@@ -105,8 +111,21 @@ def _count_nodes(data: Any, limit: int) -> int:
     return count
 
 
-def format_errors(path: Path, err: ValidationError) -> str:
-    """Each pydantic error of the file at ``path`` as one ``FILE: field.path: reason`` line."""
+def _field_hint(model: type[BaseModel] | None, loc: tuple) -> str:
+    """`` (did you mean X?)`` for an unknown key: the closest field of its section."""
+    section: Any = model
+    for part in loc[:-1]:
+        fields = getattr(section, "model_fields", None)
+        if fields is None or not isinstance(part, str) or part not in fields:
+            return ""
+        section = fields[part].annotation
+    fields = getattr(section, "model_fields", None)
+    return suggestion(str(loc[-1]), fields) if fields else ""
+
+
+def format_errors(path: Path, err: ValidationError, model: type[BaseModel] | None = None) -> str:
+    """Each pydantic error of the file at ``path`` as one ``FILE: field.path: reason`` line
+    (an unknown key of ``model`` with the closest field name)."""
     lines = []
     for e in err.errors(include_url=False):
         loc = ".".join(_part(p) for p in e["loc"] if not _is_union_tag(p))
@@ -116,6 +135,8 @@ def format_errors(path: Path, err: ValidationError) -> str:
         if m:
             loc = f"{loc}.{m[1]}" if loc else m[1]
             msg = m[2]
+        if e["type"] == "extra_forbidden":
+            msg += _field_hint(model, e["loc"])
         lines.append(f"{path}: {loc or '(file)'}: {_one_line(msg)}")
     if len(lines) > MAX_ERROR_LINES:
         lines[MAX_ERROR_LINES:] = [f"{path}: … and {len(lines) - MAX_ERROR_LINES} more errors"]
@@ -168,7 +189,7 @@ def load_file(path: str | os.PathLike, kind: str | None = None) -> ChipSpec | Ne
     try:
         return _KINDS[kind].model_validate(data)
     except ValidationError as err:
-        raise TopologyError(format_errors(path, err)) from None
+        raise TopologyError(format_errors(path, err, _KINDS[kind])) from None
 
 
 def _read_mapping(path: Path) -> dict[str, Any]:
@@ -186,7 +207,10 @@ def _with_bases(path: Path, data: dict[str, Any], kind: str, chain: list[Path]) 
     name = data.pop("base")
     if not isinstance(name, str) or not name.strip():
         raise TopologyError(f"{path}: base: expected a file name or path, got {_kind(name)}")
-    base = _base_path(path, name.strip(), kind)
+    try:
+        base = _base_path(path, name.strip(), kind)
+    except TopologyError as err:
+        raise TopologyError(f"{path}: base: {err}") from None
     if base.resolve() in chain:
         raise TopologyError(f"{path}: base: {name!r} leads back to a file of its own chain")
     if len(chain) > MAX_BASE_DEPTH:
@@ -220,13 +244,59 @@ def _kind(data: Any) -> str:
     return "an empty file" if data is None else f"a {type(data).__name__}"
 
 
+def preset_names(kind: str) -> list[str]:
+    """The shipped chip or network names, sorted."""
+    folder = PRESETS / "networks" if kind == "network" else PRESETS
+    return sorted(f.stem for f in folder.glob("*.yaml"))
+
+
+def presets() -> list[dict[str, str]]:
+    """Every shipped chip and network: kind, name and the first line of its description."""
+    rows = []
+    for kind in ("chip", "network"):
+        for name in preset_names(kind):
+            loaded = load_chip(name) if kind == "chip" else load_network(name)
+            first = " ".join(loaded.description.split()).split(". ")[0].rstrip(".")
+            rows.append({"kind": kind, "name": name, "description": first})
+    return rows
+
+
+def suggestion(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean X?)`` for the choice closest to ``word``, else ''."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def resolve(name_or_path: str | os.PathLike, kind: str) -> Path:
-    """A file path, or a shipped topology by name (``tiny``, ``digits-mlp``)."""
+    """A file path, or a shipped topology by name (``tiny``, ``digits-mlp``); a name that is
+    neither is a TopologyError naming the closest shipped one."""
     path = Path(name_or_path)
     if path.exists() or path.suffix in (".yaml", ".yml") or os.sep in str(name_or_path):
         return path
     folder = PRESETS / "networks" if kind == "network" else PRESETS
-    return folder / f"{name_or_path}.yaml"
+    shipped = folder / f"{name_or_path}.yaml"
+    if not shipped.exists():
+        names = preset_names(kind)
+        raise TopologyError(
+            f"{name_or_path}: no such file, and no shipped {kind} of that name"
+            f"{suggestion(str(name_or_path), names)}; `pipesdfa presets` lists them"
+        )
+    return shipped
+
+
+def resolve_any(name_or_path: str | os.PathLike) -> Path:
+    """A file path, or a shipped chip or network by name (chips first)."""
+    path = Path(name_or_path)
+    if path.exists() or path.suffix in (".yaml", ".yml") or os.sep in str(name_or_path):
+        return path
+    for kind in ("chip", "network"):
+        if str(name_or_path) in preset_names(kind):
+            return resolve(name_or_path, kind)
+    names = preset_names("chip") + preset_names("network")
+    raise TopologyError(
+        f"{name_or_path}: no such file, and no shipped chip or network of that name"
+        f"{suggestion(str(name_or_path), names)}; `pipesdfa presets` lists them"
+    )
 
 
 def load_chip(name_or_path: str | os.PathLike) -> ChipSpec:

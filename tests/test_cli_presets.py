@@ -1,0 +1,93 @@
+"""Presets that explain themselves and mistakes that teach: ``presets``, ``show``,
+``validate NAME``, ``--version``, suggestions for names and fields, no abbreviated options,
+defaults in ``--help``."""
+
+from __future__ import annotations
+
+import json
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+import yaml
+
+from emulator import spec
+from emulator.cli import main
+
+PRESETS = Path(spec.PRESETS)
+
+
+def _out(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    assert main(list(argv)) == 0
+    return capsys.readouterr().out
+
+
+def test_presets_lists_every_shipped_file_with_its_description(capsys) -> None:
+    rows = json.loads(_out(capsys, "presets", "--json"))
+    chips = sorted(f.stem for f in PRESETS.glob("*.yaml"))
+    networks = sorted(f.stem for f in (PRESETS / "networks").glob("*.yaml"))
+    assert [r["name"] for r in rows if r["kind"] == "chip"] == chips
+    assert [r["name"] for r in rows if r["kind"] == "network"] == networks
+    edge = next(r for r in rows if r["name"] == "pipesdfa-edge")
+    assert edge["description"].startswith(spec.load_chip("pipesdfa-edge").description[:20])
+    text = _out(capsys, "presets")
+    assert all(name in text for name in chips + networks)
+
+
+def test_show_prints_a_preset_with_its_base_merged_and_defaults_filled(capsys) -> None:
+    """pipelayer-edge.yaml is five lines on pipesdfa-edge: shown whole, it is that chip with
+    its dataflow and name changed, and it loads back as the same chip."""
+    shown = yaml.safe_load(_out(capsys, "show", "pipelayer-edge"))
+    raw = yaml.safe_load((PRESETS / "pipelayer-edge.yaml").read_text())
+    assert "base" in raw and "base" not in shown
+    assert spec.ChipSpec.model_validate(shown) == spec.load_chip("pipelayer-edge")
+    edge = spec.load_chip("pipesdfa-edge").model_dump(mode="json")
+    assert shown["crossbar"] == edge["crossbar"] and shown["dataflow"] == "pipelayer"
+    net = json.loads(_out(capsys, "show", "digits-mlp", "--json"))
+    assert spec.NetworkSpec.model_validate(net) == spec.load_network("digits-mlp")
+
+
+def test_version(capsys) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"pipesdfa {version('pipesdfa-emulator')}"
+
+
+def test_an_abbreviated_option_is_refused(capsys) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["compare", "--network", "tiny-mlp", "--baselin", "pipelayer"])
+    assert done.value.code == 2 and "unrecognized arguments: --baselin" in capsys.readouterr().err
+
+
+def test_help_shows_defaults(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["compare", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "the PipeSDFA chip (default: pipesdfa-edge)" in text
+    assert "uniform activity (default: 0.1)" in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["map", "--chip", "pipesdfa-edg", "--network", "digits-mlp"],
+            "(did you mean 'pipesdfa-edge'?)",
+        ),
+        (["map", "--chip", "tiny", "--network", "digit-mlp"], "(did you mean 'digits-mlp'?)"),
+        (["scale", "--set", "tile.pe=2,4"], "no field 'pe' in tile (did you mean 'tile.pes'?)"),
+        (["scale"], "give at least one --set FIELD=v1,v2,..."),
+    ],
+)
+def test_mistakes_get_a_hint(capsys, argv: list[str], message: str) -> None:
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_misspelt_yaml_key_gets_the_closest_field(tmp_path: Path) -> None:
+    path = tmp_path / "chip.yaml"
+    path.write_text("base: tiny\nname: t\ncrossbar:\n  rowz: 64\n")
+    with pytest.raises(spec.TopologyError) as err:
+        spec.load_chip(path)
+    assert "crossbar.rowz: Extra inputs are not permitted (did you mean 'rows'?)" in str(err.value)
