@@ -78,6 +78,9 @@ BRAILLE_PICKLE_GLOBALS = frozenset(
 SYNTHETIC_TRAIN_PER_CLASS = 40
 SYNTHETIC_TEST_PER_CLASS = 10
 SYNTHETIC_NOISE = 0.1
+SYNTHETIC_EVENT_RATE = 0.1
+"""Mean events per channel and step of the synthetic event set (its class maps spread
+uniformly over [0, 0.2]); near the 0.1 spike rate the cost model assumes elsewhere."""
 
 
 class DatasetError(ValueError):
@@ -135,6 +138,7 @@ def load_dataset(
     input_shape: tuple[int, ...] | None = None,
     num_classes: int | None = None,
     progress: Report | None = None,
+    events: bool = False,
 ) -> Dataset:
     """Load one of `DATASETS`.
 
@@ -152,6 +156,8 @@ def load_dataset(
         Without it, num_classes is the largest label + 1 (at least 2).
     progress : called as ``progress(done, total)`` after each recording the readers of many
         files read (nmnist, dvsgesture), for a progress line.
+    events : synthetic only: seeded Poisson event frames (T = ``time_steps``) in the input
+        shape, for an event-encoded network, instead of static samples.
 
     Raises
     ------
@@ -173,7 +179,7 @@ def load_dataset(
             return _load_dvsgesture(data, time_steps, shape, num_classes, progress)
         if name == "braille":
             return _load_braille(data, time_steps, shape, num_classes)
-        return _load_synthetic(data, seed, shape, num_classes)
+        return _load_synthetic(data, seed, shape, num_classes, events, time_steps)
     except OSError as exc:
         # Backstop: a stat or listing that fails mid-load must still read as 'PATH: reason'.
         raise DatasetError(f"{exc.filename or name}: {_reason(exc)}") from exc
@@ -905,11 +911,16 @@ def describe(dataset: Dataset) -> dict:
 # --- synthetic ------------------------------------------------------------------------------
 
 
-def _load_synthetic(data, seed: int, input_shape, num_classes) -> Dataset:
-    """Seeded prototype-plus-noise classes; small, file-free, and easy to learn."""
+def _load_synthetic(
+    data, seed: int, input_shape, num_classes, events: bool = False, time_steps: int = 1
+) -> Dataset:
+    """Seeded prototype-plus-noise classes; small, file-free, and easy to learn. With
+    ``events``, :func:`_synthetic_events` instead."""
     _refuse_data("synthetic", data, "it is generated from --seed")
     shape = input_shape or (64,)
     rng = np.random.default_rng(seed)
+    if events:
+        return _synthetic_events(rng, shape, num_classes or 10, time_steps)
     # Uniform random prototypes sit far apart next to 0.1 noise, so the classes separate.
     prototypes = rng.random((num_classes or 10, *shape))
     x_train, y_train = _synthetic_split(rng, prototypes, SYNTHETIC_TRAIN_PER_CLASS)
@@ -923,6 +934,28 @@ def _load_synthetic(data, seed: int, input_shape, num_classes) -> Dataset:
         num_classes=len(prototypes),
         temporal=False,
     )
+
+
+def _synthetic_events(
+    rng: np.random.Generator, shape: tuple[int, ...], num_classes: int, time_steps: int
+) -> Dataset:
+    """Seeded Poisson events: each class a map of channel rates, uniform in
+    [0, 2·SYNTHETIC_EVENT_RATE] (mean SYNTHETIC_EVENT_RATE per step), and each sample T binary
+    frames drawn from its class's map, a step at a time (so no float array of the whole set
+    exists); for the event-encoded networks without a download."""
+    rates = rng.random((num_classes, *shape)) * (2 * SYNTHETIC_EVENT_RATE)
+    splits = []
+    for per_class, what in (
+        (SYNTHETIC_TRAIN_PER_CLASS, "training"),
+        (SYNTHETIC_TEST_PER_CLASS, "test"),
+    ):
+        labels = rng.permutation(np.repeat(np.arange(num_classes), per_class))
+        x = _frames(Path("synthetic"), len(labels), f"{what} samples", time_steps, shape)
+        for n, label in enumerate(labels):
+            for t in range(time_steps):
+                x[n, t] = rng.random(shape) < rates[label]
+        splits.append((x, labels.astype(np.int64)))
+    return _event_dataset("synthetic", *splits, shape, num_classes)
 
 
 def _synthetic_split(

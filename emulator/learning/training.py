@@ -53,6 +53,7 @@ def load_for(
         input_shape=tuple(net.input_shape),
         num_classes=net.num_classes,
         progress=loading,
+        events=net.encoding == "events",
     )
     if dataset.num_classes > net.num_classes:
         raise DatasetError(
