@@ -19,7 +19,7 @@ from emulator.data.datasets import DatasetError
 from emulator.limits import LimitError
 from emulator.report import text as render
 from emulator.report.progress import Progress
-from emulator.report.tables import table
+from emulator.report.tables import count, table
 from emulator.runtime.session import (
     CONNECT_TIMEOUT_S,
     RunFailed,
@@ -263,8 +263,8 @@ def _map(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2))
         return 0
     print(
-        f"{net.name} on {chip.name}: {m.arrays_used} of {m.arrays_total} crossbars, "
-        f"{m.pes_used} PE cores, {m.tiles_used} tiles"
+        f"{net.name} on {chip.name}: {m.arrays_used:,} of {m.arrays_total:,} crossbars, "
+        f"{count(m.pes_used, 'PE core')}, {count(m.tiles_used, 'tile')}"
     )
     table_rows = [
         [
@@ -291,7 +291,7 @@ def _map(args: argparse.Namespace) -> int:
         "matrix",
         "crossbars",
         "PEs",
-        "tiles",
+        "on tiles",
         "reads/step",
         "utilisation",
     ]
@@ -590,7 +590,7 @@ def _run_config(args: argparse.Namespace, **extra: Any) -> RunConfig:
 def _emulate(args: argparse.Namespace, cfg: RunConfig) -> RunResult:
     from emulator import run
 
-    progress = Progress("run", enabled=not args.json, batch=cfg.resolved().batch)
+    progress = Progress(args.command, enabled=not args.json, batch=cfg.resolved().batch)
     loading, loaded = _loading(args)
     try:  # stdout is for our answer: Ray prints its workers' errors there (a dead actor)
         with contextlib.redirect_stdout(sys.stderr):
@@ -764,7 +764,11 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--samples", type=_positive(int), default=3, help="samples to trace")
     p.add_argument("--plot", metavar="OUT.png", help="also the pipeline Gantt")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=_trace)
+    # a trace shows the first samples: one epoch holds them (--epochs N for more training)
+    p.set_defaults(func=_trace, epochs=1)
+    for action in p._actions:
+        if action.dest == "epochs":
+            action.help = "epochs to train (the trace shows the first samples)"
 
 
 def _files(p: argparse.ArgumentParser, chip_help: str = "chip file or shipped name") -> None:

@@ -91,3 +91,20 @@ def test_a_misspelt_yaml_key_gets_the_closest_field(tmp_path: Path) -> None:
     with pytest.raises(spec.TopologyError) as err:
         spec.load_chip(path)
     assert "crossbar.rowz: Extra inputs are not permitted (did you mean 'rows'?)" in str(err.value)
+
+
+def test_trace_trains_one_epoch_unless_told(capsys) -> None:
+    from emulator.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["trace", "--out", "t.json"]).epochs == 1
+    assert parser.parse_args(["trace", "--out", "t.json", "--epochs", "3"]).epochs == 3
+    assert parser.parse_args(["run"]).epochs is None  # run keeps the network file's
+
+
+def test_map_counts_read_as_english(capsys) -> None:
+    first = _out(capsys, "map", "--chip", "pipesdfa-edge", "--network", "digits-mlp")
+    first = first.splitlines()[0]
+    assert first.endswith("3 PE cores, 1 tile") and "on tiles" in _out(
+        capsys, "map", "--chip", "tiny", "--network", "tiny-mlp"
+    )

@@ -43,3 +43,8 @@ def si(value: float, unit: str) -> str:
             return f"{value:.3g} {name}"
         value /= 1000
     return f"{value:.3g} {steps[-1]}"
+
+
+def count(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless n is 1, thousands separated: '1 tile', '1,857 packets'."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"

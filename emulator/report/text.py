@@ -124,7 +124,7 @@ def run_text(r: RunResult) -> str:
         f"{r.network} on {r.chip} · {r.dataset} · {r.algorithm} · "
         f"{r.epochs} epochs · seed {r.seed} · {where}",
         f"  train accuracy {r.train_accuracy:.4f}   test accuracy {r.test_accuracy:.4f}"
-        f"   wall {r.wall_s:.1f} s   {r.frames} frames, {r.packets} packets",
+        f"   wall {r.wall_s:.1f} s   {r.frames:,} frames, {r.packets:,} packets",
         f"  weights sha256 {r.weights_sha256}",
     ]
     if r.phases_s:
