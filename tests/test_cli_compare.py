@@ -38,12 +38,15 @@ def test_map_network_json_adds_up(capsys: pytest.CaptureFixture[str]) -> None:
     layers = out["layers"]
     assert [r["kind"] for r in layers] == ["fc", "fc", "feedback"]
     assert sum(r["weight_arrays"] + r["feedback_arrays"] for r in layers) == out["arrays_used"]
-    # BPTT's transposed copies are rows of their own, after the layers
+    # BPTT's transposed copies are rows of their own, after the layers; the first layer
+    # never back-propagates, so only the second has one: Wᵀ is 10 × 128, on one 128-row
+    # block × ⌈128 / 16⌉ column blocks (16-bit weights on 4-bit cells: 128 / (2 · 4) = 16)
     out = _json(capsys, "map", "--chip", "pipelayer", "--network", "digits-mlp", "--json")
     layers = out["layers"]
-    assert [r["kind"] for r in layers] == ["fc", "fc", "transpose", "transpose"]
-    assert [r["transpose_arrays"] for r in layers[2:]] == [r["weight_arrays"] for r in layers[:2]]
-    assert 2 * sum(r["weight_arrays"] for r in layers) == out["arrays_used"]
+    assert [r["kind"] for r in layers] == ["fc", "fc", "transpose"]
+    assert (layers[2]["weighted"], layers[2]["n_in"], layers[2]["n_out"]) == (1, 10, 128)
+    assert [r["transpose_arrays"] for r in layers] == [0, 8, 8]
+    assert sum(r["weight_arrays"] for r in layers) + 8 == out["arrays_used"]
     # 64 × 128 on 128-row arrays holding 128 / (2 · 8/2) = 16 weights per row: 8 arrays.
     assert layers[0]["weight_arrays"] == 8
     assert out["arrays_total"] == 16 * 4 * 8

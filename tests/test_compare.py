@@ -36,17 +36,19 @@ def _chips() -> tuple[ChipSpec, ChipSpec]:
 
 
 def _fc_cores(chip: ChipSpec, widths: list[int], group: tuple[int, int] | None) -> int:
-    """PE cores of an MLP: each layer (and, for BPTT with crossbar.transpose: copy, its
-    transposed copy), then the feedback group (C × M pairs), on fresh cores."""
+    """PE cores of an MLP: each layer, then the feedback group (C × M pairs), then (BPTT with
+    crossbar.transpose: copy) the transposed copy Wᵀ (n_out × n_in) of every layer but the
+    first (whose error nothing reads), each on fresh cores."""
     xb, per_pe = chip.crossbar, chip.pe.crossbars
     columns = xb.cols // (2 * (xb.weight_bits // xb.cell_bits))
-    copies = 2 if chip.dataflow == "pipelayer" and xb.transpose == "copy" else 1
-    arrays = [
-        copies * math.ceil(n_in / xb.rows) * math.ceil(n_out / columns)
-        for n_in, n_out in itertools.pairwise(widths)
-    ]
+    pairs = list(itertools.pairwise(widths))
+    arrays = [math.ceil(n_in / xb.rows) * math.ceil(n_out / columns) for n_in, n_out in pairs]
     if group:
         arrays.append(math.ceil(group[0] / xb.rows) * math.ceil(group[1] / (xb.cols // 2)))
+    if chip.dataflow == "pipelayer" and xb.transpose == "copy":
+        arrays += [
+            math.ceil(n_out / xb.rows) * math.ceil(n_in / columns) for n_in, n_out in pairs[1:]
+        ]
     return sum(math.ceil(a / per_pe) for a in arrays)
 
 

@@ -14,6 +14,7 @@ import math
 import numpy as np
 import pytest
 
+from emulator.compare import fit_chip, fit_chips
 from emulator.physics.mapping import (
     ConvMapping,
     MappingError,
@@ -379,7 +380,7 @@ def test_each_layer_starts_on_a_fresh_pe_core() -> None:
     assert (m.pes_used, m.tiles_used, m.arrays_used) == (4, 2, 4)
 
 
-def test_conv_layers_use_the_conv_cycles_figures() -> None:
+def test_conv_layers_report_vw_sdk_and_take_the_fewest_reads_per_step() -> None:
     chip = load_chip("pipesdfa-edge")
     net = NetworkSpec.model_validate(
         {
@@ -403,14 +404,23 @@ def test_conv_layers_use_the_conv_cycles_figures() -> None:
     assert [lm.index for lm in m.layers] == [0, 2, 3]
     for lm, (h, k, ic, oc, s, neurons) in zip(m.layers, convs, strict=False):
         cm = conv_cycles(h, h, k, ic, oc, xb.rows, wpr, stride=s)
-        assert (lm.kind, lm.scheme, lm.window) == ("conv", cm.scheme, cm.window)
-        assert (lm.n_in, lm.n_out, lm.neurons) == (k * k * ic, oc, neurons)
-        assert (lm.weight_arrays, lm.reads_per_step) == (cm.tiles, cm.positions)
+        # VW-SDK's own single-array figures stay reported beside the chip's choice
+        assert (lm.vwsdk_cycles, lm.vwsdk_window) == (cm.vw_sdk, cm.window)
+        assert (lm.kind, lm.n_in, lm.n_out, lm.neurons) == ("conv", k * k * ic, oc, neurons)
+        assert lm.cycles == lm.positions * lm.block_arrays
+        # this small network leaves the chip room for any option: the fewest reads per
+        # step, then the fewest arrays (G = 1: reads = positions)
+        options = _conv_options(h, h, k, ic, oc, xb.rows, wpr) if s == 1 else []
+        options = options or [((k, k), ((h - k) // s + 1) ** 2, _im2col_arrays(chip, k, ic, oc))]
+        best = min((reads, arrays) for _, reads, arrays in options)
+        assert (lm.reads_per_step, lm.weight_arrays) == best
+        assert lm.window in [w for w, reads, arrays in options if (reads, arrays) == best]
+        assert lm.candidates == len(options) and lm.fitting == len(options)
         assert lm.feedback_arrays == 0
-        copies = (cm.window[0] - k + 1) * (cm.window[1] - k + 1)
+        copies = (lm.window[0] - k + 1) * (lm.window[1] - k + 1)
         used = copies * k * k * ic * oc * cpw
         assert lm.cells == used
-        assert lm.utilisation == pytest.approx(used / (cm.tiles * cells))
+        assert lm.utilisation == pytest.approx(used / (lm.weight_arrays * cells))
     # one group for both hidden conv layers, fed after their pools (the authors' ConvBlock):
     # M = the wider pooled output, the first layer's 4·4·4 = 64 (its 4·8·8 neurons pooled)
     assert m.feedback.n_out == 64
@@ -419,7 +429,94 @@ def test_conv_layers_use_the_conv_cycles_figures() -> None:
     assert first.scheme == "vw-sdk" and first.window != (3, 3)
     assert first.reads_per_step < (10 - 3 + 1) ** 2  # fewer reads than im2col's positions
     assert (second.scheme, second.window, second.reads_per_step) == ("im2col", (3, 3), 1)
-    assert json.loads(json.dumps(m.as_rows()))[0]["window"] == list(first.window)
+    rows = json.loads(json.dumps(m.as_rows()))
+    assert rows[0]["window"] == list(first.window)
+    assert (rows[0]["vwsdk_cycles"], rows[0]["reads_per_step"]) == (
+        first.vwsdk_cycles,
+        first.reads_per_step,
+    )
+    assert rows[0]["criterion"].startswith("fewest reads_per_step")
+
+
+def _im2col_arrays(chip: ChipSpec, k: int, ic: int, oc: int) -> int:
+    """im2col: the K²·IC unrolled rows × OC kernels cut into rows × logical-column arrays."""
+    return math.ceil(k * k * ic / chip.crossbar.rows) * math.ceil(oc / _logical_columns(chip))
+
+
+def _conv_options(
+    h: int, w: int, k: int, ic: int, oc: int, ar: int, ac: int
+) -> list[tuple[tuple[int, int], int, int]]:
+    """(window, positions, arrays) of im2col and of every parallel window a chip conv layer
+    may take, by the FIGURES.md formulas: window (K+i−1)×(K+j−1), ICt = min(IC,
+    ⌊AR/((K+i−1)(K+j−1))⌋) ≥ 1, OCt = min(OC, ⌊AC/(i·j)⌋) ≥ 1, positions
+    (⌈(H−K−i+1)/i⌉+1)(⌈(W−K−j+1)/j⌉+1), arrays ⌈IC/ICt⌉·⌈OC/OCt⌉ (AC counts logical
+    columns: a weight's slices and differential pairs are in it)."""
+    out = [((k, k), (h - k + 1) * (w - k + 1), math.ceil(k * k * ic / ar) * math.ceil(oc / ac))]
+    for i in range(1, h - k + 2):
+        for j in range(1, w - k + 2):
+            rows, cols = k + i - 1, k + j - 1
+            ict, oct_ = min(ic, ar // (rows * cols)), min(oc, ac // (i * j))
+            if ict < 1 or oct_ < 1:
+                continue
+            positions = (math.ceil((h - k - i + 1) / i) + 1) * (math.ceil((w - k - j + 1) / j) + 1)
+            out.append(((rows, cols), positions, math.ceil(ic / ict) * math.ceil(oc / oct_)))
+    return out
+
+
+def _conv_shapes(net: NetworkSpec) -> list[tuple[int, ...]]:
+    """(padded H, padded W, K, IC, OC) of every conv layer, from the network file alone."""
+    c, h, w = net.input_shape
+    out = []
+    for layer in net.layers:
+        if layer.type == "conv":
+            p, k = layer.padding, layer.kernel
+            out.append((h + 2 * p, w + 2 * p, k, c, layer.out_channels))
+            c, h, w = layer.out_channels, h + 2 * p - k + 1, w + 2 * p - k + 1
+        elif layer.type == "pool":
+            h, w = h // layer.kernel, w // layer.kernel
+    return out
+
+
+def test_the_first_dvsgesture_layer_reads_as_few_times_as_the_chip_allows() -> None:
+    """The audit's case: dvsgesture-convnet's layer 0 (130×130 padded, 3×3, 2→32) ties at
+    32,768 VW-SDK cycles in every window, but the chip reads a layer's arrays at once, so a
+    step costs its positions: 16,384 in im2col on 2 arrays, 1,024 in a 6×6 window on 32."""
+    net = load_network("dvsgesture-convnet")
+    chip = fit_chip(load_chip("pipesdfa-edge"), net)
+    xb, wpr = chip.crossbar, _logical_columns(chip)
+    h, w, k, ic, oc = _conv_shapes(net)[0]
+    options = _conv_options(h, w, k, ic, oc, xb.rows, wpr)
+    assert min(p * a for _, p, a in options) == 32_768 == options[0][1] * options[0][2]
+    fit = [(p, a) for _, p, a in options if a <= chip.crossbars_total]
+    lm = map_network(chip, net).layers[0]
+    assert lm.reads_per_step == min(fit)[0] == 1024
+    assert lm.block_arrays == min(fit)[1] == 32  # the fewest arrays on equal reads
+    assert (lm.vwsdk_cycles, lm.vwsdk_window, lm.cycles) == (32_768, (3, 3), 32_768)
+
+
+@pytest.mark.parametrize("name", ["pipesdfa-edge", "pipelayer-edge"])
+def test_every_conv_layer_takes_the_fewest_reads_its_room_allows(name: str) -> None:
+    """On chips grown alike, whatever the dataflow: each conv layer's reads per step are the
+    fewest among its options whose PE cores fit in its own plus the chip's spare ones, and
+    on equal reads it takes the fewest arrays."""
+    net = load_network("dvsgesture-convnet")
+    chips = fit_chips(net, load_chip("pipesdfa-edge"), load_chip("pipelayer-edge"))
+    chip = chips[["pipesdfa-edge", "pipelayer-edge"].index(name)]
+    xb, wpr, per_pe = chip.crossbar, _logical_columns(chip), chip.pe.crossbars
+    m = map_network(chip, net)
+    spare = chip.tiles * chip.tile.pes - m.pes_used
+    assert spare >= 0
+    convs = [lm for lm in m.layers if lm.kind == "conv"]
+    for lm, shape in zip(convs, _conv_shapes(net), strict=True):
+        options = _conv_options(*shape, xb.rows, wpr)
+        room = math.ceil(lm.block_arrays / per_pe) + spare
+        fit = [(p, a) for _, p, a in options if math.ceil(a / per_pe) <= room]
+        assert (lm.reads_per_step, lm.block_arrays) == min(fit)
+        assert (lm.candidates, lm.fitting) == (len(options), len(fit))
+    # the first layer sets the clock; the chip's spare PE cores took it to its fewest reads
+    assert convs[0].reads_per_step == min(
+        p for _, p, _ in _conv_options(*_conv_shapes(net)[0], xb.rows, wpr)
+    )
 
 
 def test_vw_sdk_grids_hold_windows_of_channels_and_duplicated_kernels() -> None:
@@ -434,14 +531,14 @@ def test_vw_sdk_grids_hold_windows_of_channels_and_duplicated_kernels() -> None:
         }
     )
     xb, wpr = chip.crossbar, _logical_columns(chip)
-    cm = conv_cycles(10, 10, 3, 20, 20, xb.rows, wpr)
     lm = map_network(chip, net).layers[0]
-    assert cm.scheme == "vw-sdk"
-    area, copies = cm.window[0] * cm.window[1], (cm.window[0] - 2) * (cm.window[1] - 2)
-    assert (lm.rows, lm.array_rows) == (area * 20, area * cm.ict)
-    assert (lm.columns, lm.array_columns) == (copies * 20, copies * cm.oct)
-    assert lm.row_blocks == math.ceil(20 / cm.ict)
-    assert lm.weight_arrays == lm.row_blocks * math.ceil(20 / cm.oct)
+    assert lm.scheme == "vw-sdk"
+    area, copies = lm.window[0] * lm.window[1], (lm.window[0] - 2) * (lm.window[1] - 2)
+    ict, oct_ = min(20, xb.rows // area), min(20, wpr // copies)
+    assert (lm.rows, lm.array_rows) == (area * 20, area * ict)
+    assert (lm.columns, lm.array_columns) == (copies * 20, copies * oct_)
+    assert lm.row_blocks == math.ceil(20 / ict)
+    assert lm.weight_arrays == lm.row_blocks * math.ceil(20 / oct_)
     assert lm.array_rows <= xb.rows and lm.array_columns <= wpr
 
 
@@ -476,9 +573,14 @@ def test_pipelayer_has_no_feedback_arrays() -> None:
     assert first.utilisation == pytest.approx(
         64 * 128 * cpw / (first.weight_arrays * xb.rows * xb.cols)
     )
-    # BPTT reads Wᵀ from a transposed copy of its own (crossbar.transpose: copy)
-    assert [lm.transpose_arrays for lm in m.layers] == [lm.weight_arrays for lm in m.layers]
-    assert m.arrays_used == sum(2 * lm.weight_arrays for lm in m.layers)
+    # BPTT reads Wᵀ from a transposed copy of its own (crossbar.transpose: copy), with Wᵀ's
+    # geometry (128 → 10: 10 rows × 128 logical columns); layer 0 never back-propagates
+    copy = math.ceil(10 / xb.rows) * math.ceil(128 / wpr)
+    assert [lm.transpose_arrays for lm in m.layers] == [0, copy] == [0, 8]
+    assert [(t.weighted, t.n_in, t.n_out, t.transpose_arrays) for t in m.transposes] == [
+        (1, 10, 128, copy)
+    ]
+    assert m.arrays_used == sum(lm.weight_arrays for lm in m.layers) + copy
     bidirectional = chip.model_copy(
         update={"crossbar": chip.crossbar.model_copy(update={"transpose": "bidirectional"})}
     )

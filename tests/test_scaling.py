@@ -71,7 +71,8 @@ def test_analytic_sweep_over_pes(capsys: pytest.CaptureFixture[str]) -> None:
         # Utilisation is crossbars used over the chip's: 64 tiles × pes × 8 crossbars.
         assert row["utilisation"] == pytest.approx(row["arrays_used"] / (64 * pes * 8))
         assert row["samples_per_s"] == pytest.approx(1e9 / row["time_ns_per_sample"])
-    # PipeLayer (16-bit weights on 4-bit cells, a transposed copy of W) needs 428 PE cores:
+    # PipeLayer (16-bit weights on 4-bit cells, a transposed copy Wᵀ of every layer but the
+    # first) needs 150 + 63 + 1 + 63 + 8 = 285 PE cores:
     # at 4 per tile the 8x8 mesh holds PipeSDFA but not the baseline, so no ratios there.
     assert rows[4]["speedup"] is None and "pipelayer" in rows[4]["baseline_reason"]
     assert rows[8]["speedup"] > 1 and rows[8]["energy_ratio"] > 1

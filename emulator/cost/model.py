@@ -69,6 +69,31 @@ def weight_arrays(chip: ChipSpec, unit: LayerMapping) -> Arrays:
     )
 
 
+def transposed_arrays(chip: ChipSpec, mapping: ChipMapping, layer: int) -> Arrays:
+    """The arrays a read of weighted layer ``layer``'s Wᵀ applies δ to, with Wᵀ's geometry.
+
+    With a transposed copy (``crossbar.transpose: copy``): the copy's own arrays, n_out rows
+    × n_in logical columns (:func:`emulator.physics.mapping.map_network`). Without one
+    (``bidirectional``): W's own arrays driven from the column side, so W's logical columns
+    are the rows driven and W's rows the lines read out, the partial sums adding up over W's
+    column blocks.
+    """
+    copy = mapping.transpose(layer)
+    if copy is not None:
+        return weight_arrays(chip, copy)
+    lm, slices = mapping.layers[layer], chip.crossbar.slices
+    return Arrays(
+        rows=lm.columns,
+        columns=lm.rows,
+        row_blocks=lm.block_arrays // lm.row_blocks,
+        array_rows=lm.array_columns,
+        array_columns=lm.array_rows,
+        count=lm.block_arrays,
+        cells_per_column=2 * slices,
+        slices=slices,
+    )
+
+
 def delta_arrays(chip: ChipSpec, net: NetworkSpec, unit: LayerMapping) -> Arrays:
     """The crossbar datapath's morphable arrays of one sample of ``unit``: δ of every (step,
     output position) in a row, one logical column per output channel, each value
@@ -322,12 +347,13 @@ class CostModel:
 
     @_cached
     def write_transpose(self, layer: int, fraction: float, pulses: float) -> OpCost | None:
-        """WRITE_T of ``layer``: the same pulses into its transposed copy (None without one)."""
-        chip, lm = self.chip, self.mapping.layers[layer]
-        if not lm.transpose_arrays:
+        """WRITE_T of ``layer``: the same pulses into its transposed copy, its own cells
+        (each weight once: no duplicated kernel) row by row (None without a copy)."""
+        chip, copy = self.chip, self.mapping.transpose(layer)
+        if copy is None:
             return None
-        cells = float(fraction) * lm.cells * lm.replicas
-        cost = write_rows(chip, lm.array_rows if fraction > 0 else 0, cells, float(pulses))
+        cells = float(fraction) * copy.cells * copy.replicas
+        cost = write_rows(chip, copy.array_rows if fraction > 0 else 0, cells, float(pulses))
         return _op("WRITE_T", layer, f"xbarT:{layer}", cost)
 
     # -- SDFA: the error through the random feedback
@@ -370,14 +396,18 @@ class CostModel:
 
     @_cached
     def err(self, layer: int, error_bit_rate: float) -> OpCost | None:
-        """ERR of one step: δ_l[t] read from the buffer and applied bit-serially to Wᵀ
-        (``crossbar.transpose``: the copy, or the arrays themselves driven from the column
-        side), every position (None for layer 0: no error is needed for the network input)."""
+        """ERR of one step: δ_l[t] read from the buffer and applied bit-serially to Wᵀ with
+        Wᵀ's geometry (``crossbar.transpose``: the copy, or the arrays themselves driven from
+        the column side, :func:`transposed_arrays`), every position of the arrays read (None
+        for layer 0: no error is needed for the network input)."""
         if layer == 0:
             return None
         chip, lm = self.chip, self.mapping.layers[layer]
-        read = array_read(chip, weight_arrays(chip, lm), float(error_bit_rate), error_planes(chip))
-        reads = read.repeated(lm.positions, lm.reads_per_step).into("error_backprop")
+        # a copy steps through its own positions (conv: every output); W's arrays, W's
+        unit = self.mapping.transpose(layer) or lm
+        arrays = transposed_arrays(chip, self.mapping, layer)
+        read = array_read(chip, arrays, float(error_bit_rate), error_planes(chip))
+        reads = read.repeated(unit.positions, unit.reads_per_step).into("error_backprop")
         delta = self._buffer(lm.tiles[0], "errors", self._values(lm.neurons))
         resource = f"xbarT:{layer}" if lm.transpose_arrays else f"xbar:{layer}"
         return _op("ERR", layer, resource, reads.beside(delta))

@@ -24,12 +24,49 @@ Rhe et al., DATE 2022) on an AR × AC array, AR = ``crossbar.rows`` inputs, AC =
 A chip layer is mapped on its zero-padded input (H+2P, W+2P). VW-SDK assumes stride 1, so a
 layer with stride > 1 uses im2col only, over its (H+2P−K)//S+1 × (W+2P−K)//S+1 positions.
 
-Placement (:func:`map_network`): weighted layers in network order, then the feedback group;
-each starts on a fresh PE core (a PE core serves one layer), filling each PE core's
-``pe.crossbars`` arrays before the next; PE cores are taken in order within a tile, tiles in
-order. Tile t sits at the mesh node of a serpentine (boustrophedon) walk over the mesh rows:
-row 0 left to right, row 1 right to left, …, so consecutive tiles are neighbours. Pool layers
-take no arrays.
+A conv layer on a chip serves the chip's clock, not VW-SDK's single array: the cost model
+reads all of a layer's arrays at once, so a time step takes ``reads_per_step`` =
+⌈positions / replicas⌉ read cycles (replicas = min(G, positions), G the chip's
+``mapping.conv_replication``), whatever the number of arrays. Its options are im2col and every
+window that fits one array (VW-SDK's candidates), each taking ⌈IC/ICt⌉·⌈OC/OCt⌉ arrays per copy
+(im2col ⌈K²·IC/AR⌉·⌈OC/AC⌉; AC counts logical columns, so the slices and differential pairs
+of a weight are in it). One rule on every chip, whatever its dataflow:
+
+1. Every conv layer starts at the option with the fewest PE cores (im2col's: no window takes
+   fewer arrays), and on them the fewest reads per step. These needs decide whether the
+   network fits (:func:`pe_cores_needed`, so :func:`emulator.compare.fit_chips` grows a chip
+   by them, and a window never makes a network that fits in im2col not fit).
+2. The chip's spare PE cores (all it has beyond those needs) then go to the windows: the
+   layer with the most reads per step (on a tie the earlier one: the one setting the
+   pipeline's clock) moves to its next option, the one with the fewest PE cores among those
+   reading fewer times per step, if the spare PE cores hold the extra; a layer whose next
+   option does not fit keeps what it has and drops out; until every layer has dropped out.
+
+So every conv layer ends on the fewest reads per step among its options whose PE cores fit in
+its own plus the spare ones left at the end (``fitting`` of ``candidates`` in ``pipesdfa
+map``); on equal reads on fewer PE cores, then fewer arrays, then im2col before any window,
+then VW-SDK's tie-break (fewer single-array cycles, then as above). A chip with room for
+every layer's fastest window gives every layer that window, on either dataflow; a chip whose
+feedback group or transposed copies leave less room gives less. The VW-SDK count of the
+option taken stays reported (``cycles``, beside VW-SDK's own ``vwsdk_cycles``).
+
+Placement (:func:`map_network`): weighted layers in network order, then the feedback group,
+then the transposed copies; each starts on a fresh PE core (a PE core serves one layer),
+filling each PE core's ``pe.crossbars`` arrays before the next; PE cores are taken in order
+within a tile, tiles in order. Tile t sits at the mesh node of a serpentine (boustrophedon)
+walk over the mesh rows: row 0 left to right, row 1 right to left, …, so consecutive tiles
+are neighbours. Pool layers take no arrays.
+
+Transposed copies (a dataflow that back-propagates through W, :data:`READS_TRANSPOSE`, with
+``crossbar.transpose: copy``): layer l ≥ 1 keeps Wᵀ on arrays of its own, with Wᵀ's own
+geometry: n_out rows × n_in logical columns, ⌈n_out/AR⌉·⌈n_in/AC⌉ arrays. For a conv layer Wᵀ
+is the unrolled kernel matrix transposed, OC × K²·IC (the entries W's arrays hold, so a copy
+written with W holds them once each), read once per output position: δ of the position's OC
+channels in, K²·IC contributions to the input's error out, added up by the tile's adders.
+The copy takes no window: one driving the δ of i·j neighbouring outputs at once would put
+their (K+i−1)(K+j−1)·ICt inputs on an array's AC logical columns (16 on the shipped chips:
+at most 4 outputs per read for K = 3), which is not modelled. Layer 0 has no copy: its error
+would be the network input's, which nothing reads.
 
 The feedback group: SDFA has ONE random matrix B (C × M, C = ``num_classes``, M = the widest
 hidden layer's neurons) and hidden layer l uses its first n_l columns (DESIGN.md §2), so
@@ -211,15 +248,20 @@ def conv_cycles(
     while k + i - 1 <= min(h, w) and (k + i - 1) ** 2 * ic <= ar and i * i * oc <= ac:
         sdk = min(sdk, _positions(h, w, k, i, i))  # one array holds the whole layer
         i += 1
+    windows = _windows(h, w, k, ic, oc, ar, ac)
+    best = min(windows, key=lambda win: _preference(win, k, ic, oc), default=im2col)
+    return _conv_mapping(best if best.cycles < im2col.cycles else im2col, im2col, sdk, k)
+
+
+def _windows(h: int, w: int, k: int, ic: int, oc: int, ar: int, ac: int) -> list[_Window]:
+    """Every parallel window i, j ≥ 1 that fits the H × W input and one AR × AC array."""
     # (K+i−1)·(K+j−1) ≤ AR bounds both loops; taller or wider windows hold no channel.
-    windows = [
+    return [
         win
         for i in range(1, min(h - k + 1, ar // k - k + 1) + 1)
         for j in range(1, min(w - k + 1, ar // (k + i - 1) - k + 1) + 1)
         if (win := _window(h, w, k, ic, oc, ar, ac, i, j)) is not None
     ]
-    best = min(windows, key=lambda win: _preference(win, k, ic, oc), default=im2col)
-    return _conv_mapping(best if best.cycles < im2col.cycles else im2col, im2col, sdk, k)
 
 
 def _preference(win: _Window, k: int, ic: int, oc: int) -> tuple[int, int, int, int]:
@@ -264,34 +306,47 @@ def check_chip_network(net: NetworkSpec) -> None:
             )
 
 
+CRITERION = "fewest reads_per_step among the fitting options; then fewer arrays"
+"""How a conv layer's mapping is chosen, as ``pipesdfa map`` shows it (module docstring)."""
+
+
 @dataclass(frozen=True)
 class LayerMapping:
-    """One weighted layer (or the feedback group) on the chip.
+    """One weighted layer (or the feedback group, or a layer's transposed copy) on the chip.
 
-    ``n_in`` × ``n_out`` is the weight matrix (conv: K·K·IC × OC; the feedback group: C × M).
-    ``positions`` is the input positions one time step applies to the layer's arrays (1 for
-    fc, the window positions for conv); ``replicas`` the copies of its arrays (conv: the
-    chip's ``mapping.conv_replication`` G, fc: 1), which share the positions, so a step takes
-    ``reads_per_step`` = ⌈positions / replicas⌉ read cycles. ``block_arrays`` is the arrays
-    of one copy, ``weight_arrays`` = block_arrays × replicas every array holding W, and
-    ``transpose_arrays`` those of its transposed copy of W (a dataflow that reads Wᵀ from a
-    copy, ``crossbar.transpose: copy``; else 0), placed after every layer and the feedback
-    group as a unit of kind "transpose" (:attr:`ChipMapping.transposes`), so that W sits
-    where it sits on a chip whose dataflow reads no Wᵀ.
+    ``n_in`` × ``n_out`` is the weight matrix (conv: K·K·IC × OC; the feedback group: C × M;
+    a transposed copy: Wᵀ, n_out × n_in of its layer). ``positions`` is the input positions
+    one time step applies to the unit's arrays (1 for fc, the window positions for conv, the
+    output positions for a conv layer's transposed copy); ``replicas`` the copies of its
+    arrays (conv: the chip's ``mapping.conv_replication`` G, fc: 1), which share the
+    positions, so a step takes ``reads_per_step`` = ⌈positions / replicas⌉ read cycles.
+    ``block_arrays`` is the arrays of one copy, ``weight_arrays`` = block_arrays × replicas
+    every array holding W, and ``transpose_arrays`` those of the layer's transposed copy of W
+    (a dataflow that reads Wᵀ from a copy, ``crossbar.transpose: copy``, every layer but the
+    first; else 0), placed after every layer and the feedback group as a unit of kind
+    "transpose" (:attr:`ChipMapping.transposes`, :meth:`ChipMapping.transpose`), so that W
+    sits where it sits on a chip whose dataflow reads no Wᵀ.
+
+    A conv layer's choice (module docstring): ``cycles`` is the single-array cycle count of
+    the mapping it takes (positions × block_arrays), ``vwsdk_cycles``/``vwsdk_window`` VW-SDK's
+    own minimum and window (:func:`conv_cycles`), ``candidates`` the mappings it may take
+    (im2col and every window that fits one array) and ``fitting`` those whose PE cores fit in
+    its own and the chip's spare ones; all None for fc layers, the group and the copies.
 
     The arrays form a ``row_blocks`` × (arrays / row_blocks) grid. ``rows`` is the rows used
     summed down one column of blocks and ``columns`` the logical columns used summed along one
     row of blocks (fc: n_in and n_out; im2col: K²·IC and OC; VW-SDK: window area · IC and
-    i·j · OC, the duplicated kernels; the group: C and M), so rows × columns × cells per
-    logical column is every cell of the used rectangles. ``array_rows``/``array_columns`` are
-    those of the fullest array. ``cells`` counts the cells of one copy holding weights (VW-SDK:
-    each duplicated kernel; the group: 2 per entry), ``utilisation`` is the cells of every
-    copy over the cells of the arrays the layer occupies. ``neurons`` is the layer's output
-    neurons (conv: OC·H·W before any pool; the group: M). ``tile_arrays[k]`` is the arrays
-    held on tile ``tiles[k]`` and
-    ``tile_weights[k]`` the distinct matrix entries they hold (arrays in block order, row block
-    then column block, then the replicas; a duplicated VW-SDK kernel and a replica hold no new
-    entry), summing to n_in · n_out (a transposed copy: 0 everywhere).
+    i·j · OC, the duplicated kernels; the group: C and M; a copy: n_out and n_in of its
+    layer), so rows × columns × cells per logical column is every cell of the used
+    rectangles. ``array_rows``/``array_columns`` are those of the fullest array. ``cells``
+    counts the cells of one copy holding weights (VW-SDK: each duplicated kernel; the group: 2
+    per entry), ``utilisation`` is the cells of every copy over the cells of the arrays the
+    unit occupies. ``neurons`` is the layer's output neurons (conv: OC·H·W before any pool;
+    the group: M; a copy: its layer's). ``tile_arrays[k]`` is the arrays held on tile
+    ``tiles[k]`` and ``tile_weights[k]`` the distinct matrix entries they hold (arrays in
+    block order, row block then column block, then the replicas; a duplicated VW-SDK kernel
+    and a replica hold no new entry), summing to n_in · n_out (a transposed copy: 0
+    everywhere).
     """
 
     index: int
@@ -320,6 +375,11 @@ class LayerMapping:
     neurons: int
     tile_arrays: tuple[int, ...]
     tile_weights: tuple[int, ...]
+    cycles: int | None = None
+    vwsdk_cycles: int | None = None
+    vwsdk_window: tuple[int, int] | None = None
+    candidates: int | None = None
+    fitting: int | None = None
 
     @property
     def arrays(self) -> int:
@@ -348,6 +408,12 @@ class LayerMapping:
             "feedback_arrays": self.feedback_arrays,
             "replicas": self.replicas,
             "reads_per_step": self.reads_per_step,
+            "cycles": self.cycles,
+            "vwsdk_cycles": self.vwsdk_cycles,
+            "vwsdk_window": list(self.vwsdk_window) if self.vwsdk_window else None,
+            "candidates": self.candidates,
+            "fitting": self.fitting,
+            "criterion": CRITERION if self.candidates else None,
             "pes": [list(pe) for pe in self.pes],
             "tiles": list(self.tiles),
             "utilisation": self.utilisation,
@@ -373,6 +439,10 @@ class ChipMapping:
     pes_used: int
     tiles_used: int
     positions: tuple[tuple[int, int], ...]
+
+    def transpose(self, layer: int) -> LayerMapping | None:
+        """The transposed copy of weighted layer ``layer``'s W (None without one)."""
+        return next((u for u in self.transposes if u.weighted == layer), None)
 
     @property
     def feedback_arrays(self) -> int:
@@ -465,8 +535,35 @@ def _cut(rows: int, columns: int, ar: int, ac: int) -> _Grid:
 
 
 @dataclass(frozen=True)
+class _Option:
+    """One mapping a conv layer may take: im2col, or a parallel window i × j (``win``),
+    with ``replicas`` copies of its arrays sharing its ``positions``."""
+
+    scheme: str
+    kernel: int
+    window: tuple[int, int]
+    positions: int
+    tiles: int  # arrays of one copy
+    replicas: int
+    rank: tuple[int, ...]  # the tie-break on equal reads and arrays (module docstring)
+    win: _Window | None = None  # None for im2col
+
+    @property
+    def arrays(self) -> int:
+        """Every array the option takes: its copies."""
+        return self.tiles * self.replicas
+
+    @property
+    def reads(self) -> int:
+        """Read cycles of one time step: the positions shared among the copies."""
+        return _ceil_div(self.positions, self.replicas)
+
+
+@dataclass(frozen=True)
 class _Need:
-    """What one weighted layer (or the feedback group) needs, before placement."""
+    """What one weighted layer (or the feedback group, or a transposed copy) needs, before
+    placement. A conv layer also carries every ``option`` it may take and VW-SDK's own
+    result (``vwsdk``); its fields are those of the option it takes."""
 
     index: int
     weighted: int
@@ -480,82 +577,142 @@ class _Need:
     cells: int
     neurons: int
     replicas: int = 1
-    transpose: bool = False
+    copy_arrays: int = 0  # the arrays of this layer's transposed copy (0: none)
+    vwsdk: ConvMapping | None = None
+    options: tuple[_Option, ...] = ()
+    fitting: int | None = None  # options that fit in its PE cores and the spare ones
 
     @property
     def arrays(self) -> int:
         """Every array the unit takes: its copies of W (the replicas)."""
         return self.grid.arrays * self.replicas
 
-    def transposed(self) -> _Need:
-        """The unit of this layer's transposed copy (as many arrays, no new entry)."""
-        return dataclasses.replace(self, kind="transpose", scheme="transpose")
+    @property
+    def reads(self) -> int:
+        """Read cycles of one time step."""
+        return _ceil_div(self.positions, self.replicas)
 
 
-def _conv_need(chip: ChipSpec, layer: ConvLayer, shape_in: tuple[int, ...]) -> tuple:
-    """(scheme, window, n_in, grid, reads per step, cells) of a conv layer."""
+def _conv_options(
+    chip: ChipSpec, layer: ConvLayer, shape_in: tuple[int, ...]
+) -> tuple[ConvMapping, tuple[_Option, ...]]:
+    """VW-SDK's result for a conv layer on the chip's arrays, and every mapping the layer
+    may take: im2col first, then (stride 1) every parallel window that fits one array."""
     xb = chip.crossbar
     c, h, wd = shape_in
-    k, p, oc = layer.kernel, layer.padding, layer.out_channels
+    k, p, s, oc = layer.kernel, layer.padding, layer.stride, layer.out_channels
     ar, ac = xb.rows, xb.weights_per_row
-    cm = conv_cycles(h + 2 * p, wd + 2 * p, k, c, oc, ar, ac, stride=layer.stride)
-    copies = (cm.window[0] - k + 1) * (cm.window[1] - k + 1)
-    if cm.scheme == "im2col":
+    h, wd = h + 2 * p, wd + 2 * p
+    cm = conv_cycles(h, wd, k, c, oc, ar, ac, stride=s)
+    g = chip.mapping.conv_replication
+    positions = ((h - k) // s + 1) * ((wd - k) // s + 1)
+    tiles = _ceil_div(k * k * c, ar) * _ceil_div(oc, ac)
+    options = [_Option("im2col", k, (k, k), positions, tiles, min(g, positions), (0,))]
+    for win in _windows(h, wd, k, c, oc, ar, ac) if s == 1 else []:
+        # VW-SDK's own tie-break (:func:`_preference`) after im2col
+        rank = (1, *_preference(win, k, c, oc))
+        window, replicas = (k + win.i - 1, k + win.j - 1), min(g, win.positions)
+        options.append(_Option("vw-sdk", k, window, win.positions, win.tiles, replicas, rank, win))
+    return cm, tuple(options)
+
+
+def _conv_need(
+    chip: ChipSpec, index: int, weighted: int, layer: ConvLayer, shapes: list[tuple[int, ...]]
+) -> _Need:
+    """A conv layer's need at its first option (:func:`_fewest`), with all its options."""
+    cm, options = _conv_options(chip, layer, shapes[index])
+    k, c, oc = layer.kernel, shapes[index][0], layer.out_channels
+    neurons = math.prod(shapes[index + 1])
+    unmapped = _Grid(0, 0, 0, 0, 0, 0, ((), ()))  # :func:`_take` sets it, and the rest
+    need = _Need(index, weighted, "conv", "", None, k * k * c, oc, unmapped, 0, 0, neurons)
+    need = dataclasses.replace(need, vwsdk=cm, options=options)
+    return _take(chip, need, _fewest(chip, options))
+
+
+def _take(chip: ChipSpec, need: _Need, option: _Option) -> _Need:
+    """``need`` (a conv layer) mapped by ``option``: its grid, positions, cells, copies."""
+    xb = chip.crossbar
+    k = option.kernel
+    c, oc = need.n_in // (k * k), need.n_out
+    ar, ac = xb.rows, xb.weights_per_row
+    win = option.win
+    if win is None:
         grid = _cut(k * k * c, oc, ar, ac)
+        copies = 1
     else:
-        area = cm.window[0] * cm.window[1]
-        blocks = (_ceil_div(c, cm.ict), _ceil_div(oc, cm.oct))
+        area, copies = option.window[0] * option.window[1], win.i * win.j
+        blocks = (_ceil_div(c, win.ict), _ceil_div(oc, win.oct))
         # a block holds ICt channels of K² rows each and OCt kernels (copies hold no new entry)
-        entries = (tuple(k * k * n for n in _sizes(c, cm.ict)), _sizes(oc, cm.oct))
-        grid = _Grid(area * c, copies * oc, *blocks, area * cm.ict, copies * cm.oct, entries)
-    assert grid.arrays == cm.tiles
-    cells = copies * k * k * c * oc * xb.columns_per_weight
-    return cm.scheme, cm.window, k * k * c, grid, cm.positions, cells
+        entries = (tuple(k * k * n for n in _sizes(c, win.ict)), _sizes(oc, win.oct))
+        grid = _Grid(area * c, copies * oc, *blocks, area * win.ict, copies * win.oct, entries)
+    assert grid.arrays == option.tiles
+    return dataclasses.replace(
+        need,
+        scheme=option.scheme,
+        window=option.window,
+        grid=grid,
+        positions=option.positions,
+        cells=copies * k * k * c * oc * xb.columns_per_weight,
+        replicas=option.replicas,
+    )
 
 
 READS_TRANSPOSE = {"pipesdfa": False, "pipelayer": True}
 """Whether a dataflow reads Wᵀ (back-propagation through the weights): BPTT does, SDFA not."""
 
 
+def _transposed(chip: ChipSpec, need: _Need) -> _Need:
+    """The transposed copy of a layer's W, with Wᵀ's own geometry: the n_out × n_in matrix
+    (conv: OC × K²·IC, the unrolled kernel matrix transposed) cut into blocks of ``rows``
+    outputs × ``weights_per_row`` inputs, read once per output position (δ of its OC
+    channels in, K²·IC contributions out, added into the error of the layer's input by the
+    adders) and replicated as the layer's forward arrays are (conv: G)."""
+    xb = chip.crossbar
+    grid = _cut(need.n_out, need.n_in, xb.rows, xb.weights_per_row)
+    positions = need.neurons // need.n_out  # conv: the output positions; fc: 1
+    replicas = min(chip.mapping.conv_replication, positions) if need.kind == "conv" else 1
+    cells = need.n_in * need.n_out * xb.columns_per_weight  # no duplicated kernel
+    return _Need(
+        need.index,
+        need.weighted,
+        "transpose",
+        "transpose",
+        None,
+        need.n_out,
+        need.n_in,
+        grid,
+        positions,
+        cells,
+        need.neurons,
+        replicas,
+    )
+
+
 def _needs(chip: ChipSpec, net: NetworkSpec) -> list[_Need]:
-    """The weighted layers' needs, then the feedback group's (pipesdfa, ≥ 1 hidden layer),
-    then the transposed copies' (a dataflow reading Wᵀ from copies)."""
+    """The weighted layers' needs (conv layers at their first option, :func:`_fewest`),
+    then the feedback group's (pipesdfa, ≥ 1 hidden layer), then the transposed copies' (a
+    dataflow reading Wᵀ from copies, for every layer but the first)."""
     xb = chip.crossbar
     shapes = layer_shapes(net)
     weighted = weighted_layers(net)
     copy = READS_TRANSPOSE[chip.dataflow] and xb.transpose == "copy"
-    needs = []
+    needs, copies = [], []
     for w, index in enumerate(weighted):
-        layer, shape_in = net.layers[index], shapes[index]
-        neurons = math.prod(shapes[index + 1])
-        replicas = 1
+        layer = net.layers[index]
         if isinstance(layer, ConvLayer):
-            scheme, window, n_in, grid, positions, cells = _conv_need(chip, layer, shape_in)
-            kind, n_out = "conv", layer.out_channels
-            replicas = min(chip.mapping.conv_replication, positions)
+            need = _conv_need(chip, index, w, layer, shapes)
         else:
             assert isinstance(layer, FcLayer)
-            n_in, n_out = math.prod(shape_in), layer.out
-            kind, scheme, window, positions = "fc", "fc", None, 1
+            neurons = math.prod(shapes[index + 1])
+            n_in, n_out = math.prod(shapes[index]), layer.out
             grid = _cut(n_in, n_out, xb.rows, xb.weights_per_row)
             cells = n_in * n_out * xb.columns_per_weight
-        needs.append(
-            _Need(
-                index,
-                w,
-                kind,
-                scheme,
-                window,
-                n_in,
-                n_out,
-                grid,
-                positions,
-                cells,
-                neurons,
-                replicas,
-                copy,
-            )
-        )
+            need = _Need(index, w, "fc", "fc", None, n_in, n_out, grid, 1, cells, neurons)
+        # layer 0's error would be the network input's: it never back-propagates (no ERR)
+        if copy and w > 0:
+            copies.append(_transposed(chip, need))
+            need = dataclasses.replace(need, copy_arrays=copies[-1].arrays)
+        needs.append(need)
     # BPTT (pipelayer) has no random feedback; a network without hidden layers needs none.
     widths = feedback_widths(net)
     if widths and chip.dataflow != "pipelayer":
@@ -564,12 +721,58 @@ def _needs(chip: ChipSpec, net: NetworkSpec) -> list[_Need]:
         assert grid.arrays == len(feedback_blocks(chip, len(needs), c, m))
         group = _Need(-1, len(needs), "feedback", "feedback", None, c, m, grid, 1, 2 * c * m, m)
         needs.append(group)
-    return needs + [n.transposed() for n in needs if n.transpose]
+    return needs + copies
+
+
+def _pes(chip: ChipSpec, arrays: int) -> int:
+    """PE cores of a unit of ``arrays`` arrays (a unit starts on a fresh PE core)."""
+    return _ceil_div(arrays, chip.pe.crossbars)
+
+
+def _step_key(chip: ChipSpec, option: _Option) -> tuple:
+    """Order of the options a layer moves to: fewer PE cores, then fewer reads per step,
+    then fewer arrays, then the tie-break rank."""
+    return (_pes(chip, option.arrays), option.reads, option.arrays, option.rank)
+
+
+def _fewest(chip: ChipSpec, options: tuple[_Option, ...]) -> _Option:
+    """A conv layer's first option: the fewest PE cores (im2col's: no window takes fewer
+    arrays), and on them the fewest reads per step."""
+    return min(options, key=lambda option: _step_key(chip, option))
+
+
+def _choose(chip: ChipSpec, needs: list[_Need]) -> list[_Need]:
+    """Spend the chip's spare PE cores on the conv layers' windows (module docstring):
+    the layer with the most reads per step (the earlier on a tie) moves to its next option,
+    the fewest PE cores reading fewer times per step, while the spare PE cores hold it; a
+    layer whose next option does not fit keeps its own."""
+    spare = chip.tiles * chip.tile.pes - sum(_pes(chip, n.arrays) for n in needs)
+    taken = {k: _fewest(chip, n.options) for k, n in enumerate(needs) if n.options}
+    open_ = set(taken)
+    while open_:
+        k = max(open_, key=lambda k: (taken[k].reads, -k))
+        now = taken[k]
+        faster = [o for o in needs[k].options if o.reads < now.reads]
+        nxt = min(faster, key=lambda o: _step_key(chip, o), default=None)
+        extra = 0 if nxt is None else _pes(chip, nxt.arrays) - _pes(chip, now.arrays)
+        if nxt is None or extra > spare:
+            open_.discard(k)
+            continue
+        spare -= extra
+        taken[k] = nxt
+    out = list(needs)
+    for k, option in taken.items():
+        room = _pes(chip, option.arrays) + spare
+        fitting = sum(_pes(chip, o.arrays) <= room for o in needs[k].options)
+        out[k] = dataclasses.replace(_take(chip, needs[k], option), fitting=fitting)
+    return out
 
 
 def pe_cores_needed(chip: ChipSpec, net: NetworkSpec) -> int:
-    """PE cores ``net`` takes on a chip like ``chip`` of any size (each unit on fresh cores)."""
-    return sum(_ceil_div(n.arrays, chip.pe.crossbars) for n in _needs(chip, net))
+    """The fewest PE cores ``net`` takes on a chip like ``chip`` of any size (each unit on
+    fresh cores; conv layers at their first option): :func:`map_network` places ``net`` on
+    every chip with at least this many PE cores, spending the rest on conv windows."""
+    return sum(_pes(chip, n.arrays) for n in _needs(chip, net))
 
 
 def map_network(chip: ChipSpec, net: NetworkSpec) -> ChipMapping:
@@ -578,10 +781,9 @@ def map_network(chip: ChipSpec, net: NetworkSpec) -> ChipMapping:
     check_fits([mesh_need(chip)])
     check_chip_network(net)
     needs = _needs(chip, net)
-    per_pe, pes_per_tile = chip.pe.crossbars, chip.tile.pes
-    pe_counts = [_ceil_div(n.arrays, per_pe) for n in needs]
-    pes_total = chip.tiles * pes_per_tile
-    if sum(pe_counts) > pes_total:
+    pes_total = chip.tiles * chip.tile.pes
+    pes_needed = sum(_pes(chip, n.arrays) for n in needs)
+    if pes_needed > pes_total:
         by_kind = {
             kind: sum(n.arrays for n in needs if n.kind == kind)
             for kind in ("feedback", "transpose")
@@ -590,11 +792,13 @@ def map_network(chip: ChipSpec, net: NetworkSpec) -> ChipMapping:
         copies = f" + transposed copies {by_kind['transpose']}" if by_kind["transpose"] else ""
         raise MappingError(
             f"network {net.name} needs {sum(n.arrays for n in needs)} crossbars (weights "
-            f"{weights} + feedback {by_kind['feedback']}{copies}) on {sum(pe_counts)} PE cores "
+            f"{weights} + feedback {by_kind['feedback']}{copies}) on {pes_needed} PE cores "
             f"but chip {chip.name} has {chip.crossbars_total} crossbars on {pes_total} PE cores"
         )
+    needs = _choose(chip, needs)
     units, next_pe = [], 0
-    for need, count in zip(needs, pe_counts, strict=True):
+    for need in needs:
+        count = _pes(chip, need.arrays)
         units.append(_place(chip, need, next_pe, count))
         next_pe += count
     layers = tuple(u for u in units if u.kind not in ("feedback", "transpose"))
@@ -629,7 +833,7 @@ def _place(chip: ChipSpec, need: _Need, first_pe: int, count: int) -> LayerMappi
         weights[tile] = weights.get(tile, 0) + held
     feedback, copy = need.kind == "feedback", need.kind == "transpose"
     g = need.grid
-    copies = g.arrays * need.replicas
+    cm = need.vwsdk
     return LayerMapping(
         index=need.index,
         weighted=need.weighted,
@@ -638,14 +842,14 @@ def _place(chip: ChipSpec, need: _Need, first_pe: int, count: int) -> LayerMappi
         window=need.window,
         n_in=need.n_in,
         n_out=need.n_out,
-        weight_arrays=0 if feedback or copy else copies,
+        weight_arrays=0 if feedback or copy else arrays,
         feedback_arrays=arrays if feedback else 0,
-        reads_per_step=_ceil_div(need.positions, need.replicas),
+        reads_per_step=need.reads,
         pes=pes,
         positions=need.positions,
         replicas=need.replicas,
         block_arrays=g.arrays,
-        transpose_arrays=copies if need.transpose else 0,
+        transpose_arrays=arrays if copy else need.copy_arrays,
         tiles=tuple(on_tile),
         utilisation=need.cells * need.replicas / (arrays * chip.crossbar.rows * chip.crossbar.cols),
         rows=g.rows,
@@ -657,4 +861,9 @@ def _place(chip: ChipSpec, need: _Need, first_pe: int, count: int) -> LayerMappi
         neurons=need.neurons,
         tile_arrays=tuple(on_tile.values()),
         tile_weights=tuple(weights.values()),
+        cycles=need.positions * g.arrays if cm else None,
+        vwsdk_cycles=cm.vw_sdk if cm else None,
+        vwsdk_window=cm.window if cm else None,
+        candidates=len(need.options) if cm else None,
+        fitting=need.fitting,
     )
