@@ -13,6 +13,7 @@ import emulator.run as emulation
 from emulator.cli import main
 from emulator.compare import recorded_training
 from emulator.learning.training import load_for, run_training
+from emulator.physics.mapping import map_network
 from emulator.spec import load_chip, load_network, training_options, with_fields
 
 CASES = {"tiny": ("tiny-mlp", "tiny"), "conv": ("tiny-conv", "tiny")}
@@ -60,6 +61,14 @@ def test_the_reference_records_what_the_cores_record(
     assert recorded.samples == cores.samples and recorded.sizes() == cores.sizes()
     assert recorded == cores  # every op's rates, every batch's writes, bit for bit
     assert any(w > 0 for batch in recorded.writes for w, _ in batch)  # writes were seen
+    # a fraction of one copy's cells (duplicated kernels are programmed alike, not counted)
+    unique = [
+        lm.unique_cells
+        for lm in map_network(load_chip(CASES[case][1]), load_network(CASES[case][0])).layers
+    ]
+    for batch in recorded.writes:
+        for (fraction, _), cells in zip(batch, unique, strict=True):
+            assert fraction <= 1 and abs(fraction * cells - round(fraction * cells)) < 1e-6
 
 
 def test_the_baseline_is_costed_on_its_own_bptt_training() -> None:
@@ -145,3 +154,18 @@ def test_a_baselines_assumed_activity_decides_nothing_in_compare_activity(
     own = compare(str(files["plain"]), "--baseline-activity", str(theirs))
     assert own["activity"]["pipelayer"] == f"measured: {theirs}"
     assert own["pipelayer"] != same[0]["pipelayer"]  # its own measured writes and spikes
+
+
+def test_a_write_programs_every_duplicated_kernel() -> None:
+    """A measured write fraction is of one copy's cells; the WRITE charges it on every
+    duplicated VW-SDK kernel and every replica (closed form)."""
+    from emulator.cost import CostModel
+    from emulator.physics.mapping import map_network
+
+    net, chip = load_network("tiny-conv"), load_chip("tiny")
+    lm = map_network(chip, net).layers[0]
+    assert lm.scheme == "vw-sdk" and lm.copies > 1
+    assert lm.unique_cells * lm.copies == lm.cells
+    op = CostModel(chip, net).write(0, 0.25, 3.0)
+    pulses = 0.25 * lm.unique_cells * lm.copies * lm.replicas * 3.0
+    assert op.energy_pj["write"] == pytest.approx(pulses * chip.device.write_energy_pj)

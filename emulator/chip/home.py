@@ -284,7 +284,8 @@ class LayerHome:
             return []
         del self.written[version]
         _, cells, pulses = acks
-        fraction, per_cell = write_rates(run.mapping.layers[layer.index].cells, cells, pulses)
+        unique = run.mapping.layers[layer.index].unique_cells
+        fraction, per_cell = write_rates(unique, cells, pulses)
         self.tile.clock.run(
             costs.write(layer.index, fraction, per_cell), max(ends.values()), version
         )

@@ -31,7 +31,7 @@ class TrainingRecorder:
 
     def __init__(self, chip: ChipSpec, net: NetworkSpec, model: ReferenceModel) -> None:
         self.net = net
-        self.cells = [lm.cells for lm in map_network(chip, net).layers]
+        self.cells = [lm.unique_cells for lm in map_network(chip, net).layers]
         self.error_bits = chip.crossbar.error_bits
         self.reads_error = len(weighted_layers(net)) > 1  # the error is read for hidden layers
         self.inputs: list[list[list[float]]] = []

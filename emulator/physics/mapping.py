@@ -335,18 +335,17 @@ class LayerMapping:
 
     The arrays form a ``row_blocks`` × (arrays / row_blocks) grid. ``rows`` is the rows used
     summed down one column of blocks and ``columns`` the logical columns used summed along one
-    row of blocks (fc: n_in and n_out; im2col: K²·IC and OC; VW-SDK: window area · IC and
-    i·j · OC, the duplicated kernels; the group: C and M; a copy: n_out and n_in of its
-    layer), so rows × columns × cells per logical column is every cell of the used
-    rectangles. ``array_rows``/``array_columns`` are those of the fullest array. ``cells``
-    counts the cells of one copy holding weights (VW-SDK: each duplicated kernel; the group: 2
-    per entry), ``utilisation`` is the cells of every copy over the cells of the arrays the
-    unit occupies. ``neurons`` is the layer's output neurons (conv: OC·H·W before any pool;
-    the group: M; a copy: its layer's). ``tile_arrays[k]`` is the arrays held on tile
-    ``tiles[k]`` and ``tile_weights[k]`` the distinct matrix entries they hold (arrays in
-    block order, row block then column block, then the replicas; a duplicated VW-SDK kernel
-    and a replica hold no new entry), summing to n_in · n_out (a transposed copy: 0
-    everywhere).
+    row of blocks (fc: n_in and n_out; im2col: K²·IC and OC; VW-SDK: window area · IC and i·j ·
+    OC, the duplicated kernels; the group: C and M; a copy: n_out and n_in of its layer), so
+    rows × columns × cells per logical column is every cell of the used rectangles.
+    ``array_rows``/``array_columns`` are those of the fullest array. ``cells`` counts the cells
+    of one copy holding weights (VW-SDK: each of its ``copies`` duplicated kernels; the group: 2
+    per entry), ``utilisation`` is the cells of every copy over the cells of the arrays the unit
+    occupies. ``neurons`` is the layer's output neurons (conv: OC·H·W before any pool; the
+    group: M; a copy: its layer's). ``tile_arrays[k]`` is the arrays held on tile ``tiles[k]``
+    and ``tile_weights[k]`` the distinct matrix entries they hold (arrays in block order, row
+    block then column block, then the replicas; a duplicated VW-SDK kernel and a replica hold no
+    new entry), summing to n_in · n_out (a transposed copy: 0 everywhere).
     """
 
     index: int
@@ -375,6 +374,7 @@ class LayerMapping:
     neurons: int
     tile_arrays: tuple[int, ...]
     tile_weights: tuple[int, ...]
+    copies: int = 1
     cycles: int | None = None
     vwsdk_cycles: int | None = None
     vwsdk_window: tuple[int, int] | None = None
@@ -387,6 +387,13 @@ class LayerMapping:
         or (kind "transpose") the transposed copy's."""
         copy = self.transpose_arrays if self.kind == "transpose" else 0
         return self.weight_arrays + self.feedback_arrays + copy
+
+    @property
+    def unique_cells(self) -> int:
+        """The cells of one copy of W without its duplicated kernels (``cells`` / ``copies``):
+        what a measured write fraction is a fraction of; a WRITE programs every duplicate
+        and every replica alike."""
+        return self.cells // self.copies
 
     @property
     def weight_tiles(self) -> tuple[int, ...]:
@@ -577,6 +584,7 @@ class _Need:
     cells: int
     neurons: int
     replicas: int = 1
+    copies: int = 1  # VW-SDK: kernels duplicated in one block (i·j); else 1
     copy_arrays: int = 0  # the arrays of this layer's transposed copy (0: none)
     vwsdk: ConvMapping | None = None
     options: tuple[_Option, ...] = ()
@@ -654,6 +662,7 @@ def _take(chip: ChipSpec, need: _Need, option: _Option) -> _Need:
         positions=option.positions,
         cells=copies * k * k * c * oc * xb.columns_per_weight,
         replicas=option.replicas,
+        copies=copies,
     )
 
 
@@ -858,6 +867,7 @@ def _place(chip: ChipSpec, need: _Need, first_pe: int, count: int) -> LayerMappi
         array_rows=g.array_rows,
         array_columns=g.array_columns,
         cells=need.cells,
+        copies=need.copies,
         neurons=need.neurons,
         tile_arrays=tuple(on_tile.values()),
         tile_weights=tuple(weights.values()),
