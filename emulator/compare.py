@@ -6,7 +6,8 @@ and how far each modelling assumption moves the verdict.
 PipeSDFA chip with each pipeline level switched off in turn. :func:`paper_comparison` does it
 for every paper network against both shipped baselines (``topologies/pipelayer.yaml``,
 PipeLayer as published, and ``topologies/pipelayer-edge.yaml``, the edge chip with PipeLayer's
-dataflow) and puts our speedup and energy ratio beside the paper's ranges (FIGURES.md).
+dataflow) and puts our speedup and energy ratio beside the paper's ranges
+(docs/sources.md#pipesdfa).
 :func:`sensitivity` moves each documented assumption (:data:`ASSUMPTIONS`) to its low and
 high end on both chips alike. Nothing here is fitted to the paper: the numbers are what the
 model gives, and ``dominant_terms`` names the terms behind them.
@@ -54,10 +55,10 @@ PAPER_NETWORKS = (
     "dvsgesture-convnet",
     "dvsgesture-vgg11",
 )
-"""The paper's networks (FIGURES.md, SDFA networks), as shipped network files."""
+"""The paper's networks (docs/sources.md#sdfa), as shipped network files."""
 
 PAPER_RANGES = {"speedup": (1.1, 10.5), "energy_ratio": (1.37, 2.1)}
-"""PipeSDFA vs PipeLayer as published (Ren et al., ICCAD 2025; FIGURES.md)."""
+"""PipeSDFA vs PipeLayer as published (Ren et al., ICCAD 2025; docs/sources.md#pipesdfa)."""
 
 PAPER_RATE = 0.1
 """Spike rate of every layer in the paper table (our assumption; uniform Activity)."""

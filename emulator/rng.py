@@ -2,7 +2,7 @@
 
 Every random number in the emulator comes from a stream named by what it is for (a crossbar
 id, an event index), never from one shared generator, so the order in which cores or actors
-run cannot change a number (DESIGN.md §4).
+run cannot change a number (docs/architecture.md#determinism).
 """
 
 from __future__ import annotations

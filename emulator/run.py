@@ -28,6 +28,7 @@ from emulator.chip import Controller, run_sha, window_credit
 from emulator.chip.plan import Plan
 from emulator.compare import fit_chip, recorded_training
 from emulator.cost import OpActivity, simulate_run
+from emulator.cost.area import static_energy_pj
 from emulator.cost.schedule import check_schedule
 from emulator.learning.training import check_batch, fault_summary, load_for
 from emulator.limits import check_fits, mesh_need, training_needs
@@ -457,6 +458,7 @@ def emulated_timeline(
         counters["ops"] = counters.get("ops", 0.0) + clock["ops"]
         end = max(end, clock["end_ps"])
     record = _record(plan, tiles, batch_sizes)
+    energy["static"] = static_energy_pj(plan.chip, plan.net, plan.mapping, end / 1000)
     clock_mhz = plan.chip.clock_mhz
     samples = sum(batch_sizes)
     total_pj = sum(energy.values())

@@ -10,7 +10,7 @@ import pytest
 from emulator.cli import main
 from emulator.cost import Activity
 
-# FIGURES.md, VW-SDK (Rhe et al., DATE 2022): published cycles on a 512 × 512 array.
+# docs/sources.md#vw-sdk (Rhe et al., DATE 2022): published cycles on a 512 × 512 array.
 VW_SDK_TABLE = [
     ("224,224,3,3,64", 49_284, 12_321, 6_216),
     ("112,112,3,128,128", 36_300, 36_300, 12_100),

@@ -1,4 +1,5 @@
-"""Fairness (DESIGN.md §3): one cost rule per physical operation for both dataflows, every
+"""Fairness (docs/cost-model.md#fairness): one cost rule per physical operation for both
+dataflows, every
 hardware choice a chip field that moves the cost in its documented direction on both
 dataflows alike, and no chip field that changes nothing."""
 
@@ -252,11 +253,29 @@ def test_the_weight_range_field_sets_the_layer_lsb() -> None:
 
 NOT_PERTURBED = {"name", "description", "dataflow"}  # free text; both dataflows are observed
 
+DAC_FIELDS = (
+    "crossbar.dac_energy_pj",
+    "area.dac_um2",
+    "area.sample_hold_um2",
+    "leakage.dac_mw",
+    "leakage.sample_hold_mw",
+)
+"""Fields of a multi-bit input's DACs and sample-and-holds (``crossbar.input_bits`` > 1)."""
+
 CONDITIONAL = {
     ("pipelayer", "tile.grad_energy_pj_per_mac"): "the crossbar datapath runs no MACs",
     ("pipelayer", "tile.grad_macs_per_ns"): "the crossbar datapath runs no MACs",
     ("pipelayer", "crossbar.readout"): "its integrated errors need an I&F counter",
     ("pipesdfa-edge", "crossbar.serial_readout"): "an ADC cannot integrate (pipelayer moves it)",
+    ("pipesdfa-edge", "area.if_counter_um2"): "an ADC chip has no counter (pipelayer moves it)",
+    ("pipesdfa-edge", "leakage.if_counter_mw"): "an ADC chip has no counter (pipelayer moves it)",
+    ("pipelayer", "area.adc_um2"): "a counter chip has no ADC (pipesdfa-edge moves it)",
+    ("pipelayer", "leakage.adc_mw"): "a counter chip has no ADC (pipesdfa-edge moves it)",
+    **{
+        (chip, path): "spikes need no DAC (input_bits 1; the DAC test below moves it)"
+        for chip in ("pipesdfa-edge", "pipelayer")
+        for path in DAC_FIELDS
+    },
 }
 """(chip, field) where the field cannot move anything on that chip, and why; each of them
 moves on the other chip (the other case of the test below)."""
@@ -350,6 +369,82 @@ def test_every_chip_field_changes_a_result(chip_name: str) -> None:
                 break
         if not moved:
             dead.append(path)
-    assert dead == []
+    assert dead == [], dead
     for (_name, path), _ in CONDITIONAL.items():  # each moves on the other shipped chip
         assert any(path == p for p, _ in _leaves(chip)), path
+
+
+@pytest.mark.parametrize("chip_name", ["pipesdfa-edge", "pipelayer"])
+def test_a_multibit_input_makes_the_dac_fields_live(chip_name: str) -> None:
+    """With ``crossbar.input_bits`` > 1 every DAC field moves a result, and the reads take
+    one plane per bit: time and energy grow."""
+    chip = with_fields(load_chip(chip_name), {"crossbar.input_bits": 8})
+    seen = _observe(chip)
+    for path in DAC_FIELDS:
+        value = dict(_leaves(chip))[path]
+        assert _observe(with_fields(chip, {path: value * 2 + 1})) != seen, path
+    net = load_network("digits-mlp")
+    one, eight = (
+        simulate(with_fields(chip, {"crossbar.input_bits": b}), net, _activity(net), batch=4)
+        for b in (1, 8)
+    )
+    assert one.energy_pj_per_sample["dac"] == 0 < eight.energy_pj_per_sample["dac"]
+    assert eight.time_ns_per_sample > one.time_ns_per_sample
+
+
+AREA_AND_LEAKAGE = [
+    ("area.array_um2", "arrays"),
+    ("area.shift_add_um2", "shift_adds"),
+    ("area.neuron_unit_um2", "neuron_units"),
+    ("area.grad_um2_per_lane", "grad_lanes"),
+    ("area.buffer_um2_per_kb", "buffer_kb"),
+    ("area.router_um2", "routers"),
+    ("leakage.neuron_unit_mw", None),
+    ("leakage.grad_mw_per_lane", None),
+    ("leakage.buffer_mw_per_kb", None),
+    ("leakage.router_mw", None),
+    ("leakage.shift_add_mw", None),
+    ("leakage.array_mw", None),
+]
+
+
+@pytest.mark.parametrize(("path", "part"), AREA_AND_LEAKAGE)
+def test_area_and_leakage_move_their_figure_up_on_both_dataflows(path: str, part) -> None:
+    """More area per unit: that part's area grows by exactly the units counted; more leakage
+    per unit: the static energy grows, and nothing else does; on both dataflows alike."""
+    from emulator.cost.area import inventory
+
+    net = load_network("braille-3fc")
+    for name in ("pipesdfa-edge", "pipelayer"):
+        chip = load_chip(name)
+        value = dict(_leaves(chip))[path]
+        more = with_fields(chip, {path: value + 1.0})
+        a, b = (simulate(c, net, _activity(net), batch=4, keep_ops=False) for c in (chip, more))
+        if part is not None:
+            count = inventory(chip, net, a.mapping)[part]
+            grown = b.area_mm2[part] - a.area_mm2[part]
+            assert grown == pytest.approx(count / 1e6) and count > 0, (name, path)
+        else:
+            static = b.energy_pj_total["static"] - a.energy_pj_total["static"]
+            assert static > 0 and b.leakage_mw > a.leakage_mw, (name, path)
+            others = {k: v for k, v in a.energy_pj_total.items() if k != "static"}
+            assert others == {k: v for k, v in b.energy_pj_total.items() if k != "static"}
+
+
+def test_static_energy_is_leakage_times_time_and_gating_powers_off_idle_tiles() -> None:
+    """Static energy = powered leakage × the segment's time (closed form), for both chips;
+    gating the unused tiles leaves only the used tiles' parts leaking."""
+    from emulator.cost.area import leakage_mw
+
+    net = load_network("digits-mlp")  # one tile of sixteen
+    for name in ("pipesdfa-edge", "pipelayer"):
+        chip = load_chip(name)
+        s = simulate(chip, net, _activity(net), batch=4, keep_ops=False)
+        assert s.energy_pj_total["static"] == pytest.approx(s.leakage_mw * s.time_ns_total)
+        gated = with_fields(chip, {"leakage.gating": "unused_tiles"})
+        g = simulate(gated, net, _activity(net), batch=4, keep_ops=False)
+        per_tile = sum(leakage_mw(chip, net, s.mapping).values()) / chip.tiles
+        assert g.leakage_mw < s.leakage_mw
+        assert s.mapping.tiles_used < chip.tiles
+        if chip.tile.grad_datapath == "digital":  # no off-mesh arrays: exactly per tile
+            assert g.leakage_mw == pytest.approx(per_tile * s.mapping.tiles_used)

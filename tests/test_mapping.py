@@ -28,7 +28,7 @@ from emulator.spec import ChipSpec, NetworkSpec, load_chip, load_network
 
 # ------------------------------------------------------------------------- conv cycles
 
-# FIGURES.md, VW-SDK (Rhe et al., DATE 2022): (H, K, IC, OC) → im2col / SDK / VW-SDK on 512².
+# docs/sources.md#vw-sdk (Rhe et al., DATE 2022): (H, K, IC, OC) → im2col / SDK / VW-SDK on 512².
 PUBLISHED = [
     ((224, 3, 3, 64), (49_284, 12_321, 6_216)),  # VGG13
     ((112, 3, 128, 128), (36_300, 36_300, 12_100)),  # VGG13
@@ -447,7 +447,7 @@ def _conv_options(
     h: int, w: int, k: int, ic: int, oc: int, ar: int, ac: int
 ) -> list[tuple[tuple[int, int], int, int]]:
     """(window, positions, arrays) of im2col and of every parallel window a chip conv layer
-    may take, by the FIGURES.md formulas: window (K+i−1)×(K+j−1), ICt = min(IC,
+    may take, by the docs/sources.md#vw-sdk formulas: window (K+i−1)×(K+j−1), ICt = min(IC,
     ⌊AR/((K+i−1)(K+j−1))⌋) ≥ 1, OCt = min(OC, ⌊AC/(i·j)⌋) ≥ 1, positions
     (⌈(H−K−i+1)/i⌉+1)(⌈(W−K−j+1)/j⌉+1), arrays ⌈IC/ICt⌉·⌈OC/OCt⌉ (AC counts logical
     columns: a weight's slices and differential pairs are in it)."""

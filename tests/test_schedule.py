@@ -113,6 +113,19 @@ def _forward_costs(chip: ChipSpec) -> dict:
     }
 
 
+def _static_mw(chip: ChipSpec) -> float:
+    """The whole chip's leakage (nothing gated, a digital gradient unit), by its counts:
+    per array its readout units, shift-add and cells; per tile its neuron unit, gradient
+    lanes and buffer; per node a router."""
+    k, xb, tile = chip.leakage, chip.crossbar, chip.tile
+    readout = k.adc_mw if xb.readout == "adc" else k.if_counter_mw
+    arrays = chip.tiles * tile.pes * chip.pe.crossbars
+    lanes = tile.grad_macs_per_ns * 1000 / chip.clock_mhz
+    per_tile = k.neuron_unit_mw + lanes * k.grad_mw_per_lane + tile.buffer_kb * k.buffer_mw_per_kb
+    per_array = xb.converters * readout + k.shift_add_mw + k.array_mw
+    return arrays * per_array + chip.tiles * per_tile + chip.noc.nodes * k.router_mw
+
+
 def _grad_costs(
     chip: ChipSpec, error_values: int, rate: float = RATE
 ) -> tuple[int, dict[str, float]]:
@@ -158,8 +171,9 @@ def test_one_layer_pipesdfa_by_hand(one_layer: tuple) -> None:
     assert s.time_ns_per_sample == end / 1000 / B
     assert s.cycles == round(end / 1000 * chip.clock_mhz / 1000)
     write = {"write": 0.5 * f["cells"] * pulses * dev.write_energy_pj}
-    expected = _energy_by_component([(T, f["xbar"]), (T, f["neuron"]), (1, grad), (1 / B, write)])
-    _assert_energy(s, expected)
+    static = {"static": _static_mw(chip) * end / 1000}  # leakage × the batch, mW·ns = pJ
+    parts = [(T, f["xbar"]), (T, f["neuron"]), (1, grad), (1 / B, write), (1 / B, static)]
+    _assert_energy(s, _energy_by_component(parts))
     assert s.counters["macs"] == pytest.approx(B * T * 4 * RATE * 16)
     assert s.counters["reuse_saved_bits"] == B * T * 16
     assert s.counters["reuse_saved_pj"] == 0  # layer 0's input enters on its own tile
@@ -192,8 +206,9 @@ def test_one_layer_pipelayer_differs_only_by_its_buffered_errors(one_layer: tupl
     assert g - g_sdfa == _ps(1.0)  # reading T·n_l errors takes one more bus access
     assert s.time_ps_total - sdfa.time_ps_total == g - g_sdfa
     write = {"write": 0.5 * f["cells"] * pulses * dev.write_energy_pj}  # W only
-    expected = _energy_by_component([(T, f["xbar"]), (T, f["neuron"]), (1, grad), (1 / B, write)])
-    _assert_energy(s, expected)
+    static = {"static": _static_mw(chip) * s.time_ns_total}
+    parts = [(T, f["xbar"]), (T, f["neuron"]), (1, grad), (1 / B, write), (1 / B, static)]
+    _assert_energy(s, _energy_by_component(parts))
     for part in ("read", "readout", "shift_add", "neuron", "grad", "noc", "write"):
         assert s.energy_pj_per_sample[part] == sdfa.energy_pj_per_sample[part], part
 
@@ -380,6 +395,7 @@ def test_energy_totals_equal_the_sum_over_ops() -> None:
         for op in s.ops:
             for k, v in op.energy_pj.items():
                 total[k] += v
+        total["static"] = s.leakage_mw * max(op.end_ps for op in s.ops) / 1000  # no op's own
         for c in COMPONENTS:
             assert s.energy_pj_per_sample[c] == pytest.approx(total[c] / 8, rel=1e-9)
         assert s.counters["ops"] == len(s.ops)
@@ -755,8 +771,10 @@ def test_energy_summed_per_op_and_per_core_agrees_with_the_totals() -> None:
     for op in s.ops:  # each "core" sums its own ops in issue order ...
         for c, v in op.energy_pj.items():
             per_resource[op.resource][c] += v
-    for c in COMPONENTS:  # ... then the cores' totals are added
+    for c in COMPONENTS:  # ... then the cores' totals are added (leakage: no op's)
         total = sum(per_resource[r][c] for r in sorted(per_resource))
+        if c == "static":
+            total = s.leakage_mw * s.time_ns_total
         assert total == pytest.approx(s.energy_pj_total[c], rel=1e-9, abs=0.0)
     assert s.counters["ops"] == len(s.ops)
     assert sum(s.energy_pj_total.values()) == pytest.approx(5 * s.total_pj_per_sample)

@@ -40,7 +40,7 @@ def test_shipped_names_resolve() -> None:
 
 
 def test_paper_network_shapes_match_figures() -> None:
-    # FIGURES.md, "SDFA networks and accuracies".
+    # docs/sources.md#sdfa, "SDFA networks and accuracies".
     for depth in (2, 3, 4, 5):
         net = spec.load_network(f"nmnist-mlp{depth}")
         assert math.prod(net.input_shape) == 2312
@@ -88,7 +88,7 @@ def test_the_baseline_presets_differ_from_edge_only_where_they_say() -> None:
         "crossbar.update",
     }
     # The published-technology variant adds only PipeLayer's NVSim read/write figures
-    # (FIGURES.md: read 29.31 ns / 1.08 pJ, write 50.88 ns / 3.91 nJ).
+    # (docs/sources.md#pipelayer: read 29.31 ns / 1.08 pJ, write 50.88 ns / 3.91 nJ).
     nvsim = spec.load_chip("pipelayer-nvsim")
     assert _differing(spec.load_chip("pipelayer"), nvsim) == {
         "name",

@@ -18,6 +18,7 @@ from emulator.cost.physical import (
     buffer_access,
     error_planes,
     grad_macs,
+    input_drive,
     neuron_steps,
     transfer,
     write_rows,
@@ -238,9 +239,13 @@ class CostModel:
     def xbar(self, layer: int, input_rate: float) -> OpCost:
         """XBAR_READ of ``layer`` at one step with a fraction ``input_rate`` of its inputs
         active: every position read (⌈positions / replicas⌉ cycles), beside the buffer
-        streaming the frame in and the positions' rows out."""
+        streaming the frame in and the positions' rows out; a multi-bit input
+        (``crossbar.input_bits``) in as many bit planes, each through the rows' DACs."""
         chip, lm = self.chip, self.mapping.layers[layer]
-        read = array_read(chip, weight_arrays(chip, lm), float(input_rate))
+        arrays = weight_arrays(chip, lm)
+        read = array_read(chip, arrays, float(input_rate), chip.crossbar.input_bits)
+        if chip.crossbar.input_bits > 1:  # each plane's active rows driven by their DACs
+            read = read.beside(input_drive(chip, arrays, float(input_rate)))
         reads = read.repeated(lm.positions, lm.reads_per_step)
         frame = self._bits_in[layer] + lm.positions * lm.rows
         buffered = self._buffer(lm.tiles[0], "frames", frame)

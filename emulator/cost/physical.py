@@ -1,4 +1,5 @@
-"""One cost function per physical operation, used by every dataflow (DESIGN.md §3, fairness).
+"""One cost function per physical operation, used by every dataflow
+(docs/cost-model.md#fairness).
 
 Each function returns a :class:`Cost`: a duration in ns, energy per component in pJ and
 counters. :class:`emulator.cost.schedule.CostModel` builds every scheduled op of both dataflows
@@ -157,6 +158,15 @@ def array_read(chip: ChipSpec, arrays: Arrays, active: float, planes: int = 1) -
         },
         {"array_reads": planes * arrays.count, "conversions": readouts},
     )
+
+
+def input_drive(chip: ChipSpec, arrays: Arrays, active: float) -> Cost:
+    """The DACs of a multi-bit input's bit planes (``crossbar.input_bits``): each plane
+    drives its active rows of every array, one activation each (``dac_energy_pj``), in the
+    read's own pulse (no time of its own)."""
+    xb = chip.crossbar
+    driven = active * arrays.rows * (arrays.count / arrays.row_blocks)
+    return Cost(0.0, {"dac": xb.input_bits * driven * xb.dac_energy_pj})
 
 
 def error_planes(chip: ChipSpec) -> int:

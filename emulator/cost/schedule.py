@@ -1,5 +1,5 @@
 """The three-level PipeSDFA pipeline and the PipeLayer schedule: operations, a deterministic
-list schedule and the analytic cost model (DESIGN.md §3).
+list schedule and the analytic cost model (docs/timing-model.md).
 
 One training segment is ``batches`` batches of B samples (a replayed run: its samples in
 batches of B, the last possibly smaller), T steps each, on the weighted layers l = 0..L−1 of a
@@ -140,6 +140,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from emulator.cost.activity import Activity, OpActivity, error_bit_rate, write_activity
+from emulator.cost.area import area_mm2, leakage_mw, static_energy_pj
 from emulator.cost.model import CostModel
 from emulator.cost.timeline import OpCost, Timeline, is_exclusive
 from emulator.limits import check_fits, schedule_need
@@ -148,6 +149,7 @@ from emulator.spec import ChipSpec, NetworkSpec, PipelineSpec
 
 COMPONENTS = (
     "read",
+    "dac",
     "readout",
     "shift_add",
     "neuron",
@@ -158,8 +160,9 @@ COMPONENTS = (
     "error_backprop",
     "grad",
     "write",
+    "static",
 )
-"""Energy components, in report order."""
+"""Energy components, in report order (``static``: leakage × time, :mod:`emulator.cost.area`)."""
 
 COUNTERS = (
     "ops",
@@ -458,8 +461,10 @@ class Schedule:
 
     ``ops`` are in issue order. ``batch`` is the samples per batch (the last of ``batches``
     may hold fewer; ``samples`` in all). Segment totals: ``time_ps_total`` (the latest op
-    end), ``energy_pj_total`` per component and ``counters``; per sample: energy / samples,
-    time = the last batch's period / its samples.
+    end), ``energy_pj_total`` per component (``static``: the powered leakage over that time)
+    and ``counters``; per sample: energy / samples, time = the last batch's period / its
+    samples. ``area_mm2`` is the chip's area by part, ``leakage_mw`` its powered leakage
+    (:mod:`emulator.cost.area`).
     """
 
     ops: list[Op]
@@ -477,6 +482,8 @@ class Schedule:
     batch_end_ps: list[int] = field(default_factory=list)
     time_ps_total: int = 0
     energy_pj_total: dict[str, float] = field(default_factory=dict)
+    area_mm2: dict[str, float] = field(default_factory=dict)
+    leakage_mw: float = 0.0
 
     @property
     def time_ns_total(self) -> float:
@@ -500,6 +507,9 @@ class Schedule:
             "energy_breakdown_pj": dict(self.energy_pj_per_sample),
             "cycles": self.cycles,
             "counters": dict(self.counters),
+            "area_mm2": sum(self.area_mm2.values()),
+            "area_breakdown_mm2": dict(self.area_mm2),
+            "leakage_mw": self.leakage_mw,
         }
 
 
@@ -517,6 +527,7 @@ def _schedule(
         first += size
     period = batch_end[-1] - (batch_end[-2] if len(sizes) > 1 else 0)
     energy = dict.fromkeys(COMPONENTS, 0.0) | tl.timeline.energy
+    energy["static"] = static_energy_pj(chip, cm.net, cm.mapping, tl.timeline.end / 1000)
     counters = dict.fromkeys(COUNTERS, 0.0) | tl.timeline.counters
     counters["ops"] = float(tl.timeline.ops)
     per_sample = {k: v / first for k, v in energy.items()}
@@ -536,6 +547,8 @@ def _schedule(
         batch_end_ps=batch_end,
         time_ps_total=tl.timeline.end,
         energy_pj_total=energy,
+        area_mm2=area_mm2(chip, cm.net, cm.mapping),
+        leakage_mw=sum(leakage_mw(chip, cm.net, cm.mapping).values()),
     )
 
 

@@ -1,13 +1,14 @@
 """The reference trainer: SDFA, SDFA with local BPTT, and BPTT on a single-process numpy model.
 
-This is the oracle the rest of the emulator is tested against (DESIGN.md §5). Every weighted
-layer (fc or conv, each followed by a spiking neuron) keeps its matrix W in a
+This is the oracle the rest of the emulator is tested against
+(docs/architecture.md#one-oracle). Every weighted layer (fc or conv, each followed by a
+spiking neuron) keeps its matrix W in a
 :class:`LayerBackend` (ideal floats here, a crossbar model elsewhere): W is (n_out, n_in) for
 fc and the im2col matrix (OC, IC·K·K) for conv, columns ordered channel, then kernel row, then
 kernel column. Layers are numbered by their position among the weighted layers (pool layers
 do not count): that index keys the init stream, the backend list and the feedback slices.
 
-The algorithms (DESIGN.md §2), with ``e = ∂loss/∂(output rates)`` of shape (B, C_out):
+The algorithms (docs/algorithm.md#forms), with ``e = ∂loss/∂(output rates)`` of shape (B, C_out):
 
 - ``bptt``: surrogate-gradient back-propagation through all layers and time steps, through
   the reset too.

@@ -38,7 +38,7 @@ def _one_hot(y: np.ndarray, classes: int) -> np.ndarray:
 
 
 def feedback_scale(width: int) -> float:
-    """SDFA's 1/√M: g = e·B/√M for a feedback matrix B of M columns (DESIGN.md §2)."""
+    """SDFA's 1/√M: g = e·B/√M for a feedback matrix B of M columns (docs/algorithm.md#feedback)."""
     return 1.0 / math.sqrt(width)
 
 
@@ -62,10 +62,11 @@ def output_error(fr: np.ndarray, y: np.ndarray, group: int, kind: str = "mse") -
 def spike_error(net: NetworkSpec, index: int, s: np.ndarray, g: np.ndarray) -> np.ndarray:
     """``∂loss/∂s[t]`` (T, B, *out shape) of the weighted layer ``net.layers[index]`` whose
     spikes are ``s``, from an error ``g`` (B, …) that is the same at every step, given after
-    the pool layers that follow it (DESIGN.md §2; the authors' ConvBlock). Without a pool: g
-    at every step. Through a max pool: each window's error goes to that step's winner (the
-    first position holding the window's max: its first spike, or its first position when
-    none fired, PyTorch's rule), so the route changes with t; an avg pool spreads it evenly.
+    the pool layers that follow it (docs/algorithm.md#feedback; the authors' ConvBlock).
+    Without a pool: g at every step. Through a max pool: each window's error goes to that
+    step's winner (the first position holding the window's max: its first spike, or its
+    first position when none fired, PyTorch's rule), so the route changes with t; an avg
+    pool spreads it evenly.
     """
     steps, batch = s.shape[:2]
     pools = [net.layers[j] for j in pools_after(net, index)]
@@ -96,10 +97,10 @@ def local_gradient(
     """A layer's weight gradient from the error of its own spikes ``grad_s`` (T, B, *out
     shape; :func:`spike_error`): a hidden layer under ``sdfa`` through the surrogate only;
     under ``sdfa-local-bptt``, and the ``output`` layer under either, through the layer's own
-    membrane recurrence over the T steps (its true gradient: DESIGN.md §2 and the authors'
-    code, whose output layer has no feedback after it). ``h``, ``s`` (T, B, *out shape) and
-    ``inputs`` (T, B, *in shape) are the forward's. This is the whole of SDFA's per-layer
-    learning rule."""
+    membrane recurrence over the T steps (its true gradient: docs/algorithm.md#local-gradient
+    and the authors' code, whose output layer has no feedback after it). ``h``, ``s`` (T, B,
+    *out shape) and ``inputs`` (T, B, *in shape) are the forward's. This is the whole of
+    SDFA's per-layer learning rule."""
     if algorithm != "sdfa" or output:
         return weight_gradient(layer, neuron.backward(h, s, grad_s), inputs)
     return weight_gradient(layer, grad_s * neuron.surrogate(h), inputs)

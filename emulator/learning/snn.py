@@ -1,6 +1,6 @@
 """Spiking neurons, the ATan surrogate, spike encoders and batched layer ops (numpy).
 
-Neurons follow spikingjelly, which the SDFA authors' code uses (DESIGN.md §2): per step
+Neurons follow spikingjelly, which the SDFA authors' code uses (docs/algorithm.md#neurons): per step
 ``H[t] = V[t-1] + (X[t] - V[t-1]) / tau`` (LIF, decay_input) or ``H[t] = V[t-1] + X[t]`` (IF),
 ``S[t] = Θ(H[t] - θ)`` with ``Θ(0) = 1``, then a hard reset ``V[t] = H[t]·(1 - S[t])`` or a soft
 one ``V[t] = H[t] - θ·S[t]``; ``V[-1] = 0``. Backward passes use the ATan surrogate

@@ -74,8 +74,8 @@ def add_blocks(
     blocks: Sequence[Block], parts: np.ndarray, n_out: int, *, out: np.ndarray | None = None
 ) -> np.ndarray:
     """Partial results side by side in block order (…, Σ n_out) added into (…, n_out) (a new
-    array, or ``out``), in block order (DESIGN.md §4); consecutive blocks of a row band go
-    as one slice."""
+    array, or ``out``), in block order (docs/architecture.md#determinism); consecutive
+    blocks of a row band go as one slice."""
     if out is None:
         out = np.zeros((*parts.shape[:-1], n_out))
     offset, j = 0, 0
@@ -151,8 +151,8 @@ class ChipLayer:
 class ChipFeedback:
     """The random feedback matrix B (C × M), held once in formed, never-programmed arrays.
 
-    g_l = e·B[:, :n_l]/√M is the first n_l entries of g = e·B/√M (DESIGN.md §2), so one
-    bit-serial read of the group per sample serves every hidden layer: each takes its prefix
+    g_l = e·B[:, :n_l]/√M is the first n_l entries of g = e·B/√M (docs/algorithm.md#feedback),
+    so one bit-serial read of the group per sample serves every hidden layer: each takes its prefix
     of e·B (the rule applies 1/√M, :func:`emulator.learning.feedback_scale`).
     """
 

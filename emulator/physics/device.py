@@ -25,7 +25,8 @@ GRID_US = 2.0**-24
 
 A column current is a sum of conductances of the active rows; on this dyadic grid every such
 sum is exact in float64 (each term < 2**31 grid steps, a column < 2**20 rows), so a read gives
-the same bits whatever the BLAS blocking, batch size or frame window (DESIGN.md §4).
+the same bits whatever the BLAS blocking, batch size or frame window
+(docs/architecture.md#determinism).
 """
 
 

@@ -2,11 +2,12 @@
 
 A weighted layer's matrix (n_out × n_in; for conv the im2col matrix OC × IC·K·K) is cut into
 blocks of at most ``rows`` inputs × ``weights_per_row`` outputs, one crossbar each. Partial sums
-of a column of blocks are accumulated in ascending row-block order, everywhere (DESIGN.md §4).
+of a column of blocks are accumulated in ascending row-block order, everywhere
+(docs/architecture.md#determinism).
 The random feedback matrix (C × M, shared by every hidden layer) is cut the same way onto
 formed arrays holding one differential pair per entry.
 
-Conv layers (:func:`conv_cycles`, the one place the cycle formulas live; FIGURES.md, VW-SDK,
+Conv layers (:func:`conv_cycles`, the one place the cycle formulas live; docs/sources.md#vw-sdk,
 Rhe et al., DATE 2022) on an AR × AC array, AR = ``crossbar.rows`` inputs, AC =
 ``crossbar.weights_per_row`` logical weight columns:
 
@@ -69,7 +70,8 @@ at most 4 outputs per read for K = 3), which is not modelled. Layer 0 has no cop
 would be the network input's, which nothing reads.
 
 The feedback group: SDFA has ONE random matrix B (C × M, C = ``num_classes``, M = the widest
-hidden layer's neurons) and hidden layer l uses its first n_l columns (DESIGN.md §2), so
+hidden layer's neurons) and hidden layer l uses its first n_l columns
+(docs/algorithm.md#feedback), so
 g_l = e·B[:, :n_l]/√M is the first n_l entries of g = e·B/√M. The chip therefore forms ONE
 array group holding C × M (one differential pair per entry, :func:`feedback_blocks`), reads it
 once per sample, and sends each hidden layer its prefix over the NoC. The group's blocks carry

@@ -7,7 +7,7 @@ whole, so a receiver never reshapes by a convention it has to know from elsewher
 arrive as (T, W, *features), partial sums as (T, W·P, columns), errors as (W, C)). Frames go
 to other actors as one msgpack map each: Ray costs ≈ 0.25–0.4 ms of CPU per actor→actor
 message whatever its size up to ~96 KB, so the cores send few, large frames (a window of
-samples each, DESIGN.md §4).
+samples each, docs/architecture.md#frames).
 
 A frame's payload counts as packets, the emulated unit: its first ``packet_axes`` axes index
 packets (a spikes frame: one per step and sample), the rest are one packet's values. Wire

@@ -2,7 +2,7 @@
 
 Each frame goes through the msgpack codec like a real message. With ``shuffle_seed`` set,
 the next frame to deliver is drawn at random from everything in flight, so a test can show
-that delivery order changes no result (DESIGN.md §4, determinism).
+that delivery order changes no result (docs/architecture.md#determinism).
 """
 
 from __future__ import annotations

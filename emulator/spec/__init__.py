@@ -3,11 +3,13 @@ JSON Schema (the shipped presets are package data)."""
 
 from emulator.spec.chip import (
     ActivitySpec,
+    AreaSpec,
     ChipSpec,
     CrossbarSpec,
     DeviceSpec,
     FaultSpec,
     FormingSpec,
+    LeakageSpec,
     MappingSpec,
     NocSpec,
     PeSpec,
@@ -50,6 +52,7 @@ from emulator.spec.network import (
 __all__ = [
     "PRESETS",
     "ActivitySpec",
+    "AreaSpec",
     "ChipSpec",
     "ConvLayer",
     "CrossbarSpec",
@@ -57,6 +60,7 @@ __all__ = [
     "FaultSpec",
     "FcLayer",
     "FormingSpec",
+    "LeakageSpec",
     "MappingSpec",
     "NetworkSpec",
     "NeuronSpec",

@@ -2,7 +2,7 @@
 device, mapping choices, assumed activity, pipeline switches).
 
 Every field carries its unit in its name and a description that says where its default comes
-from (``../shared/reference/FIGURES.md``), or that it is assumed.
+from (``docs/sources.md``), or that it is assumed.
 """
 
 from __future__ import annotations
@@ -160,6 +160,16 @@ class CrossbarSpec(Spec):
     )
     readout: Literal["adc", "if_counter"] = Field(
         "adc", description="Column readout: an ADC, or an integrate-and-fire counter (PipeLayer)."
+    )
+    input_bits: PosInt = Field(
+        1,
+        description="Bits of each forward input, fed one bit plane per read through a 1-bit "
+        "DAC per row and a sample-and-hold per column (1: spikes, no DAC; ISAAC: 16).",
+    )
+    dac_energy_pj: NonNegFloat = Field(
+        0.417,
+        description="Energy of one 1-bit DAC activation (a row driven in one bit plane of a "
+        "multi-bit input), pJ (ISAAC: 4 mW for 8x128 DACs at 10 MHz).",
     )
     adc_bits: PosInt = Field(
         8, description="Bits of the ADC (or of the I&F counter); the output saturates beyond."
@@ -344,6 +354,111 @@ class ActivitySpec(Spec):
     )
 
 
+class AreaSpec(Spec):
+    """Silicon area of each component, µm² per unit (defaults: ISAAC's 32 nm component table,
+    Shafiee et al., ISCA 2016; NeuRRAM, Wan et al., Nature 2022, and Aladdin's 40 nm adder as
+    Accelergy's hwcomponents-library derives them; docs/sources.md#area), at the node each
+    paper gives (only the I&F counter, the one part ISAAC lacks, is scaled to 32 nm)."""
+
+    array_um2: NonNegFloat = Field(
+        25.0,
+        description="One crossbar array (cells and drivers), µm² (ISAAC: 8 arrays of 128x128 "
+        "in 0.0002 mm²). Counts every array: on the mesh, and a crossbar gradient datapath's "
+        "morphable arrays off it.",
+    )
+    adc_um2: NonNegFloat = Field(
+        1200.0, description="One ADC, µm² (ISAAC: 8 ADCs of 8 bits at 1.28 GS/s in 0.0096 mm²)."
+    )
+    if_counter_um2: NonNegFloat = Field(
+        24.2,
+        description="One integrate-and-fire counter readout, µm² (NeuRRAM's I&F ADC, 400 µm² "
+        "at 130 nm, scaled to ISAAC's 32 nm by node², (32/130)²; PipeLayer publishes none).",
+    )
+    dac_um2: NonNegFloat = Field(
+        0.166,
+        description="One 1-bit input DAC (a row of a multi-bit input), µm² (ISAAC: 8x128 DACs "
+        "in 0.00017 mm²).",
+    )
+    sample_hold_um2: NonNegFloat = Field(
+        0.039,
+        description="One sample-and-hold (a column of a multi-bit input read), µm² (ISAAC: "
+        "8x128 in 0.00004 mm²).",
+    )
+    shift_add_um2: NonNegFloat = Field(
+        30.0,
+        description="The shift-add of one crossbar, µm² (ISAAC: 4 shift-and-add units per 8 "
+        "arrays in 0.00024 mm²).",
+    )
+    neuron_unit_um2: NonNegFloat = Field(
+        35584.0,
+        description="A tile's neuron unit, µm² (assumed: 128 lanes of Aladdin's 40 nm 32-bit "
+        "adder, 278 µm² each).",
+    )
+    grad_um2_per_lane: NonNegFloat = Field(
+        278.0,
+        description="One lane of a tile's gradient unit (tile.grad_macs_per_ns × 1000 / "
+        "clock_mhz lanes), µm² (Aladdin's 40 nm 32-bit adder: with binary spikes a gradient "
+        "MAC is an add).",
+    )
+    buffer_um2_per_kb: NonNegFloat = Field(
+        1297.0,
+        description="Tile buffer per KB, µm² (ISAAC: 64 KB eDRAM in 0.083 mm²).",
+    )
+    router_um2: NonNegFloat = Field(
+        37750.0,
+        description="One mesh node's router and links, µm² (ISAAC: a router shared by 4 tiles "
+        "in 0.151 mm²).",
+    )
+
+
+class LeakageSpec(Spec):
+    """Static (leakage) power of each component, mW per unit, charged as leakage × the time
+    it is powered (``gating``) by one rule for every dataflow. ISAAC and PipeLayer publish
+    total power at full rate, not its leakage; NeuRRAM's and Aladdin's static powers are as
+    Accelergy's hwcomponents-library derives them (docs/sources.md#area); the rest assumed."""
+
+    array_mw: NonNegFloat = Field(
+        0.0,
+        description="One crossbar array, mW (0: RRAM cells are non-volatile and draw nothing "
+        "unread; a read's energy is dynamic).",
+    )
+    adc_mw: NonNegFloat = Field(
+        1e-5, description="One ADC, mW (NeuRRAM's I&F ADC, 10 nW at 130 nm; ISAAC gives none)."
+    )
+    if_counter_mw: NonNegFloat = Field(
+        1e-5, description="One I&F counter readout, mW (NeuRRAM's I&F ADC, 10 nW at 130 nm)."
+    )
+    dac_mw: NonNegFloat = Field(
+        1e-5, description="One input DAC, mW (NeuRRAM's analog sample unit, 10 nW at 130 nm)."
+    )
+    sample_hold_mw: NonNegFloat = Field(
+        1e-5, description="One sample-and-hold, mW (NeuRRAM's analog sample, 10 nW at 130 nm)."
+    )
+    shift_add_mw: NonNegFloat = Field(
+        5e-6, description="One crossbar's shift-add, mW (NeuRRAM's shift-add, 5 nW at 130 nm)."
+    )
+    neuron_unit_mw: NonNegFloat = Field(
+        0.307,
+        description="A tile's neuron unit, mW (assumed: 128 lanes of Aladdin's 40 nm 32-bit "
+        "adder, 2.4 µW each).",
+    )
+    grad_mw_per_lane: NonNegFloat = Field(
+        0.0024, description="One gradient-unit lane, mW (Aladdin's 40 nm 32-bit adder, 2.4 µW)."
+    )
+    buffer_mw_per_kb: NonNegFloat = Field(
+        0.01, description="Tile buffer per KB, mW (assumed: 0.64 mW for ISAAC's 64 KB)."
+    )
+    router_mw: NonNegFloat = Field(
+        1.0, description="One mesh node's router, mW (assumed: 1/42 of ISAAC's router power)."
+    )
+    gating: Literal["none", "unused_tiles"] = Field(
+        "none",
+        description="What is powered: 'none' gates nothing (every component leaks the whole "
+        "run); 'unused_tiles' powers off the tiles no layer uses, with their arrays and "
+        "routers.",
+    )
+
+
 class PipelineSpec(Spec):
     """The three pipeline levels, each switchable for ablation."""
 
@@ -377,6 +492,10 @@ class ChipSpec(Spec):
     )
     pipeline: PipelineSpec = Field(
         default_factory=PipelineSpec, description="Pipeline levels on/off (ablation)."
+    )
+    area: AreaSpec = Field(default_factory=AreaSpec, description="Area of each component.")
+    leakage: LeakageSpec = Field(
+        default_factory=LeakageSpec, description="Static power of each component."
     )
 
     @model_validator(mode="after")

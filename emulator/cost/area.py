@@ -1,0 +1,117 @@
+"""Area and static power of a chip, by one rule for every dataflow: each component's count on
+the chip (:func:`inventory`) times its ``area`` and ``leakage`` fields; static energy is the
+leakage of what is powered times the time it is powered (:func:`static_energy_pj`).
+
+The counts: every crossbar on the mesh (``tiles × pes × crossbars``), plus the morphable
+arrays a crossbar gradient datapath writes δ into (PipeLayer's, off the mesh: one set per
+weighted layer, :func:`~emulator.cost.model.delta_arrays`); per array its ``converters``
+readout units (ADCs or I&F counters, as ``crossbar.readout`` says) and one shift-add; with
+multi-bit inputs (``crossbar.input_bits`` > 1) a DAC per row and a sample-and-hold per
+column; per tile a neuron unit, the gradient unit's lanes (its MACs per cycle) and
+``buffer_kb`` of buffer; per mesh node a router. With ``leakage.gating: unused_tiles`` the
+tiles no unit is placed on, their arrays and their routers are powered off.
+"""
+
+from __future__ import annotations
+
+from emulator.cost.model import delta_arrays
+from emulator.physics.mapping import ChipMapping
+from emulator.spec import ChipSpec, NetworkSpec
+
+PARTS = (
+    "arrays",
+    "converters",
+    "dacs",
+    "sample_holds",
+    "shift_adds",
+    "neuron_units",
+    "grad_lanes",
+    "buffer_kb",
+    "routers",
+)
+"""The components counted, in the order every breakdown lists them."""
+
+
+def morphable_arrays(chip: ChipSpec, net: NetworkSpec, mapping: ChipMapping) -> int:
+    """Arrays a crossbar gradient datapath writes δ into (0 with a digital one)."""
+    if chip.tile.grad_datapath != "crossbar":
+        return 0
+    return sum(delta_arrays(chip, net, lm).count for lm in mapping.layers)
+
+
+def grad_lanes(chip: ChipSpec) -> float:
+    """Lanes of a tile's gradient unit: the MACs it finishes per clock cycle."""
+    return chip.tile.grad_macs_per_ns * 1000 / chip.clock_mhz
+
+
+def inventory(
+    chip: ChipSpec, net: NetworkSpec, mapping: ChipMapping, *, powered: bool = False
+) -> dict[str, float]:
+    """How many of each component (:data:`PARTS`) the chip has; ``powered``: only those
+    ``leakage.gating`` keeps powered."""
+    tiles = chip.tiles
+    nodes = chip.noc.nodes
+    if powered and chip.leakage.gating == "unused_tiles":
+        tiles = nodes = mapping.tiles_used
+    xb = chip.crossbar
+    arrays = tiles * chip.tile.pes * chip.pe.crossbars + morphable_arrays(chip, net, mapping)
+    multibit = xb.input_bits > 1
+    return {
+        "arrays": arrays,
+        "converters": arrays * xb.converters,
+        "dacs": arrays * xb.rows if multibit else 0,
+        "sample_holds": arrays * xb.cols if multibit else 0,
+        "shift_adds": arrays,
+        "neuron_units": tiles,
+        "grad_lanes": tiles * grad_lanes(chip),
+        "buffer_kb": tiles * chip.tile.buffer_kb,
+        "routers": nodes,
+    }
+
+
+def _per_unit(chip: ChipSpec, what: str) -> dict[str, float]:
+    """Each part's area (µm², ``what`` = "area") or leakage (mW, "leakage") per unit."""
+    a, k = chip.area, chip.leakage
+    counter = chip.crossbar.readout == "if_counter"
+    if what == "area":
+        return {
+            "arrays": a.array_um2,
+            "converters": a.if_counter_um2 if counter else a.adc_um2,
+            "dacs": a.dac_um2,
+            "sample_holds": a.sample_hold_um2,
+            "shift_adds": a.shift_add_um2,
+            "neuron_units": a.neuron_unit_um2,
+            "grad_lanes": a.grad_um2_per_lane,
+            "buffer_kb": a.buffer_um2_per_kb,
+            "routers": a.router_um2,
+        }
+    return {
+        "arrays": k.array_mw,
+        "converters": k.if_counter_mw if counter else k.adc_mw,
+        "dacs": k.dac_mw,
+        "sample_holds": k.sample_hold_mw,
+        "shift_adds": k.shift_add_mw,
+        "neuron_units": k.neuron_unit_mw,
+        "grad_lanes": k.grad_mw_per_lane,
+        "buffer_kb": k.buffer_mw_per_kb,
+        "routers": k.router_mw,
+    }
+
+
+def area_mm2(chip: ChipSpec, net: NetworkSpec, mapping: ChipMapping) -> dict[str, float]:
+    """The chip's area by part, mm²."""
+    count, unit = inventory(chip, net, mapping), _per_unit(chip, "area")
+    return {part: count[part] * unit[part] / 1e6 for part in PARTS}
+
+
+def leakage_mw(chip: ChipSpec, net: NetworkSpec, mapping: ChipMapping) -> dict[str, float]:
+    """The static power of what is powered, by part, mW."""
+    count, unit = inventory(chip, net, mapping, powered=True), _per_unit(chip, "leakage")
+    return {part: count[part] * unit[part] for part in PARTS}
+
+
+def static_energy_pj(
+    chip: ChipSpec, net: NetworkSpec, mapping: ChipMapping, time_ns: float
+) -> float:
+    """Leakage × the time powered: the whole of ``time_ns`` (mW × ns = pJ)."""
+    return sum(leakage_mw(chip, net, mapping).values()) * time_ns
