@@ -108,3 +108,41 @@ def test_map_counts_read_as_english(capsys) -> None:
     assert first.endswith("3 PE cores, 1 tile") and "on tiles" in _out(
         capsys, "map", "--chip", "tiny", "--network", "tiny-mlp"
     )
+
+
+def test_a_ray_that_cannot_start_is_one_line_naming_the_limit() -> None:
+    import resource
+
+    from emulator.runtime.session import start_failure
+
+    boom = RuntimeError("The current node timed out during startup.\nmore lines")
+    free = resource.RLIM_INFINITY
+    capped = start_failure(
+        boom, {"RLIMIT_AS": (3_000_000 * 1024, free), "RLIMIT_NOFILE": (4096, 4096)}
+    )
+    assert "ulimit -v 3,000,000 KiB" in capped and capped.endswith("--runtime local")
+    files = start_failure(boom, {"RLIMIT_AS": (free, free), "RLIMIT_NOFILE": (30, 4096)})
+    assert "only 30 open files" in files and "ulimit -n" in files
+    other = start_failure(boom, {"RLIMIT_AS": (free, free), "RLIMIT_NOFILE": (4096, 4096)})
+    assert other == (
+        "Ray did not start: 'The current node timed out during startup.'; or run without Ray: "
+        "--runtime local"
+    )
+    assert all("\n" not in line for line in (capped, files, other))
+
+
+@pytest.mark.slow
+def test_ray_under_an_address_space_cap_says_so_in_one_line(tmp_path: Path) -> None:
+    """The real thing: `pipesdfa run` under `ulimit -v` (Ray's processes cannot map their
+    memory) ends with one line naming the cap and --runtime local, exit 2."""
+    import subprocess
+    import sys
+
+    script = "ulimit -v 3000000; exec " + f"{sys.executable} -m emulator.cli run --epochs 1"
+    done = subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=180
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("pipesdfa run: Ray did not start: the address-space limit")
+    assert "Traceback" not in done.stderr

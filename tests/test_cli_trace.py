@@ -35,7 +35,9 @@ def test_run_plot_writes_gantt_and_energy(
     result = json.loads(capsys.readouterr().out)
     assert result["plots"] == [str(path), str(tmp_path / "run-energy.png")]
     assert "pipeline" in _png(path)[2]["Title"]
-    assert "PipeSDFA vs PipeLayer" in _png(tmp_path / "run-energy.png")[2]["Title"]
+    title = _png(tmp_path / "run-energy.png")[2]["Title"]
+    chips = f"PipeSDFA ({result['chip']}) vs PipeLayer ({result['comparison']['baseline']})"
+    assert title == f"{result['network']}: training energy, {chips}"
     assert "ops_log" not in result
 
 
@@ -45,7 +47,8 @@ def test_compare_plot_and_unwritable_path(
     path = tmp_path / "energy.png"
     assert main(["compare", "--network", "digits-mlp", "--plot", str(path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["plot"] == str(path)
-    assert _png(path)[2]["Title"] == "digits-mlp: energy per sample, PipeSDFA vs PipeLayer"
+    title = "digits-mlp: energy per sample, PipeSDFA (pipesdfa-edge) vs PipeLayer (pipelayer)"
+    assert _png(path)[2]["Title"] == title
     bad = tmp_path / "missing" / "x.png"
     assert main(["compare", "--network", "digits-mlp", "--plot", str(bad)]) == 2
     assert capsys.readouterr().err.strip().endswith(f"{bad}: No such file or directory")

@@ -30,7 +30,7 @@ from emulator.chip.plan import Plan
 from emulator.runtime.checkpoint import MAX_RESTARTS, Checkpoints, restore_cores, settled_states
 from emulator.runtime.frames import FrameError, decode, encode
 from emulator.runtime.inbox import Inbox, stall_reasons
-from emulator.runtime.session import RunFailed
+from emulator.runtime.session import RunFailed, SessionError, start_failure
 
 
 class CoreGroup:
@@ -323,7 +323,10 @@ class RayRuntime:
             for g, members in enumerate(self.groups)
         ]
         self.route: dict[str, Any] = {}
-        self._connect()
+        try:
+            self._connect()
+        except ray.exceptions.RayError as err:  # the actors never came up (limits, a crash)
+            raise SessionError(start_failure(err)) from None
         self.generation = 0
         self.recoveries: list[dict[str, Any]] = []
         self.frames = 0  # frames the controller received (actors count their own)

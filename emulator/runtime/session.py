@@ -35,6 +35,8 @@ from collections.abc import Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
+from emulator.limits import excerpt
+
 
 class SessionError(ValueError):
     """A Ray session that cannot start safely; the message says why and what to do."""
@@ -347,6 +349,40 @@ def _deadline(seconds: float, address: str) -> Iterator[None]:
             watchdog.cancel()
 
 
+def start_failure(err: Exception, limits: Mapping[str, tuple[int, int]] | None = None) -> str:
+    """One line for a Ray, or its actors, that did not start: the limit that most likely stopped it
+    (an address-space cap starves its processes, too few file descriptors its sockets) and
+    how to run without Ray. ``limits``: (soft, hard) of ``RLIMIT_AS`` and ``RLIMIT_NOFILE``
+    (default: this process's)."""
+    import resource
+
+    if limits is None:
+        limits = {
+            name: resource.getrlimit(getattr(resource, name))
+            for name in ("RLIMIT_AS", "RLIMIT_NOFILE")
+        }
+    soft_as, soft_files = limits["RLIMIT_AS"][0], limits["RLIMIT_NOFILE"][0]
+    if soft_as != resource.RLIM_INFINITY:
+        cause = (
+            f"the address-space limit (ulimit -v {soft_as // 1024:,} KiB) starves its processes; "
+            "raise it (ulimit -v unlimited)"
+        )
+    elif soft_files < MIN_OPEN_FILES:
+        cause = (
+            f"only {soft_files} open files are allowed (ulimit -n), too few for Ray's "
+            f"sockets; raise it (ulimit -n {MIN_OPEN_FILES} or more)"
+        )
+    else:
+        cause = excerpt(str(err).splitlines()[0] if str(err) else type(err).__name__, 160)
+    return f"Ray did not start: {cause}; or run without Ray: --runtime local"
+
+
+MIN_OPEN_FILES = 256
+"""Open files below which a local Ray is likely to fail (its sockets and logs). Measured here
+(Ray 2.60, the default job): 30 stops Ray at start, 60 kills its actors or hangs it, 100
+runs."""
+
+
 @contextlib.contextmanager
 def ray_session(
     address: str | None,
@@ -396,9 +432,11 @@ def ray_session(
                     _temp_dir=str(folder),
                     **options,
                 )
-        except BaseException:
+        except BaseException as err:
             if ours is not None:
                 shutil.rmtree(ours, ignore_errors=True)
+            if isinstance(err, Exception) and not isinstance(err, SessionError):
+                raise SessionError(start_failure(err)) from None
             raise
     try:
         yield
