@@ -63,17 +63,21 @@ def paper_text(result: dict[str, Any]) -> str:
     lo_e, hi_e = result["paper"]["energy_ratio"]
     baselines = result["chips"]["baselines"]
     rows = [
-        [r["network"], r["batch"], r["mesh"]]
+        [r["network"], r["batch"], r["mesh"], r["pipesdfa"]["area_mm2"]]
         + [
             x
             for b in baselines
-            for x in (r["versus"][b]["speedup"], r["versus"][b]["energy_ratio"])
+            for x in (
+                r["versus"][b]["speedup"],
+                r["versus"][b]["energy_ratio"],
+                r["versus"][b]["pipelayer"]["area_mm2"],
+            )
         ]
         for r in result["networks"]
     ]
-    header = ["network", "batch", "mesh"]
+    header = ["network", "batch", "mesh", "area mm²"]
     for b in baselines:
-        header += [f"speedup vs {b}", f"energy vs {b}"]
+        header += [f"speedup vs {b}", f"energy vs {b}", f"{b} mm²"]
     lines = [
         f"PipeSDFA ({result['chips']['pipesdfa']}) vs PipeLayer "
         f"({', '.join(baselines)}), spike rate {result['spike_rate']}; "
