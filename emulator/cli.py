@@ -701,16 +701,29 @@ def _scale_plot(args: argparse.Namespace, result: dict[str, Any]) -> str:
     fitting = [r for r in result["points"] if r["fits"]]
     if not fitting:
         raise UserError("--plot: no point of the sweep fits the chip")
+    fields = result["fields"]
+    one = len(fields) == 1  # one field swept: its values on the axis, its name under it
     points = [
-        {"point": r["label"], **{k: v for k, v in r.items() if k != "point"}} for r in fitting
+        {
+            "point": str(r["point"][fields[0]]) if one else r["label"],
+            **{k: v for k, v in r.items() if k != "point"},
+        }
+        for r in fitting
     ]
     ys = ["samples_per_s", "energy_pj_per_sample", "speedup", "energy_ratio"]
+    chips = f"PipeSDFA ({result['chip']}) vs baseline {result['baseline']}"
+    if result["mode"] == "analytic":
+        activity = f"{_origin(args)} (both chips, cost model)"
+    else:
+        activity = "measured by each point's emulation (the baseline costed on it)"
     scaling_curves(
         points,
         args.plot,
         x="point",
         ys=ys,
-        title=f"{result['network']}: scaling over {', '.join(result['fields'])}",
+        title=f"{result['network']}: scaling over {', '.join(fields)}, {chips}",
+        xlabel=fields[0] if one else "point (" + ", ".join(fields) + ")",
+        note=f"chips: {chips}; {result['mode']} sweep; activity: {activity}",
     )
     cpu = [r for r in fitting if "cpu_scaling" in r]
     if cpu:
@@ -722,7 +735,9 @@ def _scale_plot(args: argparse.Namespace, result: dict[str, Any]) -> str:
             cpu_path,
             x="cpus",
             ys=["wall_speedup", "parallel_efficiency"],
-            title=f"{result['network']}: the emulator over CPU count",
+            title=f"{result['network']} on {result['chip']}: the emulator over CPU count",
+            xlabel="CPUs",
+            note=f"the emulation of the first point, {cpu[0]['label']}",
         )
     return str(args.plot)
 
