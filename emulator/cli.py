@@ -250,6 +250,9 @@ def _map(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise UserError(_fit_hint(err)) from None
     rows = m.as_rows()
+    from emulator.cost.area import area_mm2, leakage_mw
+
+    area = area_mm2(chip, net, m)
     if args.json:
         summary = {
             "chip": chip.name,
@@ -258,13 +261,19 @@ def _map(args: argparse.Namespace) -> int:
             "arrays_total": m.arrays_total,
             "pe_cores_used": m.pes_used,
             "tiles_used": m.tiles_used,
+            "area_mm2": sum(area.values()),
+            "area_breakdown_mm2": area,
+            "leakage_mw": sum(leakage_mw(chip, net, m).values()),
             "layers": rows,
         }
         print(json.dumps(summary, indent=2))
         return 0
     print(
         f"{net.name} on {chip.name}: {m.arrays_used:,} of {m.arrays_total:,} crossbars, "
-        f"{count(m.pes_used, 'PE core')}, {count(m.tiles_used, 'tile')}"
+        f"{count(m.pes_used, 'PE core')}, {count(m.tiles_used, 'tile')}; "
+        f"{sum(area.values()):.3g} mm² ("
+        + ", ".join(f"{part} {mm2:.3g}" for part, mm2 in area.items() if mm2)
+        + ")"
     )
     table_rows = [
         [
@@ -354,7 +363,10 @@ def _compare(args: argparse.Namespace) -> int:
         return _compare_out(args, result, render.sensitivity_text, [result])
 
     def run() -> dict[str, Any]:
-        a, b = compare.fit_chips(net, chip, baseline) if args.grow else (chip, baseline)
+        if args.iso_area:
+            a, b = compare.iso_area(net, chip, baseline)
+        else:
+            a, b = compare.fit_chips(net, chip, baseline) if args.grow else (chip, baseline)
         return compare.compare(
             net, a, b, activity, batch=batch, baseline_activity=theirs, origins=origins
         )
@@ -1044,6 +1056,12 @@ def build_parser() -> argparse.ArgumentParser:
         "pipelayer --activity-out`); default: the same activity as PipeSDFA",
     )
     _grow(p, "both chips alike")
+    p.add_argument(
+        "--iso-area",
+        action="store_true",
+        help="compare at equal silicon: both grown to hold the network, then the smaller "
+        "chip's mesh grown to the largest whose area does not pass the other's",
+    )
     p.add_argument("--paper", action="store_true", help="every paper network vs the paper")
     p.add_argument(
         "--sensitivity",

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from emulator.cost import COMPONENTS, Activity, OpActivity, Schedule, simulate
+from emulator.cost.area import area_mm2
 from emulator.cost.physical import error_planes
 from emulator.cost.record import TrainingRecorder
 from emulator.learning import TrainingData, train
@@ -94,6 +95,31 @@ def fit_chips(net: NetworkSpec, *chips: ChipSpec) -> tuple[ChipSpec, ...]:
     while not all(_fits(_grown(chip, k), net) for chip in chips):
         k += 1  # never taken today: placement is tile-count bound; kept for safety
     return tuple(_grown(chip, k) for chip in chips)
+
+
+def chip_area_mm2(chip: ChipSpec, net: NetworkSpec) -> float:
+    """The whole chip's area, mm², with ``net`` placed on it (:mod:`emulator.cost.area`)."""
+    return sum(area_mm2(chip, net, map_network(chip, net)).values())
+
+
+def iso_area(net: NetworkSpec, chip: ChipSpec, baseline: ChipSpec) -> tuple[ChipSpec, ChipSpec]:
+    """Both chips at equal silicon, as near as square meshes allow: grown alike to hold
+    ``net`` (:func:`fit_chips`), then the smaller of the two grown by whole mesh rows and
+    columns (k × k tiles, one per node) to the largest mesh whose area does not pass the
+    other's."""
+    a, b = fit_chips(net, chip, baseline)
+    areas = chip_area_mm2(a, net), chip_area_mm2(b, net)
+    small, large = (0, 1) if areas[0] < areas[1] else (1, 0)
+    pair = [a, b]
+    k = pair[small].noc.rows
+    base = chip if small == 0 else baseline
+    while True:
+        bigger = _grown(base, k + 1)
+        check_fits([mesh_need(bigger)])
+        if chip_area_mm2(bigger, net) > areas[large]:
+            break
+        pair[small], k = bigger, k + 1
+    return pair[0], pair[1]
 
 
 def fit_chip(chip: ChipSpec, net: NetworkSpec) -> ChipSpec:
@@ -507,6 +533,11 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         "digits-mlp, pipesdfa-edge: 15.3 per written cell",
     ),
     Assumption("mapping.conv_replication", 1, 16, "PipeLayer's G: no single published value"),
+    Assumption(
+        "leakage.router_mw", 0.1, 10.0, "assumed 1 mW; 10 mW = a quarter of ISAAC's 42 mW router"
+    ),
+    Assumption("leakage.buffer_mw_per_kb", 0.001, 0.1, "assumed 0.01 mW per KB"),
+    Assumption("leakage.gating", "none", "unused_tiles", "a design choice (power gating)"),
 )
 """Every assumption ``compare --sensitivity`` moves, with its documented range."""
 

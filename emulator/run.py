@@ -28,7 +28,7 @@ from emulator.chip import Controller, run_sha, window_credit
 from emulator.chip.plan import Plan
 from emulator.compare import fit_chip, recorded_training
 from emulator.cost import OpActivity, simulate_run
-from emulator.cost.area import static_energy_pj
+from emulator.cost.area import area_mm2, static_energy_pj
 from emulator.cost.schedule import check_schedule
 from emulator.learning.training import check_batch, fault_summary, load_for
 from emulator.limits import check_fits, mesh_need, training_needs
@@ -124,7 +124,8 @@ class Comparison(BaseModel):
         "test_accuracy, weights_sha256."
     )
     pipelayer: dict[str, Any] = Field(
-        description="Its time_ns, energy_pj and energy_breakdown_pj for the run's training."
+        description="Its time_ns, energy_pj, energy_breakdown_pj and area_mm2 for the run's "
+        "training."
     )
     speedup: float | None = Field(description="PipeLayer's time over the emulated chip's.")
     energy_ratio: float | None = Field(description="PipeLayer's energy over the chip's.")
@@ -158,6 +159,7 @@ class RunResult(BaseModel):
     time_ns: float = Field(description="Emulated training time, ns.")
     energy_pj: float = Field(description="Emulated training energy, pJ.")
     energy_breakdown_pj: dict[str, float] = Field(description="By component, pJ.")
+    area_mm2: float = Field(description="The emulated chip's area, mm² (emulator.cost.area).")
     samples_trained: int = Field(description="Training samples.")
     time_ns_per_sample: float | None = Field(description="Emulated time per sample, ns.")
     energy_pj_per_sample: float | None = Field(description="Energy per sample, pJ.")
@@ -365,6 +367,7 @@ def _run(
         counters={k: c.as_dict() for k, c in counters.items()},
         crossbar_energy_pj={k: c.energy_pj(chip) for k, c in counters.items()},
         **timeline.summary,
+        area_mm2=sum(area_mm2(chip, net, plan.mapping).values()),
         frames=frames,
         packets=packets,
         frames_rejected=rejected,
@@ -515,6 +518,7 @@ def compare_run(
             "time_ns": pl.time_ns_total,
             "energy_pj": pl_energy,
             "energy_breakdown_pj": dict(pl.energy_pj_total),
+            "area_mm2": sum(pl.area_mm2.values()),
         },
         "speedup": pl.time_ps_total / timeline.time_ps if timeline.time_ps else None,
         "energy_ratio": pl_energy / ps_energy if ps_energy else None,

@@ -250,3 +250,19 @@ def test_compare_refuses_bad_combinations(
     assert main(["compare", *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
+
+
+def test_map_compare_and_iso_area_report_the_chips_area(capsys: pytest.CaptureFixture[str]) -> None:
+    """Area by part in map --json, beside each side in compare, and --iso-area's chips."""
+    from emulator.cost.area import PARTS
+
+    out = _json(capsys, "map", "--chip", "pipelayer", "--network", "digits-mlp", "--json")
+    assert set(out["area_breakdown_mm2"]) == set(PARTS)
+    assert out["area_mm2"] == pytest.approx(sum(out["area_breakdown_mm2"].values()))
+    iso = _json(capsys, "compare", "--network", "dvsgesture-convnet", "--iso-area", "--json")
+    ps, pl = iso["pipesdfa"], iso["pipelayer"]
+    assert (
+        ps["mapping"]["chip"] == "pipesdfa-edge@16x16"
+        and pl["mapping"]["chip"] == "pipelayer@11x11"
+    )
+    assert 0.9 * pl["area_mm2"] < ps["area_mm2"] <= pl["area_mm2"]

@@ -95,6 +95,10 @@ def test_chips_differing_only_in_dataflow_cost_every_shared_op_alike(
     # in the schedules: every shared op of every sample and step costs the same
     sa = simulate(sdfa, net, _activity(net), batch=4)
     sb = simulate(bptt, net, _activity(net), batch=4)
+    # the same silicon: the same area and leakage; static energy differs by the time alone
+    assert sa.area_mm2 == sb.area_mm2 and sa.leakage_mw == sb.leakage_mw
+    for s in (sa, sb):
+        assert s.energy_pj_total["static"] == pytest.approx(s.leakage_mw * s.time_ns_total)
     for kind in SHARED:
         ops_a = [(o.layer, o.sample, o.step, o.end_ps - o.start_ps, o.energy_pj) for o in sa.ops]
         ops_b = [(o.layer, o.sample, o.step, o.end_ps - o.start_ps, o.energy_pj) for o in sb.ops]
@@ -448,3 +452,17 @@ def test_static_energy_is_leakage_times_time_and_gating_powers_off_idle_tiles() 
         assert s.mapping.tiles_used < chip.tiles
         if chip.tile.grad_datapath == "digital":  # no off-mesh arrays: exactly per tile
             assert g.leakage_mw == pytest.approx(per_tile * s.mapping.tiles_used)
+
+
+def test_iso_area_puts_both_chips_on_equal_silicon() -> None:
+    """compare --iso-area: both hold the network, the smaller chip's mesh is the largest
+    whose area does not pass the other's (one more row and column would)."""
+    from emulator.compare import _grown, chip_area_mm2, fit_chips, iso_area
+
+    net = load_network("dvsgesture-convnet")
+    edge, published = load_chip("pipesdfa-edge"), load_chip("pipelayer")
+    a, b = iso_area(net, edge, published)
+    fa, fb = fit_chips(net, edge, published)
+    assert b == fb and a.noc.rows > fa.noc.rows  # PipeLayer's counters make it the larger
+    area_a, area_b = chip_area_mm2(a, net), chip_area_mm2(b, net)
+    assert area_a <= area_b < chip_area_mm2(_grown(edge, a.noc.rows + 1), net)

@@ -44,6 +44,7 @@ def compare_text(r: dict[str, Any]) -> str:
             si(pl["energy_pj_per_sample"], "pJ"),
         ],
     ]
+    rows.insert(0, ["area", f"{ps['area_mm2']:.3g} mm²", f"{pl['area_mm2']:.3g} mm²"])
     rows += energy_rows(ps["energy_breakdown_pj"], pl["energy_breakdown_pj"])
     lines.append(table(rows, ["", "PipeSDFA", "PipeLayer"]))
     lines.append("")
@@ -151,6 +152,7 @@ def run_text(r: RunResult) -> str:
     if c is not None:
         pl = c.pipelayer
         rows = [
+            ["area", f"{r.area_mm2:.3g} mm²", f"{pl['area_mm2']:.3g} mm²"],
             ["emulated time", si(r.time_ns, "ns"), si(pl["time_ns"], "ns")],
             ["energy", si(r.energy_pj, "pJ"), si(pl["energy_pj"], "pJ")],
         ]
