@@ -377,6 +377,28 @@ def start_failure(err: Exception, limits: Mapping[str, tuple[int, int]] | None =
     return f"Ray did not start: {cause}; or run without Ray: --runtime local"
 
 
+MIN_ADDRESS_SPACE = 16 * 2**30
+"""Virtual memory a local Ray's processes reserve at least: its raylet maps 14.9 GB and each
+worker 8.6 GB here (Ray 2.60; VSZ, mostly the object store's mapping), so a smaller
+``ulimit -v`` starves them: Ray then times out after 30 s."""
+
+
+def check_address_space(limit: int | None = None) -> None:
+    """Refuse at once, in one line, an address-space cap a local Ray cannot start under
+    (``limit``: the soft ``RLIMIT_AS``, default this process's), instead of Ray's 30 s
+    start-up timeout and traceback."""
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_AS)[0] if limit is None else limit
+    if soft != resource.RLIM_INFINITY and soft < MIN_ADDRESS_SPACE:
+        free = resource.RLIM_INFINITY
+        raise SessionError(
+            start_failure(
+                RuntimeError(), {"RLIMIT_AS": (soft, free), "RLIMIT_NOFILE": (free, free)}
+            )
+        )
+
+
 MIN_OPEN_FILES = 256
 """Open files below which a local Ray is likely to fail (its sockets and logs). Measured here
 (Ray 2.60, the default job): 30 stops Ray at start, 60 kills its actors or hangs it, 100
@@ -420,6 +442,7 @@ def ray_session(
         if warning:
             warnings.warn(warning, stacklevel=3)
     else:
+        check_address_space()
         use_local_token()
         folder, owned = temp_folder(temp_dir)
         ours = folder if owned else None
