@@ -105,7 +105,7 @@ def test_trace_trains_one_epoch_unless_told(capsys) -> None:
 def test_map_counts_read_as_english(capsys) -> None:
     first = _out(capsys, "map", "--chip", "pipesdfa-edge", "--network", "digits-mlp")
     first = first.splitlines()[0]
-    assert first.endswith("3 PE cores, 1 tile") and "on tiles" in _out(
+    assert "3 PE cores, 1 tile; " in first and "on tiles" in _out(
         capsys, "map", "--chip", "tiny", "--network", "tiny-mlp"
     )
 
