@@ -979,6 +979,16 @@ class _Parser(argparse.ArgumentParser):
         kw.setdefault("formatter_class", _Help)
         super().__init__(*args, **kw)
 
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        """An invalid choice names the closest one (``--runtime locl`` → 'local')."""
+        if action.choices is not None and value not in action.choices:
+            choices = ", ".join(map(repr, action.choices))
+            hint = spec.suggestion(str(value), [str(c) for c in action.choices])
+            raise argparse.ArgumentError(
+                action, f"invalid choice: {value!r}{hint} (choose from {choices})"
+            )
+        super()._check_value(action, value)
+
 
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version

@@ -149,3 +149,17 @@ def test_ray_under_an_address_space_cap_says_so_in_one_line(tmp_path: Path) -> N
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("pipesdfa run: Ray did not start: the address-space limit")
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "hint"),
+    [
+        (["run", "--runtime", "locl"], "invalid choice: 'locl' (did you mean 'local'?)"),
+        (["tran"], "invalid choice: 'tran' (did you mean 'train'?)"),
+        (["schema", "chp"], "(did you mean 'chip'?)"),
+    ],
+)
+def test_a_mistyped_choice_names_the_closest(capsys, argv: list[str], hint: str) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    assert done.value.code == 2 and hint in capsys.readouterr().err

@@ -169,3 +169,14 @@ def test_a_write_programs_every_duplicated_kernel() -> None:
     op = CostModel(chip, net).write(0, 0.25, 3.0)
     pulses = 0.25 * lm.unique_cells * lm.copies * lm.replicas * 3.0
     assert op.energy_pj["write"] == pytest.approx(pulses * chip.device.write_energy_pj)
+
+
+def test_the_run_table_lists_every_component_either_side_spent() -> None:
+    """Rows for the union of both breakdowns (a part only one side spends included), so
+    the rows add up to both totals."""
+    from emulator.report.text import energy_rows
+
+    ours = {"read": 2.0, "feedback": 3.0, "write": 0.0}
+    theirs = {"read": 5.0, "error_backprop": 7.0, "noc": 1.0, "spill": 0.0}
+    rows = energy_rows(ours, theirs)
+    assert [r[0].strip() for r in rows] == ["read", "feedback", "error_backprop", "noc"]
