@@ -160,7 +160,7 @@ def run_text(r: RunResult) -> str:
         bl = c.baseline_training
         lines += [
             "",
-            f"Training on the chip ({r.samples_trained} samples, {r.cycles:,} cycles) vs "
+            f"Training on the chip ({r.samples_trained:,} samples, {r.cycles:,} cycles) vs "
             f"PipeLayer ({c.baseline}), each on its own measured activity:",
             table(rows, ["", "PipeSDFA (emulated)", "PipeLayer (cost model)"]),
             f"speedup {c.speedup:.3g}x   energy ratio {c.energy_ratio:.3g}x",
