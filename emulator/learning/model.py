@@ -183,7 +183,8 @@ class Trace:
 
 Observer = Callable[["ReferenceModel", Trace, np.ndarray], None]
 """What :meth:`ReferenceModel.train_batch` tells an observer: the model, the batch's trace and
-its output error e (B, C_out), after the update (e.g. :class:`emulator.cost.TrainingRecorder`)."""
+its output error e (B, C_out), after the update (e.g.
+:class:`emulator.cost.record.TrainingRecorder`)."""
 
 
 class ReferenceModel:
