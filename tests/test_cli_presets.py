@@ -163,3 +163,29 @@ def test_a_mistyped_choice_names_the_closest(capsys, argv: list[str], hint: str)
     with pytest.raises(SystemExit) as done:
         main(argv)
     assert done.value.code == 2 and hint in capsys.readouterr().err
+
+
+def test_a_cluster_that_refuses_the_run_says_how_to_give_its_token() -> None:
+    """No token given: the line says where one goes; a token given, or auth off: no hint."""
+    from emulator.runtime.session import refused
+
+    err = ConnectionError("Failed to connect to Ray cluster at 10.0.0.1:6379\nmore")
+    bare = refused("10.0.0.1:6379", err, None, {})
+    assert bare.startswith("--address 10.0.0.1:6379: Ray did not connect: ")
+    assert "RAY_AUTH_TOKEN_PATH" in bare and bare.endswith("--runtime local")
+    given = refused("h:1", err, Path("/t"), {"RAY_AUTH_TOKEN_PATH": "/t"})
+    off = refused("h:1", err, None, {"RAY_AUTH_MODE": "disabled"})
+    assert "RAY_AUTH_TOKEN_PATH" not in given and "RAY_AUTH_TOKEN_PATH" not in off
+    assert all("\n" not in line for line in (bare, given, off))
+
+
+def test_ray_s_native_retry_warnings_are_silenced_while_it_connects(capfd) -> None:
+    """What the C++ client writes to descriptor 2 while connecting goes nowhere; ours after."""
+    import os
+
+    from emulator.runtime.session import _native_stderr_quiet
+
+    with _native_stderr_quiet():
+        os.write(2, b"gcs_client.cc:210: Failed to get cluster ID\n")
+    os.write(2, b"ours\n")
+    assert capfd.readouterr().err == "ours\n"

@@ -406,6 +406,37 @@ runs."""
 
 
 @contextlib.contextmanager
+def _native_stderr_quiet() -> Iterator[None]:
+    """Ray's C++ client logs a warning per retry to file descriptor 2 while it connects (a
+    refused token: one a second, until the timeout); they go nowhere, and our own one line
+    says what happened."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as sink:
+            os.dup2(sink.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def refused(address: str, err: Exception, token: Path | None, env: Mapping[str, str]) -> str:
+    """One line for a cluster that did not let this run in: Ray's reason, and where no token
+    was given, how to give one (a cluster with token authentication refuses a driver without
+    it), or run without the cluster."""
+    reason = excerpt(str(err).splitlines()[0] if str(err) else type(err).__name__, 120)
+    line = f"--address {address}: Ray did not connect: {reason}"
+    auth_off = env.get("RAY_AUTH_MODE", "token").lower() != "token"
+    if token is None and not env.get("RAY_AUTH_TOKEN") and not auth_off:
+        line += (
+            "; no Ray token was given: if the cluster uses token authentication, set "
+            "RAY_AUTH_TOKEN_PATH to its token file (or copy it to ~/.ray/auth_token, 0600)"
+        )
+    return line + "; or run without the cluster: --runtime local"
+
+
+@contextlib.contextmanager
 def ray_session(
     address: str | None,
     num_cpus: int | None = None,
@@ -432,12 +463,16 @@ def ray_session(
     }
     ours: Path | None = None
     if address:
-        prepare_token(os.environ, local=False)
+        token = prepare_token(os.environ, local=False)
         _refresh_ray_auth()
         if address != "auto":
             probe(address, connect_timeout)
-        with _sigterm_kept(), _deadline(connect_timeout, address):
-            ray.init(address=address, **options)
+        quiet = contextlib.nullcontext() if ray_logs else _native_stderr_quiet()
+        try:
+            with _sigterm_kept(), _deadline(connect_timeout, address), quiet:
+                ray.init(address=address, **options)
+        except (ConnectionError, RuntimeError) as err:
+            raise SessionError(refused(address, err, token, os.environ)) from None
         warning = auth_warning(address, os.environ)
         if warning:
             warnings.warn(warning, stacklevel=3)
