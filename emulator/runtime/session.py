@@ -328,9 +328,11 @@ def _deadline(seconds: float, address: str) -> Iterator[None]:
     def expired(signum: int, frame: Any) -> None:
         raise SessionError(message)
 
+    stderr = os.dup(2)  # the terminal's, even if Ray's native output is silenced meanwhile
+
     def hung() -> None:
-        sys.stderr.write(f"{HARD_EXIT['prefix']}: {message}\n")
         sys.stderr.flush()
+        os.write(stderr, f"{HARD_EXIT['prefix']}: {message}\n".encode())
         os._exit(2)
 
     watchdog = None
@@ -347,11 +349,13 @@ def _deadline(seconds: float, address: str) -> Iterator[None]:
         signal.signal(signal.SIGALRM, before)
         if watchdog is not None:
             watchdog.cancel()
+        os.close(stderr)
 
 
 def start_failure(err: Exception, limits: Mapping[str, tuple[int, int]] | None = None) -> str:
-    """One line for a Ray, or its actors, that did not start: the limit that most likely stopped it
-    (an address-space cap starves its processes, too few file descriptors its sockets) and
+    """One line for a Ray, or its actors, that did not start: the limit that most likely
+    stopped it (an address-space cap starves its processes, too few file descriptors its
+    sockets) and
     how to run without Ray. ``limits``: (soft, hard) of ``RLIMIT_AS`` and ``RLIMIT_NOFILE``
     (default: this process's)."""
     import resource
