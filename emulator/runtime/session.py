@@ -355,9 +355,8 @@ def _deadline(seconds: float, address: str) -> Iterator[None]:
 def start_failure(err: Exception, limits: Mapping[str, tuple[int, int]] | None = None) -> str:
     """One line for a Ray, or its actors, that did not start: the limit that most likely
     stopped it (an address-space cap starves its processes, too few file descriptors its
-    sockets) and
-    how to run without Ray. ``limits``: (soft, hard) of ``RLIMIT_AS`` and ``RLIMIT_NOFILE``
-    (default: this process's)."""
+    sockets) and how to run without Ray. ``limits``: (soft, hard) of ``RLIMIT_AS`` and
+    ``RLIMIT_NOFILE`` (default: this process's)."""
     import resource
 
     if limits is None:
