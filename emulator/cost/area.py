@@ -29,7 +29,7 @@ PARTS = (
     "buffer_kb",
     "routers",
 )
-"""The components counted, in the order every breakdown lists them."""
+"""The components counted, in the order every breakdown lists them (:data:`FIELDS`)."""
 
 
 def morphable_arrays(chip: ChipSpec, net: NetworkSpec, mapping: ChipMapping) -> int:
@@ -69,33 +69,27 @@ def inventory(
     }
 
 
+FIELDS = {
+    "arrays": ("array_um2", "array_mw"),
+    "converters": ("adc_um2", "adc_mw"),  # an I&F counter's own with readout: if_counter
+    "dacs": ("dac_um2", "dac_mw"),
+    "sample_holds": ("sample_hold_um2", "sample_hold_mw"),
+    "shift_adds": ("shift_add_um2", "shift_add_mw"),
+    "neuron_units": ("neuron_unit_um2", "neuron_unit_mw"),
+    "grad_lanes": ("grad_um2_per_lane", "grad_mw_per_lane"),
+    "buffer_kb": ("buffer_um2_per_kb", "buffer_mw_per_kb"),
+    "routers": ("router_um2", "router_mw"),
+}
+"""Each part's (``area.`` field, ``leakage.`` field), per unit."""
+
+
 def _per_unit(chip: ChipSpec, what: str) -> dict[str, float]:
     """Each part's area (µm², ``what`` = "area") or leakage (mW, "leakage") per unit."""
-    a, k = chip.area, chip.leakage
-    counter = chip.crossbar.readout == "if_counter"
-    if what == "area":
-        return {
-            "arrays": a.array_um2,
-            "converters": a.if_counter_um2 if counter else a.adc_um2,
-            "dacs": a.dac_um2,
-            "sample_holds": a.sample_hold_um2,
-            "shift_adds": a.shift_add_um2,
-            "neuron_units": a.neuron_unit_um2,
-            "grad_lanes": a.grad_um2_per_lane,
-            "buffer_kb": a.buffer_um2_per_kb,
-            "routers": a.router_um2,
-        }
-    return {
-        "arrays": k.array_mw,
-        "converters": k.if_counter_mw if counter else k.adc_mw,
-        "dacs": k.dac_mw,
-        "sample_holds": k.sample_hold_mw,
-        "shift_adds": k.shift_add_mw,
-        "neuron_units": k.neuron_unit_mw,
-        "grad_lanes": k.grad_mw_per_lane,
-        "buffer_kb": k.buffer_mw_per_kb,
-        "routers": k.router_mw,
-    }
+    section, k = (chip.area, 0) if what == "area" else (chip.leakage, 1)
+    fields = {part: pair[k] for part, pair in FIELDS.items()}
+    if chip.crossbar.readout == "if_counter":
+        fields["converters"] = ("if_counter_um2", "if_counter_mw")[k]
+    return {part: getattr(section, name) for part, name in fields.items()}
 
 
 def area_mm2(chip: ChipSpec, net: NetworkSpec, mapping: ChipMapping) -> dict[str, float]:
