@@ -949,6 +949,8 @@ def _positive(kind: Callable[[str], Any], *, zero: bool = False) -> Callable[[st
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
         if value < 0 or (value == 0 and not zero):
             raise argparse.ArgumentTypeError(
                 f"must be {'>= 0' if zero else 'positive'}, got {text}"

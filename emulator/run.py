@@ -52,7 +52,7 @@ class RunConfig(BaseModel):
     """Everything one emulated run needs (``pipesdfa run``, ``trace``, ``scale --mode
     emulate``): validated once, training defaults resolved once (:meth:`resolved`)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     network: NetworkSpec = Field(description="The network to train.")
     chip: ChipSpec = Field(description="The PipeSDFA chip its cores emulate.")

@@ -189,3 +189,11 @@ def test_ray_s_native_retry_warnings_are_silenced_while_it_connects(capfd) -> No
         os.write(2, b"gcs_client.cc:210: Failed to get cluster ID\n")
     os.write(2, b"ours\n")
     assert capfd.readouterr().err == "ours\n"
+
+
+def test_a_file_standing_on_a_shipped_network_is_a_network(tmp_path: Path, capsys) -> None:
+    """No ``layers`` of its own, but ``base: tiny-mlp``: read as a network, not a chip."""
+    path = tmp_path / "mine.yaml"
+    path.write_text("base: tiny-mlp\nname: mine\ntime_steps: 6\n")
+    assert _out(capsys, "validate", str(path)).strip() == f"{path}: ok (network mine)"
+    assert spec.load_network(path).time_steps == 6

@@ -592,3 +592,40 @@ def test_a_killed_runs_ray_folder_is_swept_by_the_next(tmp_path: Path) -> None:
         (folder / "owner.pid").write_text(pid + "\n")
     assert sweep_stale(str(tmp_path)) == [stale]
     assert not stale.exists() and alive.exists()
+
+
+# ------------------------------------------------ numbers that are not numbers
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf"])
+@pytest.mark.parametrize(
+    ("kind", "text"),
+    [
+        ("chip", "base: tiny\nname: t\ndevice:\n  read_energy_pj: {v}\n"),
+        ("network", "base: tiny-mlp\nname: n\ntraining:\n  lr: {v}\n"),
+    ],
+)
+def test_a_non_finite_field_is_refused_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str, text: str, value: str
+) -> None:
+    path = tmp_path / f"{kind}.yaml"
+    path.write_text(text.format(v=value))
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    field = "device.read_energy_pj" if kind == "chip" else "training.lr"
+    assert err == f"{path}: {field}: Input should be a finite number"
+
+
+def test_a_non_finite_activity_or_option_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "activity.json"
+    bad.write_text('{"network": "tiny-mlp", "input_rates": [NaN, 0.1], "output_rates": [0.1, 0.1]}')
+    argv = ["compare", "--network", "tiny-mlp", "--chip", "tiny", "--activity", str(bad)]
+    assert main(argv) == 2
+    assert "finite number" in capsys.readouterr().err
+    for flag, value in (("--lr", "inf"), ("--lr", "nan")):
+        with pytest.raises(SystemExit) as done:
+            main(["train", "--epochs", "1", flag, value])
+        assert done.value.code == 2
+        assert f"must be a finite number, got {value}" in capsys.readouterr().err

@@ -45,7 +45,7 @@ class Activity(BaseModel):
     Lists hold one value per weighted layer, in order.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     network: str = Field(description="Name of the network the activity was measured on.")
     input_rates: list[Rate] = Field(
@@ -117,7 +117,7 @@ class OpActivity(BaseModel):
     :func:`simulate_run`: samples 0..samples−1 in batches of ``batch`` (the last may be
     smaller); layers are weighted layers, in order."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     network: str = Field(description="Name of the network the run trained.")
     batch: int = Field(ge=1, description="Samples per batch (the last batch may hold fewer).")

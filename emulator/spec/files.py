@@ -167,8 +167,13 @@ def _is_union_tag(part: object) -> bool:
 
 
 def kind_of(data: Any) -> str:
-    """Guess whether parsed YAML is a chip or a network file (networks have ``layers``)."""
-    return "network" if isinstance(data, dict) and "layers" in data else "chip"
+    """Guess whether parsed YAML is a chip or a network file: networks have ``layers``, or
+    stand on a shipped network (``base: tiny-mlp``)."""
+    if not isinstance(data, dict):
+        return "chip"
+    base = data.get("base")
+    on_network = isinstance(base, str) and base.strip() in preset_names("network")
+    return "network" if "layers" in data or on_network else "chip"
 
 
 MAX_BASE_DEPTH = 8
