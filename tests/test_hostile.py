@@ -597,7 +597,7 @@ def test_a_killed_runs_ray_folder_is_swept_by_the_next(tmp_path: Path) -> None:
 # ------------------------------------------------ numbers that are not numbers
 
 
-@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf"])
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf", "1e308"])
 @pytest.mark.parametrize(
     ("kind", "text"),
     [
@@ -613,7 +613,12 @@ def test_a_non_finite_field_is_refused_naming_it(
     assert main(["validate", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     field = "device.read_energy_pj" if kind == "chip" else "training.lr"
-    assert err == f"{path}: {field}: Input should be a finite number"
+    reason = (
+        "1e+308 is beyond 1e+15, the most a field may hold"
+        if value == "1e308"
+        else "Input should be a finite number"
+    )
+    assert err == f"{path}: {field}: {reason}"
 
 
 def test_a_non_finite_activity_or_option_is_refused(

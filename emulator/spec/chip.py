@@ -7,15 +7,29 @@ from (``docs/sources.md``), or that it is assumed.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+MAX_FIELD_VALUE = 1e15
+"""The largest magnitude a number in a chip or network file may have: every quantity here,
+in its field's units, is far smaller (the largest shipped is 300,000 ns); beyond it the
+sums of the cost model overflow (1e308 pJ) long before they mean anything."""
 
 
 class Spec(BaseModel):
-    """Base of every file model: unknown fields are errors, instances are immutable."""
+    """Base of every file model: unknown fields are errors, instances are immutable, numbers
+    are finite and at most :data:`MAX_FIELD_VALUE` in magnitude."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _bounded(cls, value: Any) -> Any:
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if number and abs(value) > MAX_FIELD_VALUE:
+            raise ValueError(f"{value:g} is beyond {MAX_FIELD_VALUE:g}, the most a field may hold")
+        return value
 
 
 PosInt = Annotated[int, Field(gt=0)]
