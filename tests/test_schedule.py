@@ -179,6 +179,23 @@ def test_one_layer_pipesdfa_by_hand(one_layer: tuple) -> None:
     assert s.counters["reuse_saved_pj"] == 0  # layer 0's input enters on its own tile
 
 
+def test_one_layer_inference_by_hand(one_layer: tuple) -> None:
+    """dataflow inference: the forward alone, samples back to back on the arrays (the data
+    level), nothing learnt: no GRAD, FEEDBACK, ERR or WRITE, no feedback arrays; energy the
+    reads, the neuron steps and the leakage over the batch."""
+    chip, net, act = one_layer
+    chip = chip.model_copy(update={"dataflow": "inference"})
+    f = _forward_costs(chip)
+    x, nu = _ps(f["cycle"]), _ps(chip.tile.neuron_latency_ns)
+    s = simulate(chip, net, act, batch=B, batches=1)
+    assert {op.kind for op in s.ops} == {"XBAR_READ", "NEURON"}
+    assert s.mapping.feedback is None and not s.mapping.transposes
+    end = 2 * T * x + nu  # sample 1 reads from T·x on, its last neuron step ends at 2T·x + nu
+    assert s.time_ps_total == end
+    static = {"static": _static_mw(chip) * end / 1000}
+    _assert_energy(s, _energy_by_component([(T, f["xbar"]), (T, f["neuron"]), (1 / B, static)]))
+
+
 def test_one_layer_pipelayer_differs_only_by_its_buffered_errors(one_layer: tuple) -> None:
     """One layer, the same chip with dataflow pipelayer: no error to propagate (no ERR), and
     so no transposed copy of W (layer 0's Wᵀ would carry the error of the network input,

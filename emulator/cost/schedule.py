@@ -442,11 +442,32 @@ def _pipelayer_batch(
     return end, end
 
 
+def _inference_batch(
+    tl: _Issue,
+    cm: CostModel,
+    rates: _Rates,
+    pipe: PipelineSpec,
+    b: int,
+    samples: range,
+    gate: int,
+) -> tuple[int, int]:
+    """One inference batch: every sample's forward and nothing learnt (no error, gradient or
+    write); the next sample enters as soon as layer 1 is free (data level on) or once the
+    last layer is done (off). Returns (the time batch b+1 may start, the batch's end)."""
+    data_gate, end = gate, gate
+    for n in samples:
+        last = _forward_sample(tl, cm, rates, pipe.time_steps, b, n, data_gate)[-1]
+        end = max(end, last)
+        data_gate = gate if pipe.data else last
+    return (0 if pipe.batch else end), end
+
+
 _BatchLoop = Callable[[_Issue, CostModel, _Rates, PipelineSpec, int, range, int], tuple[int, int]]
 
 DATAFLOWS: dict[str, _BatchLoop] = {
     "pipesdfa": _pipesdfa_batch,
     "pipelayer": _pipelayer_batch,
+    "inference": _inference_batch,
 }
 """The one place the dataflows' schedules differ: the batch loop per ``chip.dataflow``
 (their op costs all come from :class:`CostModel`)."""

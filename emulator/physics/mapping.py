@@ -668,8 +668,12 @@ def _take(chip: ChipSpec, need: _Need, option: _Option) -> _Need:
     )
 
 
-READS_TRANSPOSE = {"pipesdfa": False, "pipelayer": True}
-"""Whether a dataflow reads Wᵀ (back-propagation through the weights): BPTT does, SDFA not."""
+READS_TRANSPOSE = {"pipesdfa": False, "pipelayer": True, "inference": False}
+"""Whether a dataflow reads Wᵀ (back-propagation through the weights): BPTT does, SDFA and
+inference not."""
+
+READS_FEEDBACK = {"pipesdfa": True, "pipelayer": False, "inference": False}
+"""Whether a dataflow reads the random feedback group: SDFA does; BPTT and inference not."""
 
 
 def _transposed(chip: ChipSpec, need: _Need) -> _Need:
@@ -724,9 +728,9 @@ def _needs(chip: ChipSpec, net: NetworkSpec) -> list[_Need]:
             copies.append(_transposed(chip, need))
             need = dataclasses.replace(need, copy_arrays=copies[-1].arrays)
         needs.append(need)
-    # BPTT (pipelayer) has no random feedback; a network without hidden layers needs none.
+    # Only SDFA reads random feedback; a network without hidden layers needs none.
     widths = feedback_widths(net)
-    if widths and chip.dataflow != "pipelayer":
+    if widths and READS_FEEDBACK[chip.dataflow]:
         c, m = net.num_classes, max(widths)
         grid = _cut(c, m, xb.rows, xb.cols // 2)
         assert grid.arrays == len(feedback_blocks(chip, len(needs), c, m))

@@ -486,8 +486,10 @@ class ChipSpec(Spec):
 
     name: str = Field(description="Chip name.")
     description: str = Field("", description="Free text.")
-    dataflow: Literal["pipesdfa", "pipelayer"] = Field(
-        description="pipesdfa (SDFA training) or pipelayer (BPTT, PipeLayer schedule)."
+    dataflow: Literal["pipesdfa", "pipelayer", "inference"] = Field(
+        description="pipesdfa (SDFA training), pipelayer (BPTT, PipeLayer schedule) or "
+        "inference (the forward alone: nothing learnt, as ISAAC); only pipesdfa is emulated "
+        "through the cores, the others by the cost model."
     )
     clock_mhz: PosFloat = Field(1000.0, description="Digital clock, MHz (our assumption).")
     tiles: PosInt = Field(4, description="Tiles on the chip, one per mesh node at most.")
