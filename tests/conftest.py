@@ -32,3 +32,20 @@ def ray_cluster() -> Iterator[None]:
         )
     yield
     ray.shutdown()
+
+
+@pytest.fixture
+def kept_timeline(monkeypatch: pytest.MonkeyPatch) -> dict:
+    """The emulated timeline (cycles, energy, the cores' activity record) of the next
+    in-process run, kept under ``"timeline"`` as ``emulator.run`` assembles it."""
+    import emulator.run as emulation
+
+    captured: dict = {}
+    original = emulation.emulated_timeline
+
+    def keep(plan, reports, sizes):
+        captured["timeline"] = original(plan, reports, sizes)
+        return captured["timeline"]
+
+    monkeypatch.setattr(emulation, "emulated_timeline", keep)
+    return captured

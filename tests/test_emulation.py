@@ -109,19 +109,11 @@ def test_ray_runtime_matches_the_reference(
 
 def _timeline(
     case: str,
-    monkeypatch: pytest.MonkeyPatch,
+    captured: dict,
     chip: ChipSpec | None = None,
     net: NetworkSpec | None = None,
     **kw: Any,
 ):
-    captured = {}
-    original = emulation.emulated_timeline
-
-    def keep(plan, reports, sizes):
-        captured["timeline"] = original(plan, reports, sizes)
-        return captured["timeline"]
-
-    monkeypatch.setattr(emulation, "emulated_timeline", keep)
     network, chip_name = CASES[case]
     net = net or load_network(network)
     chip = chip or load_chip(chip_name)
@@ -130,10 +122,8 @@ def _timeline(
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_emulated_cycles_and_energy_equal_the_schedule(
-    case: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    result, timeline, chip, net = _timeline(case, monkeypatch, frame_samples=10, shuffle_seed=1)
+def test_emulated_cycles_and_energy_equal_the_schedule(case: str, kept_timeline: dict) -> None:
+    result, timeline, chip, net = _timeline(case, kept_timeline, frame_samples=10, shuffle_seed=1)
     oracle = simulate_run(chip, net, timeline.record)
     assert timeline.time_ps == oracle.time_ps_total  # integers, exactly
     assert result["cycles"] == round(oracle.time_ns_total * chip.clock_mhz / 1000)
@@ -143,9 +133,7 @@ def test_emulated_cycles_and_energy_equal_the_schedule(
     assert timeline.counters["ops"] == oracle.counters["ops"]  # every op stamped once
 
 
-def test_time_steps_off_and_a_layer_across_tiles_still_match(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_time_steps_off_and_a_layer_across_tiles_still_match(kept_timeline: dict) -> None:
     """A 64-96-10 network on 2-array PE cores: layer 0 spans tiles 0 and 1, so its local
     gradients run on two tiles' units and their ends travel back to its home."""
     chip = load_chip("tiny")
@@ -163,14 +151,14 @@ def test_time_steps_off_and_a_layer_across_tiles_still_match(
     )
     plan = Plan(chip, net, 0, "sdfa", 0.01, "adam")
     assert len(plan.mapping.layers[0].tiles) == 2
-    result, timeline, _, _ = _timeline("tiny", monkeypatch, chip=chip, net=net, shuffle_seed=2)
+    result, timeline, _, _ = _timeline("tiny", kept_timeline, chip=chip, net=net, shuffle_seed=2)
     oracle = simulate_run(chip, net, timeline.record)
     assert timeline.time_ps == oracle.time_ps_total
     assert result["energy_pj"] == pytest.approx(sum(oracle.energy_pj_total.values()), rel=1e-9)
 
 
-def test_pipelayer_comparison_uses_the_run_activity(monkeypatch: pytest.MonkeyPatch) -> None:
-    result = _timeline("tiny", monkeypatch)[0]
+def test_pipelayer_comparison_uses_the_run_activity(kept_timeline: dict) -> None:
+    result = _timeline("tiny", kept_timeline)[0]
     c = result["comparison"]
     assert c["baseline"] == "pipelayer"
     assert c["speedup"] == pytest.approx(c["pipelayer"]["time_ns"] / result["time_ns"])

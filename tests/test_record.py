@@ -19,19 +19,11 @@ from emulator.spec import load_chip, load_network, training_options, with_fields
 CASES = {"tiny": ("tiny-mlp", "tiny"), "conv": ("tiny-conv", "tiny")}
 
 
-def _cores_record(network: str, chip: str, monkeypatch: pytest.MonkeyPatch):
-    captured = {}
-    original = emulation.emulated_timeline
-
-    def keep(plan, reports, sizes):
-        captured["timeline"] = original(plan, reports, sizes)
-        return captured["timeline"]
-
-    monkeypatch.setattr(emulation, "emulated_timeline", keep)
+def _cores_record(network: str, chip: str, kept: dict):
     result = emulation.run_emulation(
         load_network(network), load_chip(chip), runtime="local", epochs=2, frame_samples=7
     )
-    return result, captured["timeline"].record
+    return result, kept["timeline"].record
 
 
 def _reference_record(network: str, chip: str, algorithm: str):
@@ -52,10 +44,8 @@ def _reference_record(network: str, chip: str, algorithm: str):
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_the_reference_records_what_the_cores_record(
-    case: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    result, cores = _cores_record(*CASES[case], monkeypatch)
+def test_the_reference_records_what_the_cores_record(case: str, kept_timeline: dict) -> None:
+    result, cores = _cores_record(*CASES[case], kept_timeline)
     reference, recorded = _reference_record(*CASES[case], "sdfa")
     assert result["weights_sha256"] == reference["weights_sha256"]  # the same training
     assert recorded.samples == cores.samples and recorded.sizes() == cores.sizes()
