@@ -786,16 +786,13 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=_run)
     p = sub.add_parser("trace", help="Perfetto trace of the emulated timeline of a run")
-    _run_options(p)
+    _run_options(p, epochs_help="epochs to train (the trace shows the first samples)")
     p.add_argument("--out", required=True, metavar="trace.json", help="trace file to write")
     p.add_argument("--samples", type=_positive(int), default=3, help="samples to trace")
     p.add_argument("--plot", metavar="OUT.png", help="also the pipeline Gantt")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     # a trace shows the first samples: one epoch holds them (--epochs N for more training)
     p.set_defaults(func=_trace, epochs=1)
-    for action in p._actions:
-        if action.dest == "epochs":
-            action.help = "epochs to train (the trace shows the first samples)"
 
 
 def _files(p: argparse.ArgumentParser, chip_help: str = "chip file or shipped name") -> None:
@@ -842,23 +839,27 @@ def _grow(p: argparse.ArgumentParser, what: str) -> None:
     )
 
 
-def _training(p: argparse.ArgumentParser, algorithms: Sequence[str]) -> None:
+def _training(
+    p: argparse.ArgumentParser, algorithms: Sequence[str], epochs_help: str | None = None
+) -> None:
     """The training options a network file's ``training`` section defaults."""
     p.add_argument("--algorithm", default="sdfa", choices=algorithms)
-    p.add_argument("--epochs", type=_positive(int), help="default: the network file's")
+    p.add_argument(
+        "--epochs", type=_positive(int), help=epochs_help or "default: the network file's"
+    )
     p.add_argument("--batch", type=_positive(int), help="default: the network file's")
     p.add_argument("--lr", type=_positive(float), help="default: the network file's")
     p.add_argument("--optimizer", choices=("adam", "sgd"), help="default: the network file's")
     p.add_argument("--seed", type=_positive(int, zero=True), default=0)
 
 
-def _run_options(p: argparse.ArgumentParser) -> None:
+def _run_options(p: argparse.ArgumentParser, epochs_help: str | None = None) -> None:
     from emulator.run import RunConfig
 
     _files(p)
     _data(p)
     _ray(p)
-    _training(p, get_args(RunConfig.model_fields["algorithm"].annotation))
+    _training(p, get_args(RunConfig.model_fields["algorithm"].annotation), epochs_help)
     p.add_argument(
         "--frame-samples", type=_positive(int), help="samples per frame (default: a whole batch)"
     )

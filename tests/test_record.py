@@ -88,7 +88,7 @@ def _assumed(chip, **values):
     return with_fields(chip, {f"activity.{k}": v for k, v in values.items()})
 
 
-def test_a_baselines_assumed_activity_decides_nothing_in_run(tmp_path) -> None:
+def test_a_baselines_assumed_activity_decides_nothing_in_run() -> None:
     net, chip = load_network("tiny-mlp"), load_chip("tiny")
     plain = load_chip("pipelayer-edge")
     other = _assumed(plain, write_fraction=0.95, error_bit_rate=0.9, pulses_per_cell=7.0)

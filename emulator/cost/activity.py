@@ -23,6 +23,12 @@ def rate(active: int, size: int) -> float:
     return active / size
 
 
+def error_is_read(net: NetworkSpec) -> bool:
+    """Whether a training of ``net`` reads its output error bit-serially (SDFA's feedback,
+    BPTT's Wᵀ): only where hidden layers exist; else its error bit rate is 0."""
+    return len(weighted_layers(net)) > 1
+
+
 def error_bit_rates(e: np.ndarray, error_bits: int) -> list[float]:
     """Per row of ``e`` (B, n): the fraction of rows active over its bit-serial read, the
     sign-magnitude planes of ``error_bits`` bits (:func:`~emulator.physics.crossbar.bit_planes`)."""

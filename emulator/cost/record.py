@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from emulator.cost.activity import OpActivity, error_bit_rates, rate, write_rates
+from emulator.cost.activity import OpActivity, error_bit_rates, error_is_read, rate, write_rates
 from emulator.learning import ReferenceModel, Trace
 from emulator.physics.mapping import map_network
-from emulator.spec import ChipSpec, NetworkSpec, weighted_layers
+from emulator.spec import ChipSpec, NetworkSpec
 
 
 class TrainingRecorder:
@@ -33,7 +33,7 @@ class TrainingRecorder:
         self.net = net
         self.cells = [lm.unique_cells for lm in map_network(chip, net).layers]
         self.error_bits = chip.crossbar.error_bits
-        self.reads_error = len(weighted_layers(net)) > 1  # the error is read for hidden layers
+        self.reads_error = error_is_read(net)
         self.inputs: list[list[list[float]]] = []
         self.grads: list[list[float]] = []
         self.errors: list[float] = []

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from emulator.cost import Activity, error_bit_rates
+from emulator.cost import Activity, error_bit_rates, error_is_read
 from emulator.data.datasets import Dataset, DatasetError, load_dataset
 from emulator.learning import (
     Observer,
@@ -269,8 +269,7 @@ def run_training(
         stuck = [s for b in model.backends for s in b.bank.block_stuck()]
         result["faults"] = fault_summary(chip, stuck)
     if activity_out is not None:
-        reads_error = chip is not None and len(weighted_layers(net)) > 1
-        bits = chip.crossbar.error_bits if reads_error else None
+        bits = chip.crossbar.error_bits if chip is not None and error_is_read(net) else None
         activity = measure_activity(model, data_set, seed, counters, bits)
         _write_text(activity_out, activity.model_dump_json(indent=2))
         result["activity"] = activity.model_dump()

@@ -366,17 +366,25 @@ def start_failure(err: Exception, limits: Mapping[str, tuple[int, int]] | None =
         }
     soft_as, soft_files = limits["RLIMIT_AS"][0], limits["RLIMIT_NOFILE"][0]
     if soft_as != resource.RLIM_INFINITY:
-        cause = (
-            f"the address-space limit (ulimit -v {soft_as // 1024:,} KiB) starves its processes; "
-            "raise it (ulimit -v unlimited)"
-        )
-    elif soft_files < MIN_OPEN_FILES:
-        cause = (
+        return _did_not_start(_address_space_cause(soft_as))
+    if soft_files < MIN_OPEN_FILES:
+        return _did_not_start(
             f"only {soft_files} open files are allowed (ulimit -n), too few for Ray's "
             f"sockets; raise it (ulimit -n {MIN_OPEN_FILES} or more)"
         )
-    else:
-        cause = excerpt(str(err).splitlines()[0] if str(err) else type(err).__name__, 160)
+    return _did_not_start(
+        excerpt(str(err).splitlines()[0] if str(err) else type(err).__name__, 160)
+    )
+
+
+def _address_space_cause(soft: int) -> str:
+    return (
+        f"the address-space limit (ulimit -v {soft // 1024:,} KiB) starves its processes; "
+        "raise it (ulimit -v unlimited)"
+    )
+
+
+def _did_not_start(cause: str) -> str:
     return f"Ray did not start: {cause}; or run without Ray: --runtime local"
 
 
@@ -394,12 +402,7 @@ def check_address_space(limit: int | None = None) -> None:
 
     soft = resource.getrlimit(resource.RLIMIT_AS)[0] if limit is None else limit
     if soft != resource.RLIM_INFINITY and soft < MIN_ADDRESS_SPACE:
-        free = resource.RLIM_INFINITY
-        raise SessionError(
-            start_failure(
-                RuntimeError(), {"RLIMIT_AS": (soft, free), "RLIMIT_NOFILE": (free, free)}
-            )
-        )
+        raise SessionError(_did_not_start(_address_space_cause(soft)))
 
 
 MIN_OPEN_FILES = 256
