@@ -461,6 +461,20 @@ def _compare_out(
     return 0
 
 
+def _calibrate(args: argparse.Namespace) -> int:
+    from emulator.calibrate import calibrate
+    from emulator.report.text import calibrate_text
+
+    result = calibrate()
+    if args.plot:
+        from emulator.report.plots import calibration_chart
+
+        calibration_chart(result, args.plot)
+        result["plot"] = args.plot
+    print(json.dumps(result, indent=2) if args.json else calibrate_text(result))
+    return 0
+
+
 def _load_activity(path: str, net: spec.NetworkSpec):
     from pydantic import ValidationError
 
@@ -1038,6 +1052,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_dataset)
     _add_scale(sub)
+    p = sub.add_parser("calibrate", help="the cost model against published chips (ISAAC, …)")
+    p.add_argument("--plot", metavar="OUT.png", help="ours / published for every figure")
+    p.add_argument("--json", action="store_true", help="print one JSON object (rows: a list)")
+    p.set_defaults(func=_calibrate)
     p = sub.add_parser("map", help="map a network on a chip, or one conv layer (VW-SDK)")
     p.add_argument("--chip", help="chip file or shipped name")
     p.add_argument("--network", help="network file or shipped name")

@@ -276,6 +276,10 @@ CONDITIONAL = {
     ("pipelayer", "area.adc_um2"): "a counter chip has no ADC (pipesdfa-edge moves it)",
     ("pipelayer", "leakage.adc_mw"): "a counter chip has no ADC (pipesdfa-edge moves it)",
     **{
+        (chip, "crossbar.weight_encoding"): "offset is for inference chips (the test below)"
+        for chip in ("pipesdfa-edge", "pipelayer")
+    },
+    **{
         (chip, path): "spikes need no DAC (input_bits 1; the DAC test below moves it)"
         for chip in ("pipesdfa-edge", "pipelayer")
         for path in DAC_FIELDS
@@ -380,11 +384,13 @@ def test_every_chip_field_changes_a_result(chip_name: str) -> None:
 
 @pytest.mark.parametrize("chip_name", ["pipesdfa-edge", "pipelayer"])
 def test_a_multibit_input_makes_the_dac_fields_live(chip_name: str) -> None:
-    """With ``crossbar.input_bits`` > 1 every DAC field moves a result, and the reads take
-    one plane per bit: time and energy grow."""
+    """With ``crossbar.input_bits`` > 1 every DAC field moves a result (the sample-and-hold's
+    where the planes are read out one by one), and the reads take one plane per bit: time
+    and energy grow."""
     chip = with_fields(load_chip(chip_name), {"crossbar.input_bits": 8})
     seen = _observe(chip)
-    for path in DAC_FIELDS:
+    held = chip.crossbar.serial_readout == "per_plane"  # an integrating counter holds none
+    for path in DAC_FIELDS if held else [p for p in DAC_FIELDS if "sample_hold" not in p]:
         value = dict(_leaves(chip))[path]
         assert _observe(with_fields(chip, {path: value * 2 + 1})) != seen, path
     net = load_network("digits-mlp")
@@ -394,6 +400,27 @@ def test_a_multibit_input_makes_the_dac_fields_live(chip_name: str) -> None:
     )
     assert one.energy_pj_per_sample["dac"] == 0 < eight.energy_pj_per_sample["dac"]
     assert eight.time_ns_per_sample > one.time_ns_per_sample
+
+
+def test_the_offset_encoding_halves_an_inference_chip_s_columns_and_cell_reads() -> None:
+    """ISAAC's biased encoding: one cell per slice instead of a pair, so an array holds twice
+    the weights per row, a layer takes half the arrays and half the cell reads, and the
+    conversions stay (one per slice of each weight); the trained dataflows refuse it, and
+    the crossbar model, which holds pairs, says so."""
+    isaac = load_chip("isaac")
+    pairs = with_fields(isaac, {"crossbar.weight_encoding": "differential"})
+    assert isaac.crossbar.weights_per_row == 2 * pairs.crossbar.weights_per_row == 16
+    net = load_network("digits-mlp")
+    offset, pair = (simulate(c, net, _activity(net), batch=4) for c in (isaac, pairs))
+    for a, b in zip(offset.mapping.layers, pair.mapping.layers, strict=True):
+        assert 2 * a.arrays == b.arrays
+    assert offset.counters["conversions"] == pair.counters["conversions"]
+    read = offset.energy_pj_per_sample["read"], pair.energy_pj_per_sample["read"]
+    assert read[0] == pytest.approx(read[1] / 2)
+    with pytest.raises(SweepError, match="inference"):
+        with_fields(load_chip("pipesdfa-edge"), {"crossbar.weight_encoding": "offset"})
+    with pytest.raises(ValueError, match="differential pairs"):
+        ChipLayer(isaac, init_weights(net, 0)[0], layer=0, seed=0)
 
 
 AREA_AND_LEAKAGE = [
@@ -409,6 +436,12 @@ AREA_AND_LEAKAGE = [
     ("leakage.router_mw", None),
     ("leakage.shift_add_mw", None),
     ("leakage.array_mw", None),
+    ("area.pe_registers_um2", "pe_registers"),
+    ("area.bus_um2", "buses"),
+    ("area.io_um2", "io"),
+    ("leakage.pe_registers_mw", None),
+    ("leakage.bus_mw", None),
+    ("leakage.io_mw", None),
 ]
 
 

@@ -16,6 +16,7 @@ from emulator.cost.physical import (
     buffer_access,
     error_planes,
     grad_macs,
+    has_sample_hold,
     neuron_steps,
     readout_ns,
     transfer,
@@ -85,6 +86,29 @@ def test_a_bit_serial_read_per_plane_or_integrated(readout: str) -> None:
         40 * (rounds * 3 * 8 - 1) * tile.shift_add_energy_pj
     )
     assert cost.counters["array_reads"] == planes * 9
+
+
+def test_sample_and_holds_overlap_each_pulse_with_the_previous_readout() -> None:
+    """Multi-bit inputs read out plane by plane hold each plane's columns while the next is
+    pulsed: a two-stage pipeline (first pulse, then the longer stage per later plane, then
+    the last readout); spikes' bit-serial errors have no hold and alternate; an integrating
+    counter needs none."""
+    multibit = _edge(**{"crossbar.input_bits": 16})
+    pulse, rnd = multibit.device.read_latency_ns, readout_ns(multibit, ARRAYS)
+    assert has_sample_hold(multibit) and rnd > pulse
+    assert array_read(multibit, ARRAYS, 0.25, 16).ns == pulse + 15 * rnd + rnd
+    slow = with_fields(multibit, {"device.read_latency_ns": 100.0})  # the pulse is longer
+    assert array_read(slow, ARRAYS, 0.25, 16).ns == 100.0 + 15 * 100.0 + rnd
+    assert not has_sample_hold(_edge())
+    assert array_read(_edge(), ARRAYS, 0.25, 14).ns == 14 * (pulse + rnd)
+    integrating = _edge(
+        **{
+            "crossbar.input_bits": 16,
+            "crossbar.readout": "if_counter",
+            "crossbar.serial_readout": "integrated",
+        }
+    )
+    assert not has_sample_hold(integrating)
 
 
 def test_neuron_steps_and_gradient_macs() -> None:

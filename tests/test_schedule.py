@@ -114,16 +114,19 @@ def _forward_costs(chip: ChipSpec) -> dict:
 
 
 def _static_mw(chip: ChipSpec) -> float:
-    """The whole chip's leakage (nothing gated, a digital gradient unit), by its counts:
-    per array its readout units, shift-add and cells; per tile its neuron unit, gradient
-    lanes and buffer; per node a router."""
+    """The whole chip's leakage (nothing gated, a digital gradient unit, spikes in), by its
+    counts: per array its readout units, shift-add and cells; per PE core its registers; per
+    tile its neuron unit, gradient lanes, buffer and bus; per node a router; the chip's
+    off-chip interface."""
     k, xb, tile = chip.leakage, chip.crossbar, chip.tile
     readout = k.adc_mw if xb.readout == "adc" else k.if_counter_mw
     arrays = chip.tiles * tile.pes * chip.pe.crossbars
     lanes = tile.grad_macs_per_ns * 1000 / chip.clock_mhz
     per_tile = k.neuron_unit_mw + lanes * k.grad_mw_per_lane + tile.buffer_kb * k.buffer_mw_per_kb
+    per_tile += tile.pes * k.pe_registers_mw + k.bus_mw
     per_array = xb.converters * readout + k.shift_add_mw + k.array_mw
-    return arrays * per_array + chip.tiles * per_tile + chip.noc.nodes * k.router_mw
+    nodes = chip.noc.nodes * k.router_mw
+    return arrays * per_array + chip.tiles * per_tile + nodes + k.io_mw
 
 
 def _grad_costs(

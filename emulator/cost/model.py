@@ -55,7 +55,8 @@ def local_grad_macs(net: NetworkSpec, unit: LayerMapping, input_rate: float) -> 
 
 
 def weight_arrays(chip: ChipSpec, unit: LayerMapping) -> Arrays:
-    """The arrays of one copy of a layer's W (or of the feedback group: a pair per entry)."""
+    """The arrays of one copy of a layer's W (``crossbar.columns_per_weight`` cells per
+    logical column), or of the feedback group (a pair per entry)."""
     feedback = unit.kind == "feedback"
     slices = 1 if feedback else chip.crossbar.slices
     return Arrays(
@@ -65,7 +66,7 @@ def weight_arrays(chip: ChipSpec, unit: LayerMapping) -> Arrays:
         array_rows=unit.array_rows,
         array_columns=unit.array_columns,
         count=unit.feedback_arrays if feedback else unit.block_arrays,
-        cells_per_column=2 * slices,
+        cells_per_column=2 if feedback else chip.crossbar.columns_per_weight,
         slices=slices,
     )
 
@@ -90,7 +91,7 @@ def transposed_arrays(chip: ChipSpec, mapping: ChipMapping, layer: int) -> Array
         array_rows=lm.array_columns,
         array_columns=lm.array_rows,
         count=lm.block_arrays,
-        cells_per_column=2 * slices,
+        cells_per_column=chip.crossbar.columns_per_weight,
         slices=slices,
     )
 
@@ -118,7 +119,7 @@ def delta_arrays(chip: ChipSpec, net: NetworkSpec, unit: LayerMapping) -> Arrays
 
 
 def _inputs(net: NetworkSpec) -> list[int]:
-    """Input frame size (bits per step) of every weighted layer, after any pool."""
+    """Input frame size (values per step: spikes) of every weighted layer, after any pool."""
     shapes = layer_shapes(net)
     return [math.prod(shapes[i]) for i in weighted_layers(net)]
 
@@ -162,9 +163,11 @@ class CostModel:
     def __init__(self, chip: ChipSpec, net: NetworkSpec) -> None:
         self.chip, self.net = chip, net
         self.mapping: ChipMapping = map_network(chip, net)
-        self._bits_in = _inputs(net)
+        self._values_in = _inputs(net)
+        # a frame's bits: a spike each, or crossbar.input_bits per multi-bit input
+        self._bits_in = [v * chip.crossbar.input_bits for v in self._values_in]
         # values of the error of each layer's outputs as sent on (after its pools)
-        self._sent = [*self._bits_in[1:], self.mapping.layers[-1].neurons]
+        self._sent = [*self._values_in[1:], self.mapping.layers[-1].neurons]
         self._fb_widths = feedback_widths(net)
         self._memo: dict[tuple[Any, ...], Any] = {}
         self.spill: dict[tuple[int, str], Spill] = self._spills()
@@ -247,7 +250,7 @@ class CostModel:
         if chip.crossbar.input_bits > 1:  # each plane's active rows driven by their DACs
             read = read.beside(input_drive(chip, arrays, float(input_rate)))
         reads = read.repeated(lm.positions, lm.reads_per_step)
-        frame = self._bits_in[layer] + lm.positions * lm.rows
+        frame = self._bits_in[layer] + lm.positions * lm.rows * chip.crossbar.input_bits
         buffered = self._buffer(lm.tiles[0], "frames", frame)
         return _op("XBAR_READ", layer, f"xbar:{layer}", reads.beside(buffered))
 
@@ -424,7 +427,7 @@ class CostModel:
         if layer == self.layers - 1:
             return None
         src, dst = self.mapping.layers[layer + 1].tiles[0], self.mapping.layers[layer].tiles[0]
-        bits = self._values(self._bits_in[layer + 1])
+        bits = self._values(self._values_in[layer + 1])
         return self._noc("NOC_BACKPROP", layer, bits, src, dst)
 
 

@@ -22,6 +22,10 @@ readout                   inside :func:`array_read`: ``readouts`` = row blocks �
                           (``xb.serial_readout: per_plane``) or 1 (``integrated``: the
                           counter integrates the train). Each array's readouts share
                           its ``xb.converters`` units in turn. Energy × ``xb.adc_energy_pj``.
+                          With sample-and-holds (:func:`has_sample_hold`) a plane's
+                          pulse overlaps the previous plane's readout (two stages:
+                          pulse + (planes − 1) · max(pulse, round) + round); without
+                          them pulses and rounds alternate.
 shift-add                 inside :func:`array_read`: each output column adds its
                           partial values (rounds · row blocks · readouts per column) −
                           1 times, × ``tile.shift_add_energy_pj``.
@@ -137,6 +141,26 @@ def readout_ns(chip: ChipSpec, arrays: Arrays) -> float:
     return -(-readouts // chip.crossbar.converters) * chip.crossbar.adc_latency_ns
 
 
+def has_sample_hold(chip: ChipSpec) -> bool:
+    """Whether each column has a sample-and-hold: with multi-bit inputs
+    (``crossbar.input_bits`` > 1) read out plane by plane (as ISAAC); not with spikes, nor
+    where an I&F counter integrates the whole train (``serial_readout: integrated``). It
+    holds a plane's column values while the next plane is pulsed, so pulses and readouts
+    overlap; its area and leakage are counted where it exists (:mod:`emulator.cost.area`)."""
+    xb = chip.crossbar
+    return xb.input_bits > 1 and xb.serial_readout == "per_plane"
+
+
+def read_ns(chip: ChipSpec, arrays: Arrays, planes: int, rounds: int) -> float:
+    """``planes`` pulses and ``rounds`` readout rounds of ``arrays``: in turn, or with
+    sample-and-holds and a round per plane, the pulse of one plane beside the readout of
+    the one before (a two-stage pipeline)."""
+    pulse, readout = chip.device.read_latency_ns, readout_ns(chip, arrays)
+    if rounds == planes > 1 and has_sample_hold(chip):
+        return pulse + (planes - 1) * max(pulse, readout) + readout
+    return planes * pulse + rounds * readout
+
+
 def array_read(chip: ChipSpec, arrays: Arrays, active: float, planes: int = 1) -> Cost:
     """Apply one input (a fraction ``active`` of its rows driven per pulse) to ``arrays``.
 
@@ -150,7 +174,7 @@ def array_read(chip: ChipSpec, arrays: Arrays, active: float, planes: int = 1) -
     readouts = rounds * arrays.row_blocks * arrays.columns * per_column
     shift_adds = arrays.columns * (rounds * arrays.row_blocks * per_column - 1)
     return Cost(
-        planes * dev.read_latency_ns + rounds * readout_ns(chip, arrays),
+        read_ns(chip, arrays, planes, rounds),
         {
             "read": planes * active * cells * dev.read_energy_pj,
             "readout": readouts * xb.adc_energy_pj,

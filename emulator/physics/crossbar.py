@@ -96,6 +96,11 @@ class CrossbarBank:
         xb = chip.crossbar
         if not blocks:
             raise ValueError("blocks: a bank needs at least one block")
+        if xb.weight_encoding != "differential":
+            raise ValueError(
+                f"{chip.name}: crossbar.weight_encoding {xb.weight_encoding!r} is costed, not "
+                "emulated: the crossbar model holds differential pairs"
+            )
         self.chip, self.seed, self.blocks = chip, seed, list(blocks)
         self.inputs = inputs if inputs is not None else max(b.in_stop for b in blocks)
         """Width of the input vectors: the whole matrix's rows, of which each band reads its

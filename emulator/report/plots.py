@@ -810,3 +810,44 @@ def scaling_figure(
     if note:
         fig.supxlabel(textwrap.fill(note, 110), fontsize="x-small", ha="left", x=0.01)
     return fig, title
+
+
+def calibration_chart(result: Mapping[str, Any], path: str | Path) -> str:
+    """Ours over published for every ``pipesdfa calibrate`` row (a log axis of ratios, the
+    ±tolerance band shaded), each bar coloured by its status; returns the title."""
+    fig, title = calibration_figure(result)
+    return _save(fig, path, title)
+
+
+def calibration_figure(result: Mapping[str, Any]) -> tuple[Figure, str]:
+    """The figure of :func:`calibration_chart` and its title."""
+    rows = list(result["rows"])
+    tol = result["tolerance"]
+    title = "The cost model against published chips"
+    fig = Figure(figsize=(9.0, 1.4 + 0.45 * len(rows)), layout="constrained")
+    ax = fig.add_subplot()
+    ratios = [r["ours"] / r["published"] for r in rows]
+    labels = [f"{r['chip']}: {r['figure']} ({r['unit']})" for r in rows]
+    colors = [LOW_COLOR if r["status"] == "within" else HIGH_COLOR for r in rows]
+    ys = range(len(rows))[::-1]
+    ax.barh(list(ys), [math.log10(x) for x in ratios], color=colors, height=0.6)
+    ax.axvspan(math.log10(1 - tol), math.log10(1 + tol), color="#dddddd", zorder=0)
+    ax.axvline(0.0, color=TOTAL_COLOR, linewidth=0.8)
+    for y, x in zip(ys, ratios, strict=True):
+        ax.text(math.log10(x), y, f" {x:.3g}x ", va="center", ha="left" if x >= 1 else "right")
+    span = max(abs(math.log10(x)) for x in ratios) * 1.6 + 0.1
+    ax.set_xlim(-span, span)
+    ticks = [t for t in (0.01, 0.1, 0.2, 0.5, 1, 2, 5, 10, 100) if abs(math.log10(t)) <= span]
+    ax.set_xticks([math.log10(t) for t in ticks], [_times(t) for t in ticks])
+    ax.set_yticks(list(ys), labels)
+    ax.set_xlabel(f"ours / published (shaded: within {tol:.0%})")
+    ax.legend(
+        handles=[
+            Patch(color=LOW_COLOR, label="within"),
+            Patch(color=HIGH_COLOR, label="gap (a parameter the paper does not give)"),
+        ],
+        loc="lower right",
+        fontsize="small",
+    )
+    fig.suptitle(f"{title}: ours / published, nothing fitted")
+    return fig, title

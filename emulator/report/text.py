@@ -221,3 +221,44 @@ def scale_text(result: dict[str, Any]) -> str:
     if "plot" in result:
         lines.append(f"plot: {result['plot']}")
     return "\n".join(lines)
+
+
+def calibrate_text(result: dict[str, Any]) -> str:
+    """``pipesdfa calibrate``: each published figure beside ours, and the term behind it."""
+    rows = [
+        [
+            r["chip"],
+            r["figure"],
+            r["unit"],
+            f"{r['published']:g}",
+            r["ours"],
+            f"{r['error']:+.1%}",
+            r["status"],
+        ]
+        for r in result["rows"]
+    ]
+    header = ["chip", "figure", "unit", "published", "ours", "error", "status"]
+    tol = f"{result['tolerance']:.0%}"
+    lines = [
+        f"The cost model against published chips (within: |error| <= {tol}; nothing fitted)",
+        "",
+        table(rows, header),
+        "",
+    ]
+    for r in result["rows"]:
+        lines.append(f"- {r['chip']} {r['figure']} ({r['status']}): {r['term']}")
+    lines.append("")
+    for name, c in result["chips"].items():
+        conditions = ", ".join(f"{k}={v}" for k, v in c["conditions"].items())
+        power = ", ".join(f"{k} {v:.3g}" for k, v in sorted(c["power_w"].items(), key=_big))
+        lines += [
+            f"{name}: {c['preset']}{f' with {conditions}' if conditions else ''} ({c['source']})",
+            f"  workload: {c['workload']}; {c['arrays']:,} arrays, {c['gops']:.4g} GOPS/s, "
+            f"{si(c['ns_per_sample'], 'ns')} per input",
+            f"  power W: {power}",
+        ]
+    return "\n".join(lines)
+
+
+def _big(item: tuple[str, float]) -> float:
+    return -item[1]

@@ -172,6 +172,14 @@ class CrossbarSpec(Spec):
     weight_bits: PosInt = Field(
         8, description="Magnitude bits per weight; bit-sliced over weight_bits/cell_bits cells."
     )
+    weight_encoding: Literal["differential", "offset"] = Field(
+        "differential",
+        description="How a signed weight sits in cells: 'differential', a pair per slice "
+        "(G⁺ − G⁻, the sign picking which cell holds the slices; an update moves either "
+        "way); 'offset', ISAAC's biased encoding, one cell per slice holding the weight "
+        "plus a bias the shift-add subtracts (half the columns and cell reads per weight; "
+        "costed for dataflow: inference only, as the crossbar model trains pairs).",
+    )
     readout: Literal["adc", "if_counter"] = Field(
         "adc", description="Column readout: an ADC, or an integrate-and-fire counter (PipeLayer)."
     )
@@ -237,8 +245,9 @@ class CrossbarSpec(Spec):
 
     @property
     def columns_per_weight(self) -> int:
-        """Physical columns per logical weight column: a differential pair per slice."""
-        return 2 * self.slices
+        """Physical columns per logical weight column: a differential pair per slice, or
+        one cell per slice with ``weight_encoding: offset``."""
+        return self.slices if self.weight_encoding == "offset" else 2 * self.slices
 
     @property
     def weights_per_row(self) -> int:
@@ -403,6 +412,11 @@ class AreaSpec(Spec):
         description="The shift-add of one crossbar, µm² (ISAAC: 4 shift-and-add units per 8 "
         "arrays in 0.00024 mm²).",
     )
+    pe_registers_um2: NonNegFloat = Field(
+        2870.0,
+        description="A PE core's input and output registers, µm² (ISAAC: a 2 KB input "
+        "register in 0.0021 mm² and a 256 B output register in 0.00077 mm² per IMA).",
+    )
     neuron_unit_um2: NonNegFloat = Field(
         35584.0,
         description="A tile's neuron unit, µm² (assumed: 128 lanes of Aladdin's 40 nm 32-bit "
@@ -418,10 +432,20 @@ class AreaSpec(Spec):
         1297.0,
         description="Tile buffer per KB, µm² (ISAAC: 64 KB eDRAM in 0.083 mm²).",
     )
+    bus_um2: NonNegFloat = Field(
+        90000.0,
+        description="A tile's bus between its buffer and its PE cores, µm² (ISAAC: the "
+        "eDRAM-to-IMA bus, 384 wires, 0.090 mm² per tile).",
+    )
     router_um2: NonNegFloat = Field(
         37750.0,
         description="One mesh node's router and links, µm² (ISAAC: a router shared by 4 tiles "
         "in 0.151 mm²).",
+    )
+    io_um2: NonNegFloat = Field(
+        0.0,
+        description="The chip's off-chip interface, µm² (0: none modelled, the edge chip "
+        "holds its network; ISAAC: HyperTransport, 22.88 mm²).",
     )
 
 
@@ -451,6 +475,11 @@ class LeakageSpec(Spec):
     shift_add_mw: NonNegFloat = Field(
         5e-6, description="One crossbar's shift-add, mW (NeuRRAM's shift-add, 5 nW at 130 nm)."
     )
+    pe_registers_mw: NonNegFloat = Field(
+        0.044,
+        description="A PE core's input and output registers, mW (assumed: 3 % of ISAAC's "
+        "1.47 mW for them, the share the buffer's leakage takes of ISAAC's eDRAM power).",
+    )
     neuron_unit_mw: NonNegFloat = Field(
         0.307,
         description="A tile's neuron unit, mW (assumed: 128 lanes of Aladdin's 40 nm 32-bit "
@@ -462,8 +491,18 @@ class LeakageSpec(Spec):
     buffer_mw_per_kb: NonNegFloat = Field(
         0.01, description="Tile buffer per KB, mW (assumed: 0.64 mW for ISAAC's 64 KB)."
     )
+    bus_mw: NonNegFloat = Field(
+        0.21,
+        description="A tile's buffer-to-PE bus, mW (assumed: 3 % of ISAAC's 7 mW for it, "
+        "as the buffer's).",
+    )
     router_mw: NonNegFloat = Field(
         1.0, description="One mesh node's router, mW (assumed: 1/42 of ISAAC's router power)."
+    )
+    io_mw: NonNegFloat = Field(
+        0.0,
+        description="The chip's off-chip interface, mW (0: none modelled; ISAAC: "
+        "HyperTransport, 10.4 W).",
     )
     gating: Literal["none", "unused_tiles"] = Field(
         "none",
@@ -541,6 +580,11 @@ class ChipSpec(Spec):
             raise ValueError(
                 "crossbar.serial_readout: 'integrated' needs readout: if_counter (an ADC "
                 "converts every bit plane; only a counter integrates a spike train)"
+            )
+        if xb.weight_encoding == "offset" and self.dataflow != "inference":
+            raise ValueError(
+                "crossbar.weight_encoding: 'offset' is costed for dataflow: inference only "
+                f"(not {self.dataflow}): the crossbar model trains differential pairs"
             )
         if self.device.pulse_levels < 2**xb.cell_bits:
             raise ValueError(
