@@ -33,10 +33,8 @@ from emulator.cost.area import area_mm2
 from emulator.cost.physical import error_planes
 from emulator.cost.record import TrainingRecorder
 from emulator.learning import TrainingData, train
-from emulator.learning.training import chip_model
 from emulator.limits import check_fits, mesh_need
 from emulator.physics.mapping import MappingError, map_network, pe_cores_needed
-from emulator.report.tables import si
 from emulator.spec import (
     ChipSpec,
     NetworkSpec,
@@ -45,6 +43,8 @@ from emulator.spec import (
     load_network,
     with_fields,
 )
+from emulator.train import chip_model
+from emulator.units import si
 
 PAPER_NETWORKS = (
     "nmnist-mlp2",

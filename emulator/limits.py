@@ -15,7 +15,6 @@ the measured peak.
 
 from __future__ import annotations
 
-import math
 import os
 import stat
 from collections.abc import Sequence
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 if TYPE_CHECKING:
-    from emulator.spec import ChipSpec, NetworkSpec
+    from emulator.spec import ChipSpec
 
 
 class LimitError(ValueError):
@@ -175,44 +174,6 @@ def schedule_need(ops: int, what: str, time_steps: int) -> Need:
         f"{ops:,} ops over time_steps {time_steps:,} × {OP_BYTES} B",
         "fewer time_steps in the network file, or a smaller --batch",
     )
-
-
-def training_needs(net: NetworkSpec, batch: int) -> list[Need]:
-    """What training ``net`` in batches of ``batch`` holds: one batch's traces, and the
-    largest layer's working arrays (evaluation runs in batches of the network's
-    ``eval_batch``), and the weights."""
-    from emulator.spec import ConvLayer, FcLayer, layer_shapes
-
-    shapes = layer_shapes(net)
-    neurons = sum(math.prod(s) for s in shapes)
-    working, weights = 0, 0
-    for layer, shape_in, shape_out in zip(net.layers, shapes[:-1], shapes[1:], strict=True):
-        columns = 0
-        if isinstance(layer, ConvLayer):
-            window = layer.kernel**2 * shape_in[0]
-            columns = math.prod(shape_out[1:]) * window  # im2col's unrolled input
-            weights += window * layer.out_channels
-        elif isinstance(layer, FcLayer):
-            weights += math.prod(shape_in) * layer.out
-        working = max(working, columns + LAYER_STEP_VALUES * math.prod(shape_out))
-    rows = max(batch, net.training.eval_batch)
-    per_step = neurons * NEURON_STEP_BYTES + working * 8
-    return [
-        Need(
-            f"network {net.name}'s spike and membrane traces",
-            rows * net.time_steps * per_step,
-            f"{rows} samples × time_steps {net.time_steps:,} × ({neurons:,} neurons × "
-            f"{NEURON_STEP_BYTES} B + {working:,} working values × 8 B)",
-            "fewer time_steps or narrower layers in the network file, or a smaller batch "
-            "(training.batch, training.eval_batch)",
-        ),
-        Need(
-            f"network {net.name}'s weights",
-            weights * WEIGHT_BYTES,
-            f"{weights:,} weights × {WEIGHT_BYTES} B",
-            "narrower layers in the network file",
-        ),
-    ]
 
 
 def check_fits(needs: Sequence[Need], available: int | None = None) -> None:

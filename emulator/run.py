@@ -30,8 +30,8 @@ from emulator.compare import fit_chip, recorded_training
 from emulator.cost import OpActivity, simulate_run
 from emulator.cost.area import area_mm2, static_energy_pj
 from emulator.cost.schedule import check_schedule
-from emulator.learning.training import check_batch, fault_summary, load_for
-from emulator.limits import check_fits, mesh_need, training_needs
+from emulator.learning.needs import training_needs
+from emulator.limits import check_fits, mesh_need
 from emulator.physics.crossbar import Counters
 from emulator.runtime.checkpoint import (
     MAX_RESTARTS,
@@ -43,6 +43,7 @@ from emulator.runtime.checkpoint import (
 )
 from emulator.runtime.session import CONNECT_TIMEOUT_S, ray_session
 from emulator.spec import ChipSpec, NetworkSpec, load_chip, training_options
+from emulator.train import check_batch, fault_summary, load_for
 
 Runtime = Literal["ray", "local"]
 RUNTIMES: tuple[str, ...] = get_args(Runtime)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 # Ray's single-machine mode: every port on 127.0.0.1 (read when ray is imported; see
-# emulator.cli.loopback_ray).
+# emulator.runtime.session.loopback_ray).
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 

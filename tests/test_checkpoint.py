@@ -17,11 +17,11 @@ from hypothesis import strategies as st
 
 import emulator.runtime.checkpoint as ckpt
 from emulator.cli import main
-from emulator.learning.training import run_training
 from emulator.run import run_emulation
 from emulator.runtime.local import LocalRuntime
 from emulator.runtime.session import RunFailed
 from emulator.spec import load_chip, load_network
+from emulator.train import run_training
 
 NETWORK, CHIP = "tiny-mlp", "tiny"
 SAME = ("weights_sha256", "train_accuracy", "test_accuracy", "loss", "counters", "faults")
@@ -301,7 +301,7 @@ def test_the_cli_refuses_a_bad_checkpoint_in_one_line(
 def test_cores_keep_no_timing_of_finished_batches() -> None:
     from emulator.chip import Controller
     from emulator.chip.plan import Plan
-    from emulator.learning.training import load_for
+    from emulator.train import load_for
 
     net, chip = load_network(NETWORK), load_chip(CHIP)
     plan = Plan(chip, net, 0, "sdfa", net.training.lr, net.training.optimizer)

@@ -15,12 +15,7 @@ import numpy as np
 import pytest
 
 from emulator.chip import Controller, PECore, TileCore
-from emulator.chip.plan import Plan
-from emulator.chip.window import CreditError
-from emulator.cost import grad_order
-from emulator.learning import feedback_scale, output_error
-from emulator.learning.snn import Neuron
-from emulator.runtime.frames import (
+from emulator.chip.frames import (
     Error,
     Feedback,
     Frame,
@@ -34,6 +29,11 @@ from emulator.runtime.frames import (
     decode,
     encode,
 )
+from emulator.chip.plan import Plan
+from emulator.chip.window import CreditError
+from emulator.cost import grad_order
+from emulator.learning import feedback_scale, output_error
+from emulator.learning.snn import Neuron
 from emulator.spec import load_chip, load_network, with_fields
 
 T = 4
@@ -262,7 +262,7 @@ def test_the_controller_evaluates_in_batches_of_the_network_s_eval_batch() -> No
     """``training.eval_batch`` sizes every evaluation batch (and so keys its read noise), and
     the window credit grows with it."""
     from emulator.chip import window_credit
-    from emulator.learning.training import load_for
+    from emulator.train import load_for
 
     plan = _plan(credit=window_credit(4, 256, 2))
     data = load_for(plan.net, "digits", None, 0)
@@ -283,7 +283,7 @@ def test_the_controller_evaluates_in_batches_of_the_network_s_eval_batch() -> No
 
 def test_the_controller_feeds_windows_and_answers_outputs_with_the_output_error() -> None:
     from emulator.chip import window_credit
-    from emulator.learning.training import load_for
+    from emulator.train import load_for
 
     plan = _plan(credit=window_credit(4, 256, 2))
     data = load_for(plan.net, "digits", None, 0)

@@ -337,7 +337,7 @@ def test_synthetic_shapes_and_learnable():
 def test_synthetic_events_are_seeded_poisson_frames_in_the_input_shape():
     """Each class a rate map uniform in [0, 0.2]: frames are binary, the mean rate is 0.1 up
     to sampling noise, classes differ, and the same seed gives the same bits."""
-    from emulator.data.datasets import SYNTHETIC_EVENT_RATE
+    from emulator.data.synthetic import SYNTHETIC_EVENT_RATE
 
     kw = dict(time_steps=5, input_shape=(2, 6, 6), num_classes=3, events=True)
     ds = load_dataset("synthetic", seed=4, **kw)

@@ -14,8 +14,8 @@ import emulator.run as emulation
 from emulator.chip.plan import Plan
 from emulator.cli import main
 from emulator.cost import simulate_run
-from emulator.learning.training import run_training
 from emulator.spec import ChipSpec, NetworkSpec, load_chip, load_network
+from emulator.train import run_training
 
 CASES = {
     "tiny": ("tiny-mlp", "tiny"),
@@ -225,7 +225,7 @@ def test_emulation_refuses_data_and_batch_ablations(level: str) -> None:
 
 def _bad_messages() -> list[bytes]:
     """Not msgpack; a map that is no frame; a frame for nobody; a frame its core cannot use."""
-    from emulator.runtime.frames import Frame, Spikes, Window, Written, encode
+    from emulator.chip.frames import Frame, Spikes, Window, Written, encode
 
     w = Window(seq=0, mode="train", version=0, event=(0, 0), first=0, size=1, total=32, base=0)
     wrong_shape = Frame.pack(
@@ -243,8 +243,8 @@ def encode_map(data: dict) -> bytes:
 
 def test_malformed_frames_are_refused_counted_and_change_nothing(references: dict) -> None:
     from emulator.chip import Controller, run_sha
-    from emulator.learning.training import load_for
     from emulator.runtime.local import LocalRuntime
+    from emulator.train import load_for
 
     net, chip = load_network("tiny-mlp"), load_chip("tiny")
     plan = Plan(chip, net, 0, "sdfa", net.training.lr, net.training.optimizer)
@@ -263,8 +263,8 @@ def test_a_ray_actor_survives_malformed_frames(references: dict, ray_cluster: No
     import ray
 
     from emulator.chip import Controller, run_sha
-    from emulator.learning.training import load_for
     from emulator.runtime.ray_runtime import RayRuntime
+    from emulator.train import load_for
 
     net, chip = load_network("tiny-mlp"), load_chip("tiny")
     plan = Plan(chip, net, 0, "sdfa", net.training.lr, net.training.optimizer)
@@ -288,9 +288,9 @@ def test_frames_beyond_the_window_credit_are_refused(references: dict) -> None:
     import numpy as np
 
     from emulator.chip import Controller, run_sha
-    from emulator.learning.training import load_for
-    from emulator.runtime.frames import Frame, Update, encode
+    from emulator.chip.frames import Frame, Update, encode
     from emulator.runtime.local import LocalRuntime
+    from emulator.train import load_for
 
     net, chip = load_network("tiny-mlp"), load_chip("tiny")
     plan = Plan(chip, net, 0, "sdfa", net.training.lr, net.training.optimizer)

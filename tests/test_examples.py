@@ -12,8 +12,8 @@ import pytest
 
 from emulator.compare import compare, fit_chips, sensitivity
 from emulator.cost import Activity
-from emulator.learning.training import run_training
 from emulator.spec import load_chip, load_network, with_fields
+from emulator.train import run_training
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from emulator.runtime.frames import (
+from emulator.chip.frames import (
     KIND_DTYPES,
     Error,
     Feedback,

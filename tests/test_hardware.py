@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from emulator.learning import ReferenceModel, feedback_widths
-from emulator.learning.training import chip_model
 from emulator.physics.blocks import ChipFeedback, ChipLayer, stochastic_round
 from emulator.physics.mapping import weight_blocks
 from emulator.rng import stream
 from emulator.spec import load_chip, load_network
+from emulator.train import chip_model
 
 
 def _ideal_chip():

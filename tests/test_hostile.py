@@ -32,14 +32,13 @@ from emulator.cost import Activity
 from emulator.cost.model import CostModel
 from emulator.cost.schedule import _Average, _schedule, op_count
 from emulator.data.datasets import DatasetError, load_dataset
-from emulator.learning.training import run_training
+from emulator.learning.needs import training_needs
 from emulator.limits import (
     OP_BYTES,
     LimitError,
     check_fits,
     excerpt,
     read_regular,
-    training_needs,
 )
 from emulator.run import run_emulation
 from emulator.runtime.ray_runtime import ACTOR_BYTES
@@ -50,6 +49,7 @@ from emulator.runtime.session import (
     sweep_stale,
 )
 from emulator.spec import TopologyError, load_chip, load_network
+from emulator.train import run_training
 
 SECRET = "$6$s3cr3tSALT$hashhashhashhash"
 

@@ -12,9 +12,9 @@ import pytest
 import emulator.run as emulation
 from emulator.cli import main
 from emulator.compare import recorded_training
-from emulator.learning.training import load_for, run_training
 from emulator.physics.mapping import map_network
 from emulator.spec import load_chip, load_network, training_options, with_fields
+from emulator.train import load_for, run_training
 
 CASES = {"tiny": ("tiny-mlp", "tiny"), "conv": ("tiny-conv", "tiny")}
 

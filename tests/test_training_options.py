@@ -18,9 +18,9 @@ from emulator.learning import (
     weight_shapes,
 )
 from emulator.learning.rule import loss_value, output_error
-from emulator.learning.training import load_for, run_training
 from emulator.run import run_emulation
 from emulator.spec import epoch_lr, load_chip, load_network
+from emulator.train import load_for, run_training
 
 
 def _net(**training):

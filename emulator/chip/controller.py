@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from emulator.chip.frames import Error, Frame, Spikes
 from emulator.chip.plan import Plan
 from emulator.chip.window import CONTROLLER, IN_FLIGHT, Window, expect, window_credit
 from emulator.learning import (
@@ -23,7 +24,6 @@ from emulator.learning import (
 )
 from emulator.learning.snn import pool_steps
 from emulator.rng import stream
-from emulator.runtime.frames import Error, Frame, Spikes
 from emulator.spec import pools_after
 
 

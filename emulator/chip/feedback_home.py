@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 
 from emulator.chip.clock import Clock
+from emulator.chip.frames import Error, Feedback, Frame
 from emulator.chip.plan import FeedbackPlan, Plan
 from emulator.chip.window import Window, check_credit, check_part, sum_in_block_order
 from emulator.cost import error_bit_rates
 from emulator.learning import feedback_scale
-from emulator.runtime.frames import Error, Feedback, Frame
 
 
 class FeedbackHome:

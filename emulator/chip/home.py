@@ -9,11 +9,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from emulator.chip.plan import LayerPlan
+from emulator.chip.clock import Clock
+from emulator.chip.frames import (
+    Error,
+    Frame,
+    GradJobs,
+    Spikes,
+    Update,
+    Written,
+    tile_name,
+)
+from emulator.chip.plan import LayerPlan, Plan
 from emulator.chip.window import (
     CONTROLLER,
     Window,
@@ -24,21 +34,26 @@ from emulator.chip.window import (
 )
 from emulator.cost import grad_ready_ps, rate, write_rates, xbar_ready_ps
 from emulator.learning import local_gradient, make_optimizer, output_spike_error, spike_error
-from emulator.learning.snn import pool_steps
+from emulator.learning.snn import Neuron, pool_steps
 from emulator.physics.blocks import block_part, update_steps
-from emulator.runtime.frames import (
-    Error,
-    Frame,
-    GradJobs,
-    Spikes,
-    Update,
-    Written,
-    tile_name,
-)
 from emulator.spec import epoch_lr
 
-if TYPE_CHECKING:
-    from emulator.chip.tile import TileCore
+
+class Tile(Protocol):
+    """What a layer's home uses of the tile it sits on (:class:`~emulator.chip.tile.TileCore`,
+    which holds its homes: the home names this, not the class, so neither imports the
+    other)."""
+
+    name: str
+    plan: Plan
+    neuron: Neuron
+    clock: Clock
+
+    def grads(
+        self, layer: int, k: int, jobs: list[tuple[int, int, int]], size: int, batch: int
+    ) -> list[Frame]:
+        """Gradient jobs for the tile's own unit."""
+        ...
 
 
 @dataclass
@@ -59,7 +74,7 @@ class _Batch:
 class LayerHome:
     """One layer homed on a tile: its windows, batches, timing and activity record."""
 
-    def __init__(self, tile: TileCore, layer: LayerPlan) -> None:
+    def __init__(self, tile: Tile, layer: LayerPlan) -> None:
         self.tile, self.plan = tile, layer
         run = tile.plan
         self.optimizer: Any = make_optimizer(run.optimizer, run.lr)

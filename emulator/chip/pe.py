@@ -7,13 +7,13 @@ from typing import Any
 
 import numpy as np
 
+from emulator.chip.frames import Error, Frame, Psum, Spikes, Update, Written
 from emulator.chip.plan import LayerPlan, Plan
 from emulator.chip.window import CreditError, expect
 from emulator.learning import layer_init
 from emulator.learning.snn import im2col
 from emulator.physics.blocks import initial_codes, read_formed
 from emulator.physics.crossbar import CrossbarBank, FormedCrossbar
-from emulator.runtime.frames import Error, Frame, Psum, Spikes, Update, Written
 from emulator.spec import ConvLayer
 
 

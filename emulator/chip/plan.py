@@ -12,11 +12,11 @@ import math
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from emulator.chip.frames import pe_name, tile_name
 from emulator.cost import CostModel
 from emulator.learning import init_weights, weighted_layers
 from emulator.physics.blocks import initial_codes
 from emulator.physics.mapping import Block, ChipMapping, feedback_blocks, map_network, weight_blocks
-from emulator.runtime.frames import pe_name, tile_name
 from emulator.spec import (
     ChipSpec,
     NetworkSpec,

@@ -8,12 +8,7 @@ from typing import Any
 
 from emulator.chip.clock import Clock
 from emulator.chip.feedback_home import FeedbackHome
-from emulator.chip.gradient_unit import GradientUnit
-from emulator.chip.home import LayerHome
-from emulator.chip.plan import Plan
-from emulator.cost import rate
-from emulator.learning.snn import Neuron
-from emulator.runtime.frames import (
+from emulator.chip.frames import (
     Error,
     Feedback,
     Frame,
@@ -23,6 +18,11 @@ from emulator.runtime.frames import (
     Spikes,
     Written,
 )
+from emulator.chip.gradient_unit import GradientUnit
+from emulator.chip.home import LayerHome
+from emulator.chip.plan import Plan
+from emulator.cost import rate
+from emulator.learning.snn import Neuron
 
 __all__ = ["TileCore", "rate"]
 

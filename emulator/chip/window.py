@@ -1,14 +1,14 @@
 """What every core's frames share: the window of samples a frame covers (the typed
-:class:`~emulator.runtime.frames.Window` header), the size check on an arriving payload, and
+:class:`~emulator.chip.frames.Window` header), the size check on an arriving payload, and
 the controller's window credit."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from emulator.chip.frames import CONTROLLER, Frame, Psum, Window
 from emulator.physics.blocks import add_blocks
 from emulator.physics.mapping import Block
-from emulator.runtime.frames import CONTROLLER, Frame, Psum, Window
 
 __all__ = [
     "CONTROLLER",

@@ -2,7 +2,7 @@
 links) and the one place the NoC's cost formulas live (:func:`transfer_ns`,
 :func:`transfer_energy_pj`), with the emulated bits of each message kind (:func:`value_bits`).
 
-Wire *bytes* (what the emulator's actors exchange, :mod:`emulator.runtime.frames`) differ from
+Wire *bytes* (what the emulator's actors exchange, :mod:`emulator.chip.frames`) differ from
 emulated wire *bits* (what the chip's NoC would carry): :func:`value_bits` gives the latter.
 
 Mesh positions are ``(row, col)``; node index = ``row * cols + col``. XY routing moves along X

@@ -1,5 +1,6 @@
 """The datasets a network trains on, read from the user's own files (nothing is downloaded).
 
-One reader per format lives in :mod:`emulator.data.datasets`; ``pipesdfa data`` shows what
-a dataset holds before a long run.
+:mod:`emulator.data.datasets` picks the reader; one module per format (``digits``, ``idx``,
+``nmnist``, ``shd``, ``dvsgesture``, ``braille``, ``synthetic``) reads it, on what they share
+(:mod:`emulator.data.base`); ``pipesdfa data`` shows what a dataset holds before a long run.
 """

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from emulator.report.tables import si, table
+from emulator.report.tables import table
+from emulator.units import si
 
 if TYPE_CHECKING:
     from emulator.run import RunResult

@@ -30,8 +30,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from emulator.chip.frames import tile_name
 from emulator.chip.plan import LayerPlan, Plan
-from emulator.runtime.frames import tile_name
 
 NOC_KINDS = ("NOC_SPIKES", "NOC_ERROR", "NOC_FEEDBACK")
 _NOC_RE = re.compile(r"^noc:t(\d+)>t(\d+)$")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from emulator.runtime.frames import Frame, FrameError, decode
+from emulator.chip.frames import Frame, FrameError, decode
 
 KEPT_REASONS = 10
 """How many rejection reasons an inbox keeps (the count goes on)."""

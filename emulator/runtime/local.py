@@ -12,9 +12,9 @@ from collections import deque
 import numpy as np
 
 from emulator.chip import CONTROLLER, Controller, PECore, TileCore
+from emulator.chip.frames import encode
 from emulator.chip.plan import Plan
 from emulator.runtime.checkpoint import Checkpoints, restore_cores, settled_states
-from emulator.runtime.frames import encode
 from emulator.runtime.inbox import Inbox, stall_reasons
 
 

@@ -26,9 +26,9 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from emulator.chip import CONTROLLER, Controller, PECore, TileCore
+from emulator.chip.frames import FrameError, decode, encode
 from emulator.chip.plan import Plan
 from emulator.runtime.checkpoint import MAX_RESTARTS, Checkpoints, restore_cores, settled_states
-from emulator.runtime.frames import FrameError, decode, encode
 from emulator.runtime.inbox import Inbox, stall_reasons
 from emulator.runtime.session import RunFailed, SessionError, start_failure
 

@@ -12,8 +12,8 @@ import json
 import statistics
 
 from emulator.learning import ALGORITHMS, train
-from emulator.learning.training import chip_model, load_for
 from emulator.spec import load_chip, load_network
+from emulator.train import chip_model, load_for
 
 
 def main() -> None:

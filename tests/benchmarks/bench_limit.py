@@ -36,9 +36,9 @@ import numpy as np  # noqa: E402
 from emulator.chip.plan import Plan  # noqa: E402
 from emulator.compare import fit_chip  # noqa: E402
 from emulator.learning import weight_shapes  # noqa: E402
-from emulator.learning.training import load_for, run_training  # noqa: E402
 from emulator.run import run_emulation  # noqa: E402
 from emulator.spec import load_chip, load_network  # noqa: E402
+from emulator.train import load_for, run_training  # noqa: E402
 
 
 def gemm_rate(rows: int = 320, inner: int = 128, cols: int = 4096, repeats: int = 20) -> float:

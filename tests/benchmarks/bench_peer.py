@@ -34,9 +34,9 @@ import numpy as np  # noqa: E402
 
 from emulator.data.datasets import Dataset  # noqa: E402
 from emulator.learning import init_weights, network_inputs, train  # noqa: E402
-from emulator.learning.training import load_for  # noqa: E402
 from emulator.rng import stream  # noqa: E402
 from emulator.spec import NetworkSpec, load_network  # noqa: E402
+from emulator.train import load_for  # noqa: E402
 
 OURS = ("bptt", "sdfa-local-bptt", "sdfa")
 

@@ -19,10 +19,10 @@ import time
 
 import ray
 
-from emulator.learning.training import run_training
 from emulator.run import run_emulation
 from emulator.runtime.session import use_local_token
 from emulator.spec import load_chip, load_network
+from emulator.train import run_training
 
 
 def main() -> None:

@@ -28,7 +28,8 @@ from emulator.learning import (
     validation_split,
     weighted_layers,
 )
-from emulator.limits import check_fits, mesh_need, training_needs
+from emulator.learning.needs import training_needs
+from emulator.limits import check_fits, mesh_need
 from emulator.physics.blocks import ChipFeedback, ChipLayer
 from emulator.physics.crossbar import Counters
 from emulator.physics.mapping import map_network

@@ -1,0 +1,238 @@
+"""The commands on files and placement: ``validate``, ``presets``, ``show``, ``schema``,
+``checkpoint``, ``data`` and ``map``; each reads its arguments, asks the package, prints."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import TYPE_CHECKING
+
+from emulator import spec
+from emulator.report.tables import table
+from emulator.units import count
+
+if TYPE_CHECKING:
+    pass
+
+from emulator.commands import (
+    EXIT_USAGE,
+    UserError,
+    fit_hint,
+    grown,
+    ints,
+    loading_bar,
+)
+
+
+def validate_command(args: argparse.Namespace) -> int:
+    failed = False
+    for name in args.files:
+        try:
+            loaded = spec.load_file(spec.resolve_any(name))
+        except spec.TopologyError as err:
+            print(err, file=sys.stderr)
+            failed = True
+            continue
+        kind = "network" if isinstance(loaded, spec.NetworkSpec) else "chip"
+        print(f"{name}: ok ({kind} {loaded.name})")
+    return EXIT_USAGE if failed else 0
+
+
+def presets_command(args: argparse.Namespace) -> int:
+    rows = spec.presets()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for kind in ("chip", "network"):
+        print(f"{kind}s:")
+        width = max(len(r["name"]) for r in rows if r["kind"] == kind)
+        for r in rows:
+            if r["kind"] == kind:
+                print(f"  {r['name']:<{width}}  {r['description']}")
+    print("\n`pipesdfa show NAME` prints one with its base: merged and every default filled")
+    return 0
+
+
+def show_command(args: argparse.Namespace) -> int:
+    loaded = spec.load_file(spec.resolve_any(args.file))
+    data = loaded.model_dump(mode="json")
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        import yaml
+
+        print(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), end="")
+    return 0
+
+
+def schema_command(args: argparse.Namespace) -> int:
+    if args.kind == "checkpoint":
+        from emulator.runtime.checkpoint import Manifest
+
+        schema = Manifest.model_json_schema()
+    elif args.kind == "run":
+        from emulator.run import RunResult
+
+        schema = RunResult.model_json_schema()
+    else:
+        schema = spec.json_schema(args.kind)
+    print(json.dumps(schema, indent=2))
+    return 0
+
+
+def checkpoint_command(args: argparse.Namespace) -> int:
+    from emulator.runtime.checkpoint import CheckpointError, describe
+
+    try:
+        info = describe(args.path)
+    except CheckpointError as err:
+        raise UserError(str(err)) from None
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    run = info["run"]
+    print(
+        f"{info['path']}: ok, after training batch {info['batches_done']} of "
+        f"{info['train_batches']} ({info['samples_done']} samples), written {info['created']}"
+    )
+    print(
+        f"  {run['network']} on {run['chip']} · {run['dataset']} · {run['algorithm']} · "
+        f"{run['epochs']} epochs · batch {run['batch']} · lr {run['lr']} {run['optimizer']} · "
+        f"seed {run['seed']} · {info['cores']} cores · {info['bytes'] / 2**20:.1f} MiB"
+    )
+    if len(info["checkpoints"]) > 1:
+        print(f"  in this folder: {', '.join(info['checkpoints'])}")
+    return 0
+
+
+def dataset_command(args: argparse.Namespace) -> int:
+    """Read a dataset as ``train`` and ``run`` would for the network, and say what it holds."""
+    import time
+
+    from emulator.data.datasets import describe
+    from emulator.train import load_for
+
+    net = spec.load_network(args.network)
+    loading, loaded = loading_bar(args)
+    start = time.perf_counter()
+    try:
+        info = describe(load_for(net, args.dataset, args.data, args.seed, loaded))
+    finally:
+        loading.close()
+    info = {"network": net.name, **info, "wall_s": time.perf_counter() - start}
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    frames = f"{info['time_steps']} frames of " if info["temporal"] else ""
+    print(
+        f"{info['dataset']} for {net.name}: {info['train_samples']:,} training and "
+        f"{info['test_samples']:,} test samples, {frames}{info['sample_shape']}, "
+        f"{info['num_classes']} classes, read in {info['wall_s']:.1f} s"
+    )
+    if info["temporal"]:
+        rate, empty = info["spike_rate"], info["empty_samples"]
+        print(
+            f"  spike rate {rate['train']:.4f} (train), {rate['test']:.4f} (test); samples "
+            f"with no spike {empty['train']} / {empty['test']}; input channels that never "
+            f"fire {info['silent_channels']:,} of {math.prod(info['sample_shape']):,}"
+        )
+    else:
+        low, high = info["value_range"]
+        print(f"  values in [{low:g}, {high:g}], mean {info['value_mean']:.4f}")
+    counts = info["class_counts"]
+    print(
+        "  samples per class (train/test): "
+        + ", ".join(
+            f"{c}: {a}/{b}"
+            for c, (a, b) in enumerate(zip(counts["train"], counts["test"], strict=True))
+        )
+    )
+    return 0
+
+
+def map_command(args: argparse.Namespace) -> int:
+    from emulator.physics import mapping
+
+    if args.conv:
+        h, w, k, ic, oc = ints(args.conv, 5, "--conv H,W,K,IC,OC")
+        rows, cols = ints(args.array.replace("x", ","), 2, "--array RxC")
+        cm = mapping.conv_cycles(h, w, k, ic, oc, rows, cols)
+        result = {"im2col": cm.im2col, "sdk": cm.sdk, "vw_sdk": cm.vw_sdk}
+        result |= {"window": list(cm.window), "scheme": cm.scheme, "tiles": cm.tiles}
+        if args.json:
+            print(json.dumps(result))
+        else:
+            print(
+                f"{h}x{w} input, {k}x{k}x{ic}x{oc} kernel on a {rows}x{cols} array: "
+                f"im2col {cm.im2col}, SDK {cm.sdk}, VW-SDK {cm.vw_sdk} cycles "
+                f"({cm.scheme}, window {cm.window[0]}x{cm.window[1]})"
+            )
+        return 0
+    if not args.chip or not args.network:
+        raise UserError("give --chip and --network, or --conv H,W,K,IC,OC --array RxC")
+    chip, net = spec.load_chip(args.chip), spec.load_network(args.network)
+    if args.grow:
+        (chip,) = grown(args, net, chip)
+    try:
+        m = mapping.map_network(chip, net)
+    except ValueError as err:
+        raise UserError(fit_hint(err)) from None
+    rows = m.as_rows()
+    from emulator.cost.area import area_mm2, leakage_mw
+
+    area = area_mm2(chip, net, m)
+    if args.json:
+        summary = {
+            "chip": chip.name,
+            "network": net.name,
+            "arrays_used": m.arrays_used,
+            "arrays_total": m.arrays_total,
+            "pe_cores_used": m.pes_used,
+            "tiles_used": m.tiles_used,
+            "area_mm2": sum(area.values()),
+            "area_breakdown_mm2": area,
+            "leakage_mw": sum(leakage_mw(chip, net, m).values()),
+            "layers": rows,
+        }
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(
+        f"{net.name} on {chip.name}: {m.arrays_used:,} of {m.arrays_total:,} crossbars, "
+        f"{count(m.pes_used, 'PE core')}, {count(m.tiles_used, 'tile')}; "
+        f"{sum(area.values()):.3g} mm² ("
+        + ", ".join(f"{part} {mm2:.3g}" for part, mm2 in area.items() if mm2)
+        + ")"
+    )
+    table_rows = [
+        [
+            {"feedback": "B", "transpose": f"{r['index']}T"}.get(r["kind"], r["index"]),
+            r["kind"],
+            r["scheme"],
+            "x".join(map(str, r["window"])) if r["window"] else None,
+            f"{r['n_in']}x{r['n_out']}",
+            r["weight_arrays"]
+            + r["feedback_arrays"]
+            + (r["kind"] == "transpose") * r["transpose_arrays"],
+            len(r["pes"]),
+            ",".join(map(str, r["tiles"])),
+            r["reads_per_step"],
+            r["utilisation"],
+        ]
+        for r in rows
+    ]
+    header = [
+        "layer",
+        "kind",
+        "scheme",
+        "window",
+        "matrix",
+        "crossbars",
+        "PEs",
+        "on tiles",
+        "reads/step",
+        "utilisation",
+    ]
+    print(table(table_rows, header))
+    return 0
