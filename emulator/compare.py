@@ -12,10 +12,10 @@ dataflow) and puts our speedup and energy ratio beside the paper's ranges
 high end on both chips alike. Nothing here is fitted to the paper: the numbers are what the
 model gives, and ``dominant_terms`` names the terms behind them.
 
-Growing a chip (:func:`fit_chips`): a network that does not fit every chip given is placed on
-chips grown by one rule, applied identically to all: the smallest square mesh of k × k
-identical tiles (``tiles`` = k², one per node; everything else unchanged) that holds the
-network on every chip. Chips that all hold it keep their size.
+Growing a chip (:func:`~emulator.physics.growth.fit_chips`): a network that does not fit
+every chip given is placed on chips grown by one rule, applied identically to all: the
+smallest square mesh of k × k identical tiles (``tiles`` = k², one per node; everything else
+unchanged) that holds the network on every chip. Chips that all hold it keep their size.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ from emulator.cost.physical import error_planes
 from emulator.cost.record import TrainingRecorder
 from emulator.learning import TrainingData, train
 from emulator.limits import check_fits, mesh_need
-from emulator.physics.mapping import MappingError, map_network, pe_cores_needed
+from emulator.physics.growth import fit_chips, grown_chip
+from emulator.physics.mapping import MappingError, map_network
 from emulator.spec import (
     ChipSpec,
     NetworkSpec,
@@ -70,33 +71,6 @@ LEVELS = ("time_steps", "data", "batch")
 # ------------------------------------------------------------------------------ chips
 
 
-def _grown(chip: ChipSpec, k: int) -> ChipSpec:
-    """``chip`` on a k × k mesh with one tile per node."""
-    noc = chip.noc.model_copy(update={"mesh": f"{k}x{k}"})
-    return chip.model_copy(update={"name": f"{chip.name}@{k}x{k}", "tiles": k * k, "noc": noc})
-
-
-def _fits(chip: ChipSpec, net: NetworkSpec) -> bool:
-    try:
-        map_network(chip, net)
-    except MappingError:
-        return False
-    return True
-
-
-def fit_chips(net: NetworkSpec, *chips: ChipSpec) -> tuple[ChipSpec, ...]:
-    """``chips`` unchanged if each holds ``net``, else all grown to the smallest square mesh
-    that holds it on every one of them (module docstring)."""
-    if all(_fits(chip, net) for chip in chips):
-        return chips
-    tiles = max(-(-pe_cores_needed(chip, net) // chip.tile.pes) for chip in chips)
-    k = math.isqrt(tiles - 1) + 1  # the smallest k with k² ≥ tiles
-    check_fits([mesh_need(_grown(chips[0], k))])  # before any grown chip is mapped
-    while not all(_fits(_grown(chip, k), net) for chip in chips):
-        k += 1  # never taken today: placement is tile-count bound; kept for safety
-    return tuple(_grown(chip, k) for chip in chips)
-
-
 def chip_area_mm2(chip: ChipSpec, net: NetworkSpec) -> float:
     """The whole chip's area, mm², with ``net`` placed on it (:mod:`emulator.cost.area`)."""
     return sum(area_mm2(chip, net, map_network(chip, net)).values())
@@ -114,17 +88,12 @@ def iso_area(net: NetworkSpec, chip: ChipSpec, baseline: ChipSpec) -> tuple[Chip
     k = pair[small].noc.rows
     base = chip if small == 0 else baseline
     while True:
-        bigger = _grown(base, k + 1)
+        bigger = grown_chip(base, k + 1)
         check_fits([mesh_need(bigger)])
         if chip_area_mm2(bigger, net) > areas[large]:
             break
         pair[small], k = bigger, k + 1
     return pair[0], pair[1]
-
-
-def fit_chip(chip: ChipSpec, net: NetworkSpec) -> ChipSpec:
-    """``chip``, or the smallest square-mesh chip like it that holds ``net``."""
-    return fit_chips(net, chip)[0]
 
 
 # ------------------------------------------------------------------- measured baseline

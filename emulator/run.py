@@ -26,13 +26,14 @@ from pydantic import (
 
 from emulator.chip import Controller, run_sha, window_credit
 from emulator.chip.plan import Plan
-from emulator.compare import fit_chip, recorded_training
+from emulator.compare import recorded_training
 from emulator.cost import OpActivity, simulate_run
 from emulator.cost.area import area_mm2, static_energy_pj
 from emulator.cost.schedule import check_schedule
 from emulator.learning.needs import training_needs
 from emulator.limits import check_fits, mesh_need
 from emulator.physics.crossbar import Counters
+from emulator.physics.growth import fit_chip
 from emulator.runtime.checkpoint import (
     MAX_RESTARTS,
     CheckpointError,

@@ -12,8 +12,9 @@ the verdict most are listed with their documented ranges.
 import tempfile
 from pathlib import Path
 
-from emulator.compare import compare, fit_chips, sensitivity
+from emulator.compare import compare, sensitivity
 from emulator.cost import Activity
+from emulator.physics.growth import fit_chips
 from emulator.spec import load_chip, load_network
 
 NETWORK = """

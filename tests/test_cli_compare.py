@@ -262,7 +262,7 @@ def test_map_compare_and_iso_area_report_the_chips_area(capsys: pytest.CaptureFi
     assert out["area_mm2"] == pytest.approx(sum(out["area_breakdown_mm2"].values()))
     iso = _json(capsys, "compare", "--network", "dvsgesture-convnet", "--iso-area", "--json")
     ps, pl = iso["pipesdfa"], iso["pipelayer"]
-    from emulator.compare import fit_chips
+    from emulator.physics.growth import fit_chips
 
     _, fitted = fit_chips(
         load_network("dvsgesture-convnet"), load_chip("pipesdfa-edge"), load_chip("pipelayer")

@@ -503,7 +503,7 @@ def test_stuck_cells_ignore_writes_and_follow_the_fault_map():
 
 
 def _layer_blocks(chip: ChipSpec, n_in: int, n_out: int):
-    from emulator.physics.mapping import weight_blocks
+    from emulator.physics.tiling import weight_blocks
 
     return weight_blocks(chip, 0, n_in, n_out)
 

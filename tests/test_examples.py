@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from emulator.compare import compare, fit_chips, sensitivity
+from emulator.compare import compare, sensitivity
 from emulator.cost import Activity
+from emulator.physics.growth import fit_chips
 from emulator.spec import load_chip, load_network, with_fields
 from emulator.train import run_training
 

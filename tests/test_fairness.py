@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from pydantic import BaseModel
 
-from emulator.compare import fit_chips
 from emulator.cost import CostModel, OpCost, Schedule, simulate
 from emulator.learning import init_weights
 from emulator.physics.blocks import ChipFeedback, ChipLayer
+from emulator.physics.growth import fit_chips
 from emulator.physics.mapping import MappingError
 from emulator.spec import (
     ChipSpec,
@@ -490,7 +490,8 @@ def test_static_energy_is_leakage_times_time_and_gating_powers_off_idle_tiles() 
 def test_iso_area_puts_both_chips_on_equal_silicon() -> None:
     """compare --iso-area: both hold the network, the smaller chip's mesh is the largest
     whose area does not pass the other's (one more row and column would)."""
-    from emulator.compare import _grown, chip_area_mm2, fit_chips, iso_area
+    from emulator.compare import chip_area_mm2, iso_area
+    from emulator.physics.growth import fit_chips, grown_chip
 
     net = load_network("dvsgesture-convnet")
     edge, published = load_chip("pipesdfa-edge"), load_chip("pipelayer")
@@ -498,4 +499,4 @@ def test_iso_area_puts_both_chips_on_equal_silicon() -> None:
     fa, fb = fit_chips(net, edge, published)
     assert b == fb and a.noc.rows > fa.noc.rows  # PipeLayer's counters make it the larger
     area_a, area_b = chip_area_mm2(a, net), chip_area_mm2(b, net)
-    assert area_a <= area_b < chip_area_mm2(_grown(edge, a.noc.rows + 1), net)
+    assert area_a <= area_b < chip_area_mm2(grown_chip(edge, a.noc.rows + 1), net)

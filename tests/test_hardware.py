@@ -7,7 +7,7 @@ import pytest
 
 from emulator.learning import ReferenceModel, feedback_widths
 from emulator.physics.blocks import ChipFeedback, ChipLayer, stochastic_round
-from emulator.physics.mapping import weight_blocks
+from emulator.physics.tiling import weight_blocks
 from emulator.rng import stream
 from emulator.spec import load_chip, load_network
 from emulator.train import chip_model

@@ -14,16 +14,15 @@ import math
 import numpy as np
 import pytest
 
-from emulator.compare import fit_chip, fit_chips
+from emulator.physics.growth import fit_chip, fit_chips
 from emulator.physics.mapping import (
-    ConvMapping,
     MappingError,
     UnsupportedNetworkError,
-    conv_cycles,
-    feedback_blocks,
     feedback_layer,
     map_network,
 )
+from emulator.physics.tiling import feedback_blocks
+from emulator.physics.vwsdk import ConvMapping, conv_cycles
 from emulator.spec import ChipSpec, NetworkSpec, load_chip, load_network
 
 # ------------------------------------------------------------------------- conv cycles

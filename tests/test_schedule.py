@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from emulator.compare import fit_chips
 from emulator.cost import (
     COMPONENTS,
     Activity,
@@ -28,6 +27,7 @@ from emulator.cost import (
     start_ps,
     xbar_ready_ps,
 )
+from emulator.physics.growth import fit_chips
 from emulator.spec import ChipSpec, NetworkSpec, load_chip, load_network
 
 

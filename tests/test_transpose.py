@@ -13,8 +13,8 @@ import math
 
 import pytest
 
-from emulator.compare import fit_chip
 from emulator.cost import CostModel
+from emulator.physics.growth import fit_chip
 from emulator.spec import ChipSpec, NetworkSpec, load_chip, load_network, with_fields
 
 RATE = 0.25  # the error bit rate the ERRs are read at

@@ -16,7 +16,8 @@ from emulator.chip.frames import pe_name, tile_name
 from emulator.cost import CostModel
 from emulator.learning import init_weights, weighted_layers
 from emulator.physics.blocks import initial_codes
-from emulator.physics.mapping import Block, ChipMapping, feedback_blocks, map_network, weight_blocks
+from emulator.physics.mapping import ChipMapping, map_network
+from emulator.physics.tiling import Block, feedback_blocks, weight_blocks
 from emulator.spec import (
     ChipSpec,
     NetworkSpec,

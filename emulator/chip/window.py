@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from emulator.chip.frames import CONTROLLER, Frame, Psum, Window
 from emulator.physics.blocks import add_blocks
-from emulator.physics.mapping import Block
+from emulator.physics.tiling import Block
 
 __all__ = [
     "CONTROLLER",

@@ -65,7 +65,7 @@ def grown(args: argparse.Namespace, net: spec.NetworkSpec, *chips: spec.ChipSpec
     """``chips`` grown alike to the smallest square mesh that holds ``net`` (unchanged if
     they hold it); the growth said on stderr unless the output is JSON (the chips' names
     carry the mesh there)."""
-    from emulator.compare import fit_chips
+    from emulator.physics.growth import fit_chips
 
     try:
         grown = fit_chips(net, *chips)

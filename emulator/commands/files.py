@@ -153,12 +153,12 @@ def dataset_command(args: argparse.Namespace) -> int:
 
 
 def map_command(args: argparse.Namespace) -> int:
-    from emulator.physics import mapping
+    from emulator.physics import mapping, vwsdk
 
     if args.conv:
         h, w, k, ic, oc = ints(args.conv, 5, "--conv H,W,K,IC,OC")
         rows, cols = ints(args.array.replace("x", ","), 2, "--array RxC")
-        cm = mapping.conv_cycles(h, w, k, ic, oc, rows, cols)
+        cm = vwsdk.conv_cycles(h, w, k, ic, oc, rows, cols)
         result = {"im2col": cm.im2col, "sdk": cm.sdk, "vw_sdk": cm.vw_sdk}
         result |= {"window": list(cm.window), "scheme": cm.scheme, "tiles": cm.tiles}
         if args.json:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from emulator import spec
+from emulator.physics.growth import fit_chips
 from emulator.report import text as render
 from emulator.report.progress import Progress
 
@@ -134,7 +135,7 @@ def compare_command(args: argparse.Namespace) -> int:
         if args.iso_area:
             a, b = compare.iso_area(net, chip, baseline)
         else:
-            a, b = compare.fit_chips(net, chip, baseline) if args.grow else (chip, baseline)
+            a, b = fit_chips(net, chip, baseline) if args.grow else (chip, baseline)
         return compare.compare(
             net, a, b, activity, batch=batch, baseline_activity=theirs, origins=origins
         )

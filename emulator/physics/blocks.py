@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from emulator.physics.crossbar import Counters, CrossbarBank, EventRows, FormedCrossbar
-from emulator.physics.mapping import Block, feedback_blocks, weight_blocks
+from emulator.physics.tiling import Block, feedback_blocks, weight_blocks
 from emulator.rng import stream
 from emulator.spec import ChipSpec, CrossbarSpec
 

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from emulator.physics import device as dev
-from emulator.physics.mapping import Block
+from emulator.physics.tiling import Block
 from emulator.rng import stream
 from emulator.spec import ChipSpec
 

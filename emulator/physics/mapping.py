@@ -1,29 +1,8 @@
-"""Mapping weight matrices onto crossbar blocks, conv layers by VW-SDK, layers onto the chip.
+"""Mapping a network onto the chip: each layer's option (im2col or a VW-SDK window), the
+transposed copies and the feedback group, and placement on PE cores and tiles.
 
-A weighted layer's matrix (n_out × n_in; for conv the im2col matrix OC × IC·K·K) is cut into
-blocks of at most ``rows`` inputs × ``weights_per_row`` outputs, one crossbar each. Partial sums
-of a column of blocks are accumulated in ascending row-block order, everywhere
-(docs/architecture.md#determinism).
-The random feedback matrix (C × M, shared by every hidden layer) is cut the same way onto
-formed arrays holding one differential pair per entry.
-
-Conv layers (:func:`conv_cycles`, the one place the cycle formulas live; docs/sources.md#vw-sdk,
-Rhe et al., DATE 2022) on an AR × AC array, AR = ``crossbar.rows`` inputs, AC =
-``crossbar.weights_per_row`` logical weight columns:
-
-- im2col: CC = (H−K+1)(W−K+1) · ⌈K²·IC/AR⌉ · ⌈OC/AC⌉.
-- A parallel window of (K+i−1) × (K+j−1) inputs computes i·j outputs per cycle with
-  ICt = min(IC, ⌊AR/((K+i−1)(K+j−1))⌋) ≥ 1 channels and OCt = min(OC, ⌊AC/(i·j)⌋) ≥ 1 kernels
-  per array: CC = (⌈(H−K−i+1)/i⌉+1)(⌈(W−K−j+1)/j⌉+1) · ⌈IC/ICt⌉ · ⌈OC/OCt⌉.
-- SDK: square windows (i = j) holding all IC channels and all i²·OC duplicated kernels in one
-  array; i = 1 is im2col; the best i.
-- VW-SDK: every window i, j ≥ 1 that fits the input; the minimum CC. Ties go to the window
-  using fewer array columns in all (i·j·OC kernel columns per input-channel tile, times
-  ⌈IC/ICt⌉ tiles), then to the smaller window area, then to fewer window rows. im2col is kept
-  (window K × K) unless a window is strictly better.
-
-A chip layer is mapped on its zero-padded input (H+2P, W+2P). VW-SDK assumes stride 1, so a
-layer with stride > 1 uses im2col only, over its (H+2P−K)//S+1 × (W+2P−K)//S+1 positions.
+Matrices are cut into blocks by :mod:`emulator.physics.tiling`; conv windows and their
+cycle counts come from :mod:`emulator.physics.vwsdk`.
 
 A conv layer on a chip serves the chip's clock, not VW-SDK's single array: the cost model
 reads all of a layer's arrays at once, so a time step takes ``reads_per_step`` =
@@ -35,7 +14,7 @@ of a weight are in it). One rule on every chip, whatever its dataflow:
 
 1. Every conv layer starts at the option with the fewest PE cores (im2col's: no window takes
    fewer arrays), and on them the fewest reads per step. These needs decide whether the
-   network fits (:func:`pe_cores_needed`, so :func:`emulator.compare.fit_chips` grows a chip
+   network fits (:func:`pe_cores_needed`, so :func:`emulator.physics.growth.fit_chips` grows a chip
    by them, and a window never makes a network that fits in im2col not fit).
 2. The chip's spare PE cores (all it has beyond those needs) then go to the windows: the
    layer with the most reads per step (on a tie the earlier one: the one setting the
@@ -87,7 +66,15 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from emulator.limits import CUT_BYTES, Need, check_fits, mesh_need
+from emulator.limits import check_fits, mesh_need
+from emulator.physics.tiling import (
+    Grid,
+    ceil_div,
+    cut,
+    feedback_blocks,
+    sizes,
+)
+from emulator.physics.vwsdk import ConvMapping, Window, candidate_windows, conv_cycles, preference
 from emulator.spec import (
     ChipSpec,
     ConvLayer,
@@ -100,194 +87,6 @@ from emulator.spec import (
 )
 
 
-@dataclass(frozen=True)
-class Block:
-    """One crossbar's share: inputs [in_start, in_stop) × outputs [out_start, out_stop)."""
-
-    kind: str  # "weight" or "feedback"
-    layer: int
-    row: int
-    col: int
-    in_start: int
-    in_stop: int
-    out_start: int
-    out_stop: int
-
-    @property
-    def id(self) -> str:
-        """Stable name, also the key of the crossbar's random streams."""
-        prefix = "W" if self.kind == "weight" else "B"
-        return f"{prefix}{self.layer}.r{self.row}.c{self.col}"
-
-    @property
-    def n_in(self) -> int:
-        """Rows used."""
-        return self.in_stop - self.in_start
-
-    @property
-    def n_out(self) -> int:
-        """Logical output columns used."""
-        return self.out_stop - self.out_start
-
-
-def tile_matrix(
-    kind: str, layer: int, n_in: int, n_out: int, rows: int, outs_per_block: int
-) -> list[Block]:
-    """Cut an n_in × n_out matrix into blocks, row-major (row block, then column block)."""
-    blocks = []
-    for r, in_start in enumerate(range(0, n_in, rows)):
-        for c, out_start in enumerate(range(0, n_out, outs_per_block)):
-            blocks.append(
-                Block(
-                    kind,
-                    layer,
-                    r,
-                    c,
-                    in_start,
-                    min(in_start + rows, n_in),
-                    out_start,
-                    min(out_start + outs_per_block, n_out),
-                )
-            )
-    return blocks
-
-
-def weight_blocks(chip: ChipSpec, layer: int, n_in: int, n_out: int) -> list[Block]:
-    """Blocks of a weighted layer: bit slices × differential pairs per logical column."""
-    xb = chip.crossbar
-    return tile_matrix("weight", layer, n_in, n_out, xb.rows, xb.weights_per_row)
-
-
-def feedback_blocks(chip: ChipSpec, layer: int, n_classes: int, n_neurons: int) -> list[Block]:
-    """Blocks of the random feedback matrix (n_classes × n_neurons): a differential pair per
-    entry; ``layer`` names the group (:func:`feedback_layer`)."""
-    xb = chip.crossbar
-    return tile_matrix("feedback", layer, n_classes, n_neurons, xb.rows, xb.cols // 2)
-
-
-# ------------------------------------------------------------------------- conv (VW-SDK)
-
-
-def _ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
-
-
-@dataclass(frozen=True)
-class ConvMapping:
-    """Cycle counts of one conv layer on an AR × AC array, and the mapping chosen.
-
-    ``im2col``, ``sdk`` and ``vw_sdk`` are array read cycles of each scheme (``vw_sdk`` is
-    never above ``im2col``: im2col is the fallback). ``scheme`` is "vw-sdk" when a parallel
-    window beats im2col, else "im2col". ``window`` is the chosen input window (K+i−1, K+j−1),
-    (K, K) for im2col. ``ict``/``oct`` are the input/output channels one array holds (im2col:
-    IC, cut into ⌈K²·IC/AR⌉ row tiles, and min(OC, AC)). ``tiles`` is the number of weight
-    arrays, ⌈IC/ICt⌉·⌈OC/OCt⌉ (im2col: ⌈K²·IC/AR⌉·⌈OC/AC⌉); ``positions`` the window
-    positions one array set steps through, so ``vw_sdk == positions * tiles``.
-    """
-
-    im2col: int
-    sdk: int
-    vw_sdk: int
-    scheme: str
-    window: tuple[int, int]
-    ict: int
-    oct: int
-    tiles: int
-    positions: int
-
-
-@dataclass(frozen=True)
-class _Window:
-    """One parallel window (i × j outputs per cycle) and its cost."""
-
-    i: int
-    j: int
-    ict: int
-    oct: int
-    positions: int
-    tiles: int
-
-    @property
-    def cycles(self) -> int:
-        """Array read cycles: every position on every array set."""
-        return self.positions * self.tiles
-
-
-def _positions(h: int, w: int, k: int, i: int, j: int) -> int:
-    """Window positions that cover all (H−K+1) × (W−K+1) outputs, i × j at a time."""
-    return (_ceil_div(h - k - i + 1, i) + 1) * (_ceil_div(w - k - j + 1, j) + 1)
-
-
-def _window(
-    h: int, w: int, k: int, ic: int, oc: int, ar: int, ac: int, i: int, j: int
-) -> _Window | None:
-    """The (K+i−1) × (K+j−1) window's cost, or None when it does not fit input or array."""
-    rows, cols = k + i - 1, k + j - 1
-    ict, oct_ = min(ic, ar // (rows * cols)), min(oc, ac // (i * j))
-    if rows > h or cols > w or ict < 1 or oct_ < 1:
-        return None
-    tiles = _ceil_div(ic, ict) * _ceil_div(oc, oct_)
-    return _Window(i, j, ict, oct_, _positions(h, w, k, i, j), tiles)
-
-
-def conv_cycles(
-    h: int, w: int, k: int, ic: int, oc: int, ar: int, ac: int, *, stride: int = 1
-) -> ConvMapping:
-    """im2col, SDK and VW-SDK cycles of a K × K conv over an H × W × IC input (no padding).
-
-    ``ar``/``ac`` are the array's input rows and logical weight columns. With ``stride`` > 1
-    only im2col applies (VW-SDK assumes stride 1): all three counts are im2col's.
-    """
-    if k > h or k > w:
-        raise ValueError(f"kernel {k} is larger than the {h}×{w} input")
-    positions = ((h - k) // stride + 1) * ((w - k) // stride + 1)
-    tiles = _ceil_div(k * k * ic, ar) * _ceil_div(oc, ac)
-    im2col = _Window(1, 1, ic, min(oc, ac), positions, tiles)
-    if stride > 1:
-        return _conv_mapping(im2col, im2col, im2col.cycles, k)
-    sdk = im2col.cycles
-    i = 2
-    while k + i - 1 <= min(h, w) and (k + i - 1) ** 2 * ic <= ar and i * i * oc <= ac:
-        sdk = min(sdk, _positions(h, w, k, i, i))  # one array holds the whole layer
-        i += 1
-    windows = _windows(h, w, k, ic, oc, ar, ac)
-    best = min(windows, key=lambda win: _preference(win, k, ic, oc), default=im2col)
-    return _conv_mapping(best if best.cycles < im2col.cycles else im2col, im2col, sdk, k)
-
-
-def _windows(h: int, w: int, k: int, ic: int, oc: int, ar: int, ac: int) -> list[_Window]:
-    """Every parallel window i, j ≥ 1 that fits the H × W input and one AR × AC array."""
-    # (K+i−1)·(K+j−1) ≤ AR bounds both loops; taller or wider windows hold no channel.
-    return [
-        win
-        for i in range(1, min(h - k + 1, ar // k - k + 1) + 1)
-        for j in range(1, min(w - k + 1, ar // (k + i - 1) - k + 1) + 1)
-        if (win := _window(h, w, k, ic, oc, ar, ac, i, j)) is not None
-    ]
-
-
-def _preference(win: _Window, k: int, ic: int, oc: int) -> tuple[int, int, int, int]:
-    """Ties on cycles go to fewer array columns in all, then smaller window, then fewer rows."""
-    rows, cols = k + win.i - 1, k + win.j - 1
-    columns = win.i * win.j * oc * _ceil_div(ic, win.ict)
-    return (win.cycles, columns, rows * cols, rows)
-
-
-def _conv_mapping(best: _Window, im2col: _Window, sdk: int, k: int) -> ConvMapping:
-    return ConvMapping(
-        im2col=im2col.cycles,
-        sdk=sdk,
-        vw_sdk=best.cycles,
-        scheme="im2col" if best is im2col else "vw-sdk",
-        window=(k + best.i - 1, k + best.j - 1),
-        ict=best.ict,
-        oct=best.oct,
-        tiles=best.tiles,
-        positions=best.positions,
-    )
-
-
-# ------------------------------------------------------------------------------ placement
 class MappingError(ValueError):
     """The network does not fit the chip; the message names both sides' numbers."""
 
@@ -490,60 +289,6 @@ def feedback_layer(net: NetworkSpec) -> int:
 
 
 @dataclass(frozen=True)
-class _Grid:
-    """A matrix on a grid of arrays (see :class:`LayerMapping` for the fields)."""
-
-    rows: int
-    columns: int
-    row_blocks: int
-    col_blocks: int
-    array_rows: int
-    array_columns: int
-    entries: tuple[tuple[int, ...], tuple[int, ...]]  # distinct matrix rows, columns per block
-
-    @property
-    def arrays(self) -> int:
-        """Arrays of the grid."""
-        return self.row_blocks * self.col_blocks
-
-    def block_weights(self) -> list[int]:
-        """Distinct matrix entries of each array, in block order."""
-        rows, cols = self.entries
-        return [r * c for r in rows for c in cols]
-
-
-def _sizes(total: int, per_block: int) -> tuple[int, ...]:
-    """Sizes of the blocks that cut ``total`` into pieces of at most ``per_block``."""
-    return tuple(min(per_block, total - start) for start in range(0, total, per_block))
-
-
-def _cut(rows: int, columns: int, ar: int, ac: int) -> _Grid:
-    """A rows × columns matrix cut into blocks of at most ar rows × ac columns (refused first,
-    LimitError, if its block sizes alone would not fit this machine's memory)."""
-    cuts = _ceil_div(rows, ar) + _ceil_div(columns, ac)
-    check_fits(
-        [
-            Need(
-                f"the cut of a {rows:,} × {columns:,} weight matrix",
-                cuts * CUT_BYTES,
-                f"{cuts:,} block rows and columns × {CUT_BYTES} B",
-                "narrower layers in the network file (or larger crossbar.rows and cols)",
-            )
-        ]
-    )
-    entries = (_sizes(rows, ar), _sizes(columns, ac))
-    return _Grid(
-        rows,
-        columns,
-        _ceil_div(rows, ar),
-        _ceil_div(columns, ac),
-        min(rows, ar),
-        min(columns, ac),
-        entries,
-    )
-
-
-@dataclass(frozen=True)
 class _Option:
     """One mapping a conv layer may take: im2col, or a parallel window i × j (``win``),
     with ``replicas`` copies of its arrays sharing its ``positions``."""
@@ -555,7 +300,7 @@ class _Option:
     tiles: int  # arrays of one copy
     replicas: int
     rank: tuple[int, ...]  # the tie-break on equal reads and arrays (module docstring)
-    win: _Window | None = None  # None for im2col
+    win: Window | None = None  # None for im2col
 
     @property
     def arrays(self) -> int:
@@ -565,7 +310,7 @@ class _Option:
     @property
     def reads(self) -> int:
         """Read cycles of one time step: the positions shared among the copies."""
-        return _ceil_div(self.positions, self.replicas)
+        return ceil_div(self.positions, self.replicas)
 
 
 @dataclass(frozen=True)
@@ -581,7 +326,7 @@ class _Need:
     window: tuple[int, int] | None
     n_in: int
     n_out: int
-    grid: _Grid
+    grid: Grid
     positions: int
     cells: int
     neurons: int
@@ -600,7 +345,7 @@ class _Need:
     @property
     def reads(self) -> int:
         """Read cycles of one time step."""
-        return _ceil_div(self.positions, self.replicas)
+        return ceil_div(self.positions, self.replicas)
 
 
 def _conv_options(
@@ -616,11 +361,11 @@ def _conv_options(
     cm = conv_cycles(h, wd, k, c, oc, ar, ac, stride=s)
     g = chip.mapping.conv_replication
     positions = ((h - k) // s + 1) * ((wd - k) // s + 1)
-    tiles = _ceil_div(k * k * c, ar) * _ceil_div(oc, ac)
+    tiles = ceil_div(k * k * c, ar) * ceil_div(oc, ac)
     options = [_Option("im2col", k, (k, k), positions, tiles, min(g, positions), (0,))]
-    for win in _windows(h, wd, k, c, oc, ar, ac) if s == 1 else []:
-        # VW-SDK's own tie-break (:func:`_preference`) after im2col
-        rank = (1, *_preference(win, k, c, oc))
+    for win in candidate_windows(h, wd, k, c, oc, ar, ac) if s == 1 else []:
+        # VW-SDK's own tie-break (:func:`preference`) after im2col
+        rank = (1, *preference(win, k, c, oc))
         window, replicas = (k + win.i - 1, k + win.j - 1), min(g, win.positions)
         options.append(_Option("vw-sdk", k, window, win.positions, win.tiles, replicas, rank, win))
     return cm, tuple(options)
@@ -633,7 +378,7 @@ def _conv_need(
     cm, options = _conv_options(chip, layer, shapes[index])
     k, c, oc = layer.kernel, shapes[index][0], layer.out_channels
     neurons = math.prod(shapes[index + 1])
-    unmapped = _Grid(0, 0, 0, 0, 0, 0, ((), ()))  # :func:`_take` sets it, and the rest
+    unmapped = Grid(0, 0, 0, 0, 0, 0, ((), ()))  # :func:`_take` sets it, and the rest
     need = _Need(index, weighted, "conv", "", None, k * k * c, oc, unmapped, 0, 0, neurons)
     need = dataclasses.replace(need, vwsdk=cm, options=options)
     return _take(chip, need, _fewest(chip, options))
@@ -647,14 +392,14 @@ def _take(chip: ChipSpec, need: _Need, option: _Option) -> _Need:
     ar, ac = xb.rows, xb.weights_per_row
     win = option.win
     if win is None:
-        grid = _cut(k * k * c, oc, ar, ac)
+        grid = cut(k * k * c, oc, ar, ac)
         copies = 1
     else:
         area, copies = option.window[0] * option.window[1], win.i * win.j
-        blocks = (_ceil_div(c, win.ict), _ceil_div(oc, win.oct))
+        blocks = (ceil_div(c, win.ict), ceil_div(oc, win.oct))
         # a block holds ICt channels of K² rows each and OCt kernels (copies hold no new entry)
-        entries = (tuple(k * k * n for n in _sizes(c, win.ict)), _sizes(oc, win.oct))
-        grid = _Grid(area * c, copies * oc, *blocks, area * win.ict, copies * win.oct, entries)
+        entries = (tuple(k * k * n for n in sizes(c, win.ict)), sizes(oc, win.oct))
+        grid = Grid(area * c, copies * oc, *blocks, area * win.ict, copies * win.oct, entries)
     assert grid.arrays == option.tiles
     return dataclasses.replace(
         need,
@@ -683,7 +428,7 @@ def _transposed(chip: ChipSpec, need: _Need) -> _Need:
     channels in, K²·IC contributions out, added into the error of the layer's input by the
     adders) and replicated as the layer's forward arrays are (conv: G)."""
     xb = chip.crossbar
-    grid = _cut(need.n_out, need.n_in, xb.rows, xb.weights_per_row)
+    grid = cut(need.n_out, need.n_in, xb.rows, xb.weights_per_row)
     positions = need.neurons // need.n_out  # conv: the output positions; fc: 1
     replicas = min(chip.mapping.conv_replication, positions) if need.kind == "conv" else 1
     cells = need.n_in * need.n_out * xb.columns_per_weight  # no duplicated kernel
@@ -720,7 +465,7 @@ def _needs(chip: ChipSpec, net: NetworkSpec) -> list[_Need]:
             assert isinstance(layer, FcLayer)
             neurons = math.prod(shapes[index + 1])
             n_in, n_out = math.prod(shapes[index]), layer.out
-            grid = _cut(n_in, n_out, xb.rows, xb.weights_per_row)
+            grid = cut(n_in, n_out, xb.rows, xb.weights_per_row)
             cells = n_in * n_out * xb.columns_per_weight
             need = _Need(index, w, "fc", "fc", None, n_in, n_out, grid, 1, cells, neurons)
         # layer 0's error would be the network input's: it never back-propagates (no ERR)
@@ -732,7 +477,7 @@ def _needs(chip: ChipSpec, net: NetworkSpec) -> list[_Need]:
     widths = feedback_widths(net)
     if widths and READS_FEEDBACK[chip.dataflow]:
         c, m = net.num_classes, max(widths)
-        grid = _cut(c, m, xb.rows, xb.cols // 2)
+        grid = cut(c, m, xb.rows, xb.cols // 2)
         assert grid.arrays == len(feedback_blocks(chip, len(needs), c, m))
         group = _Need(-1, len(needs), "feedback", "feedback", None, c, m, grid, 1, 2 * c * m, m)
         needs.append(group)
@@ -741,7 +486,7 @@ def _needs(chip: ChipSpec, net: NetworkSpec) -> list[_Need]:
 
 def _pes(chip: ChipSpec, arrays: int) -> int:
     """PE cores of a unit of ``arrays`` arrays (a unit starts on a fresh PE core)."""
-    return _ceil_div(arrays, chip.pe.crossbars)
+    return ceil_div(arrays, chip.pe.crossbars)
 
 
 def _step_key(chip: ChipSpec, option: _Option) -> tuple:

@@ -34,8 +34,8 @@ from collections.abc import Callable  # noqa: E402
 import numpy as np  # noqa: E402
 
 from emulator.chip.plan import Plan  # noqa: E402
-from emulator.compare import fit_chip  # noqa: E402
 from emulator.learning import weight_shapes  # noqa: E402
+from emulator.physics.growth import fit_chip  # noqa: E402
 from emulator.run import run_emulation  # noqa: E402
 from emulator.spec import load_chip, load_network  # noqa: E402
 from emulator.train import load_for, run_training  # noqa: E402

@@ -27,10 +27,11 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from emulator.compare import PAPER_NETWORKS, fit_chip  # noqa: E402
+from emulator.compare import PAPER_NETWORKS  # noqa: E402
 from emulator.learning import ReferenceModel, network_inputs  # noqa: E402
 from emulator.learning.needs import training_needs  # noqa: E402
 from emulator.limits import LimitError, check_fits, mesh_need  # noqa: E402
+from emulator.physics.growth import fit_chip  # noqa: E402
 from emulator.spec import load_chip, load_network  # noqa: E402
 from emulator.train import chip_model  # noqa: E402
 
