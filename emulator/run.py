@@ -29,6 +29,7 @@ from emulator.chip.plan import Plan
 from emulator.compare import recorded_training
 from emulator.cost import OpActivity, simulate_run
 from emulator.cost.area import area_mm2, static_energy_pj
+from emulator.cost.physical import counted_energy_pj
 from emulator.cost.schedule import check_schedule
 from emulator.learning.needs import training_needs
 from emulator.limits import check_fits, mesh_need
@@ -367,7 +368,7 @@ def _run(
         loss=controller.losses[-1] if controller.losses else None,
         weights_sha256=run_sha(plan, reports),
         counters={k: c.as_dict() for k, c in counters.items()},
-        crossbar_energy_pj={k: c.energy_pj(chip) for k, c in counters.items()},
+        crossbar_energy_pj={k: counted_energy_pj(chip, c) for k, c in counters.items()},
         **timeline.summary,
         area_mm2=sum(area_mm2(chip, net, plan.mapping).values()),
         frames=frames,

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from emulator.cost import Activity, error_bit_rates, error_is_read
+from emulator.cost.physical import counted_energy_pj
 from emulator.data.datasets import Dataset, DatasetError, load_dataset
 from emulator.learning import (
     Observer,
@@ -266,7 +267,7 @@ def run_training(
     if chip is not None:
         counters = chip_counters(model)
         result["counters"] = {k: c.as_dict() for k, c in counters.items()}
-        result["energy_pj"] = {k: c.energy_pj(chip) for k, c in counters.items()}
+        result["energy_pj"] = {k: counted_energy_pj(chip, c) for k, c in counters.items()}
         stuck = [s for b in model.backends for s in b.bank.block_stuck()]
         result["faults"] = fault_summary(chip, stuck)
     if activity_out is not None:

@@ -10,8 +10,11 @@ import math
 import numpy as np
 import pytest
 
+from emulator.cost.physical import counted_energy_pj
 from emulator.physics import device as dev
-from emulator.physics.crossbar import Counters, Crossbar, CrossbarBank, FormedCrossbar
+from emulator.physics.array import Crossbar
+from emulator.physics.crossbar import Counters, CrossbarBank
+from emulator.physics.formed import FormedCrossbar
 from emulator.spec import ChipSpec
 
 G_MIN, G_MAX = 1.0, 10.0
@@ -398,7 +401,7 @@ def test_read_counters_closed_form():
 def test_counters_energy_add_and_dict():
     chip = make_chip(read_energy_pj=0.5, write_energy_pj=7.0)
     c = Counters(reads=2, active_rows=3, cell_reads=11, conversions=13, pulses=17)
-    assert c.energy_pj(chip) == {
+    assert counted_energy_pj(chip, c) == {
         "read": 11 * 0.5,
         "readout": 13 * chip.crossbar.adc_energy_pj,
         "write": 17 * 7.0,

@@ -22,7 +22,7 @@ from emulator.cost.physical import (
     transfer,
     write_rows,
 )
-from emulator.physics.crossbar import FormedCrossbar
+from emulator.physics.formed import FormedCrossbar
 from emulator.spec import ChipSpec, load_chip, with_fields
 
 # 300 inputs × 40 logical columns of 2-bit cells, 8-bit weights: 4 slices, a pair each

@@ -13,7 +13,8 @@ from emulator.chip.window import CreditError, expect
 from emulator.learning import layer_init
 from emulator.learning.snn import im2col
 from emulator.physics.blocks import initial_codes, read_formed
-from emulator.physics.crossbar import CrossbarBank, FormedCrossbar
+from emulator.physics.crossbar import CrossbarBank
+from emulator.physics.formed import FormedCrossbar
 from emulator.spec import ConvLayer
 
 

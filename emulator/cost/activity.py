@@ -10,7 +10,7 @@ from typing import Annotated
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from emulator.physics.crossbar import bit_planes
+from emulator.physics.readout import bit_planes
 from emulator.spec import ChipSpec, NetworkSpec, weighted_layers
 
 Rate = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -31,7 +31,7 @@ def error_is_read(net: NetworkSpec) -> bool:
 
 def error_bit_rates(e: np.ndarray, error_bits: int) -> list[float]:
     """Per row of ``e`` (B, n): the fraction of rows active over its bit-serial read, the
-    sign-magnitude planes of ``error_bits`` bits (:func:`~emulator.physics.crossbar.bit_planes`)."""
+    sign-magnitude planes of ``error_bits`` bits (:func:`~emulator.physics.readout.bit_planes`)."""
     planes, _ = bit_planes(e, error_bits)
     reads = planes.shape[0] * planes.shape[1]
     return [rate(int(planes[:, :, i].sum()), reads * e.shape[1]) for i in range(len(e))]

@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from emulator.cost import noc
+from emulator.physics.crossbar import Counters
 from emulator.spec import ChipSpec
 
 
@@ -129,6 +130,31 @@ class Arrays:
     slices: int
 
 
+def cell_read_pj(chip: ChipSpec, cells: float) -> float:
+    """``cells`` cell reads (an active row's cells, per pulse): × ``device.read_energy_pj``."""
+    return cells * chip.device.read_energy_pj
+
+
+def readout_pj(chip: ChipSpec, readouts: float) -> float:
+    """``readouts`` conversions or counter readouts: × ``crossbar.adc_energy_pj``."""
+    return readouts * chip.crossbar.adc_energy_pj
+
+
+def pulse_pj(chip: ChipSpec, pulses: float) -> float:
+    """``pulses`` programming pulses: × ``device.write_energy_pj``."""
+    return pulses * chip.device.write_energy_pj
+
+
+def counted_energy_pj(chip: ChipSpec, counters: Counters) -> dict[str, float]:
+    """The energy of a crossbar model's counted actions (:class:`Counters`), by kind, pJ:
+    priced as :func:`array_read` and :func:`write_rows` price them."""
+    return {
+        "read": cell_read_pj(chip, counters.cell_reads),
+        "readout": readout_pj(chip, counters.conversions),
+        "write": pulse_pj(chip, counters.pulses),
+    }
+
+
 def readouts_per_column(chip: ChipSpec, arrays: Arrays) -> int:
     """Readouts of one logical column per round: ADC one per pair per slice (the pair is
     subtracted in analog), I&F counter one per physical column."""
@@ -167,7 +193,7 @@ def array_read(chip: ChipSpec, arrays: Arrays, active: float, planes: int = 1) -
     ``planes`` > 1: a bit-serial multi-bit input, one pulse per bit plane; read out per
     plane, or once when ``crossbar.serial_readout`` is ``integrated``.
     """
-    dev, xb = chip.device, chip.crossbar
+    xb = chip.crossbar
     rounds = 1 if planes > 1 and xb.serial_readout == "integrated" else planes
     per_column = readouts_per_column(chip, arrays)
     cells = arrays.rows * arrays.columns * arrays.cells_per_column
@@ -176,8 +202,8 @@ def array_read(chip: ChipSpec, arrays: Arrays, active: float, planes: int = 1) -
     return Cost(
         read_ns(chip, arrays, planes, rounds),
         {
-            "read": planes * active * cells * dev.read_energy_pj,
-            "readout": readouts * xb.adc_energy_pj,
+            "read": cell_read_pj(chip, planes * active * cells),
+            "readout": readout_pj(chip, readouts),
             "shift_add": shift_adds * chip.tile.shift_add_energy_pj,
         },
         {"array_reads": planes * arrays.count, "conversions": readouts},
@@ -259,6 +285,6 @@ def write_rows(chip: ChipSpec, rows: int, cells: float, pulses: float) -> Cost:
         return Cost(0.0, {}, {"cells_written": cells, "pulses": 0.0})
     return Cost(
         rows * math.ceil(pulses) * dev.write_latency_ns,
-        {"write": cells * pulses * dev.write_energy_pj},
+        {"write": pulse_pj(chip, cells * pulses)},
         {"cells_written": cells, "pulses": cells * pulses},
     )

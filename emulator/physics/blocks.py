@@ -19,7 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from emulator.physics.crossbar import Counters, CrossbarBank, EventRows, FormedCrossbar
+from emulator.physics.crossbar import Counters, CrossbarBank
+from emulator.physics.formed import FormedCrossbar
+from emulator.physics.readout import EventRows
 from emulator.physics.tiling import Block, feedback_blocks, weight_blocks
 from emulator.rng import stream
 from emulator.spec import ChipSpec, CrossbarSpec

@@ -29,6 +29,16 @@ from typing import Any
 import numpy as np
 
 from emulator.physics import device as dev
+from emulator.physics.readout import (
+    EventRows,
+    adc_values,
+    as_int_array,
+    binary,
+    check_size,
+    counter_values,
+    spike_shape,
+    window_rows,
+)
 from emulator.physics.tiling import Block
 from emulator.rng import stream
 from emulator.spec import ChipSpec
@@ -36,7 +46,8 @@ from emulator.spec import ChipSpec
 
 @dataclass
 class Counters:
-    """Operation counts of one or more crossbars; energy follows from a :class:`ChipSpec`."""
+    """Operation counts of one or more crossbars (priced by
+    :func:`emulator.cost.physical.counted_energy_pj`, the cost model's own rules)."""
 
     reads: int = 0
     """Read operations (one input vector applied to the array)."""
@@ -57,14 +68,6 @@ class Counters:
         """Add ``other``'s counts to these, in place."""
         for f in dataclasses.fields(self):
             setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
-
-    def energy_pj(self, chip: ChipSpec) -> dict[str, float]:
-        """Energy by kind, pJ: cell reads, readout conversions, write pulses."""
-        return {
-            "read": self.cell_reads * chip.device.read_energy_pj,
-            "readout": self.conversions * chip.crossbar.adc_energy_pj,
-            "write": self.pulses * chip.device.write_energy_pj,
-        }
 
     def as_dict(self) -> dict[str, int]:
         """The counts as a plain dict."""
@@ -173,9 +176,9 @@ class CrossbarBank:
         they get the noise of one read of the whole event. Without noise or saturation the
         result is ``spikes @ codes`` (up to the pulse grid).
         """
-        x = _spike_shape(spikes, self.inputs, ndim=3)
+        x = spike_shape(spikes, self.inputs, ndim=3)
         steps, n = x.shape[:2]
-        first, total = _window_rows(n, window)
+        first, total = window_rows(n, window)
         out = np.empty((steps, n, self.n_out))
         device = self.chip.device
         adc = self.chip.crossbar.readout == "adc"
@@ -186,7 +189,7 @@ class CrossbarBank:
             chunk = max(1, READ_BYTES // (8 * n * band.columns * per_weight))
             for t0 in range(0, steps, chunk):  # a few steps at a time: the same bits
                 t1 = min(t0 + chunk, steps)
-                rows = _binary(x[t0:t1, :, band.in_start : band.in_stop]).reshape(-1, band.rows)
+                rows = binary(x[t0:t1, :, band.in_start : band.in_stop]).reshape(-1, band.rows)
                 current = (rows @ self._read_matrix[r]).reshape(t1 - t0, n, -1)
                 col = 0
                 for b, rng in zip(band.blocks, rngs, strict=False):  # none without noise
@@ -198,11 +201,13 @@ class CrossbarBank:
                 active = rows.sum(axis=1).reshape(t1 - t0, n)
                 if adc:
                     current *= 1.0 / self.delta_g_level_us
-                    values = _adc(current, self.chip)
+                    values = adc_values(current, self.chip)
                 else:
                     current -= device.g_min_us * active[..., None]
                     current *= 1.0 / self.delta_g_level_us
-                    values = _counts(current.reshape(t1 - t0, n, -1, 2, self.slices), self.chip)
+                    values = counter_values(
+                        current.reshape(t1 - t0, n, -1, 2, self.slices), self.chip
+                    )
                 values = values.reshape(t1 - t0, n, band.columns, self.slices)
                 lo = band.offset
                 out[t0:t1, :, lo : lo + band.columns] = values @ self._slice_weights()
@@ -236,7 +241,7 @@ class CrossbarBank:
         state."""
         for r, band in enumerate(self.bands):
             lo = band.out_start - first_column
-            part = _as_int_array(
+            part = as_int_array(
                 codes[band.in_start : band.in_stop, lo : lo + band.columns],
                 (band.rows, band.columns),
                 "codes",
@@ -250,7 +255,7 @@ class CrossbarBank:
             raise ValueError(f"deltas: {len(deltas)} arrays for {len(self.blocks)} blocks")
         for r, band in enumerate(self.bands):
             parts = [
-                _as_int_array(deltas[j], (self.blocks[j].n_in, self.blocks[j].n_out), "delta")
+                as_int_array(deltas[j], (self.blocks[j].n_in, self.blocks[j].n_out), "delta")
                 for j in band.indices
             ]
             self._update_band(r, np.concatenate(parts, axis=1))
@@ -258,7 +263,7 @@ class CrossbarBank:
     def update(self, deltas: np.ndarray) -> None:
         """:meth:`update_blocks` with the deltas of the whole matrix the blocks cut, (inputs,
         last block's out_stop) integers."""
-        d = _as_int_array(deltas, (self.inputs, self.bands[-1].out_stop), "delta")
+        d = as_int_array(deltas, (self.inputs, self.bands[-1].out_stop), "delta")
         for r, band in enumerate(self.bands):
             self._update_band(r, d[band.in_start : band.in_stop, band.out_start : band.out_stop])
 
@@ -415,199 +420,6 @@ class CrossbarBank:
         self._read_matrix = [self._matrix(r) for r in range(len(self.bands))]
 
 
-class Crossbar:
-    """One programmable crossbar block holding an (n_in × n_out) slice of a signed weight
-    matrix as integer codes: a :class:`CrossbarBank` of one block, read (B, n_in) → (B, n_out).
-
-    Attributes
-    ----------
-    code_max : int
-        Largest code magnitude, 2**weight_bits − 1 (the sign comes from the differential pair).
-    codes : np.ndarray
-        int64 (n_in, n_out), the target codes currently programmed.
-    levels : np.ndarray
-        (n_in, n_out, 2, slices), target level of every cell; axis 2 is the polarity
-        (0 = G⁺, 1 = G⁻), axis 3 the slice (LSB first). Physical column of (j, polarity, k)
-        is ``j·2·slices + polarity·slices + k``.
-    conductances : np.ndarray
-        float64 (n_in, n_out, 2, slices), actual conductance of every cell, µS.
-    span_us : np.ndarray
-        (n_in, n_out, 2, slices), each cell's range ΔG_cell = ΔG·d (d2d factor d).
-    counters : Counters
-        Reads, conversions and writes done so far.
-    """
-
-    def __init__(self, chip: ChipSpec, n_in: int, n_out: int, *, seed: int, xbar_id: str) -> None:
-        xb = chip.crossbar
-        _check_size("n_in", n_in, xb.rows, "crossbar.rows")
-        _check_size(
-            "n_out", n_out, xb.weights_per_row, "logical columns (crossbar.weights_per_row)"
-        )
-        self.n_in, self.n_out, self.xbar_id = n_in, n_out, xbar_id
-        self.bank = CrossbarBank(chip, [_one_block(xbar_id, n_in, n_out)], seed=seed)
-        self.code_max = self.bank.code_max
-
-    @property
-    def conductances(self) -> np.ndarray:
-        return self.bank.conductances[0]
-
-    @property
-    def levels(self) -> np.ndarray:
-        return self.bank.levels[0]
-
-    @property
-    def codes(self) -> np.ndarray:
-        return self.bank.codes[0]
-
-    @property
-    def span_us(self) -> np.ndarray:
-        return np.broadcast_to(self.bank.span_us[0], self.conductances.shape)
-
-    @property
-    def stuck_low(self) -> np.ndarray | None:
-        return self.bank.stuck_low[0]
-
-    @property
-    def stuck_high(self) -> np.ndarray | None:
-        return self.bank.stuck_high[0]
-
-    @property
-    def counters(self) -> Counters:
-        return self.bank.total_counters()
-
-    @property
-    def stuck(self) -> tuple[int, int]:
-        """Cells stuck at Gmin and at Gmax."""
-        return self.bank.block_stuck()[0]
-
-    @property
-    def physical_columns(self) -> int:
-        """Cell columns used: a differential pair per slice per logical column."""
-        return self.n_out * 2 * self.bank.slices
-
-    def read(
-        self, spikes: np.ndarray, event: tuple[int, ...], *, window: EventRows | None = None
-    ) -> np.ndarray:
-        """Apply binary spike vectors (B, n_in); return (B, n_out) float64 in code units
-        (:meth:`CrossbarBank.read`, one step)."""
-        x = _as_spikes(spikes, self.n_in)
-        return self.bank.read(x[None], event, window=window)[0]
-
-    def program(self, codes: np.ndarray) -> None:
-        """Program ``codes`` (int (n_in, n_out), clipped to ±code_max) from the current state."""
-        self.bank.program(_as_int_array(codes, (self.n_in, self.n_out), "codes"))
-
-    def update(self, delta: np.ndarray) -> None:
-        """Add integer code deltas (clipped to ±code_max); only changed cells get pulses."""
-        self.bank.update_blocks([delta])
-
-    def effective_codes(self) -> np.ndarray:
-        """Noise-free analog value of each weight, code units (:meth:`CrossbarBank.block_codes`)."""
-        return self.bank.block_codes()[0]
-
-    def state(self) -> dict[str, Any]:
-        """:meth:`CrossbarBank.state`."""
-        return self.bank.state()
-
-    def restore(self, state: dict[str, Any]) -> None:
-        """:meth:`CrossbarBank.restore`."""
-        self.bank.restore(state)
-
-
-class FormedCrossbar:
-    """A never-programmed array holding a random matrix in its forming randomness (the SDFA
-    feedback matrix).
-
-    One differential pair (2 cells, no slicing) per entry; the physical column of
-    (j, polarity) is ``2·j + polarity``.
-
-    Attributes
-    ----------
-    conductances : np.ndarray
-        float64 (n_in, n_out, 2) formed conductances, µS (axis 2: 0 = G⁺, 1 = G⁻).
-    scale_us : float
-        s, the std of all G⁺ − G⁻ of this array (the chip calibrates it once), µS.
-    matrix : np.ndarray
-        float64 (n_in, n_out), (G⁺ − G⁻)/s: zero mean in expectation, unit variance.
-    counters : Counters
-        Reads and conversions done so far (never any writes).
-    """
-
-    def __init__(self, chip: ChipSpec, n_in: int, n_out: int, *, seed: int, xbar_id: str) -> None:
-        xb = chip.crossbar
-        _check_size("n_in", n_in, xb.rows, "crossbar.rows")
-        _check_size("n_out", n_out, xb.cols // 2, "differential pairs (crossbar.cols // 2)")
-        if xb.error_bits < 2:
-            raise ValueError(
-                f"crossbar.error_bits: {xb.error_bits} leaves no magnitude bit for "
-                "sign-magnitude errors (needs >= 2)"
-            )
-        self.chip = chip
-        self.n_in, self.n_out = n_in, n_out
-        self.seed, self.xbar_id = seed, xbar_id
-        rng = stream(seed, xbar_id, "forming")
-        self.conductances = dev.formed_conductances(chip.device.forming, (n_in, n_out, 2), rng)
-        diff = self.conductances[:, :, 0] - self.conductances[:, :, 1]
-        self.scale_us = float(diff.std())
-        if not self.scale_us > 0:
-            raise ValueError(
-                f"FormedCrossbar {xbar_id!r}: all {n_in}x{n_out} differences are equal; "
-                "the forming spec leaves no randomness to calibrate"
-            )
-        self.matrix = diff / self.scale_us
-        self.counters = Counters()
-
-    def read_bitserial(
-        self, values: np.ndarray, event: tuple[int, ...], *, window: EventRows | None = None
-    ) -> np.ndarray:
-        """Multiply real vectors (B, n_in) by :attr:`matrix`, bit-serially; (B, n_out) float64.
-
-        Each vector is quantised sign-magnitude to ``error_bits`` bits with scale max|v|; its
-        positive and negative parts are applied one magnitude bit plane at a time
-        (2·(error_bits − 1) binary reads), each read with read noise and a readout whose step
-        is ``formed_g_us`` (I&F counters subtract a reference column of pristine cells);
-        the planes are shift-added and scaled back by m/(2**(error_bits−1) − 1) and 1/s.
-        With ``crossbar.serial_readout: integrated`` the counter integrates the planes'
-        charge weighted 2^k (a weighted-spike train) and is read once, saturating as one
-        count.
-        ``window`` as for :meth:`Crossbar.read`.
-        """
-        v = _as_values(values, self.n_in)
-        x, scale = bit_planes(v, self.chip.crossbar.error_bits)  # (planes, sign, B, n_in)
-        current = x @ self.conductances.reshape(self.n_in, -1)
-        rng = stream(self.seed, self.xbar_id, "read", *event)
-        # (planes, sign, B, cols): the batch axis is third, so draw with it first and move it.
-        shape, rows = _noise_shape(
-            current.shape[2:3] + current.shape[:2] + current.shape[3:], window
-        )
-        current += np.moveaxis(dev.read_noise(self.chip.device, shape, rng, rows), 0, 2)
-        active = x.sum(axis=-1)
-        forming = self.chip.device.forming
-        signal = (current - forming.pristine_g_us * active[..., None]) / forming.formed_g_us
-        signal = signal.reshape(*signal.shape[:-1], self.n_out, 2, 1)
-        weights = 2.0 ** np.arange(signal.shape[0])
-        if self.chip.crossbar.serial_readout == "integrated":  # one count of the whole train
-            total, conversions = _readout(np.tensordot(weights, signal, axes=1), self.chip)
-            acc = total[0, ..., 0] - total[1, ..., 0]
-        else:  # every plane read out, then shift-added
-            plane_values, conversions = _readout(signal, self.chip)
-            signed = plane_values[:, 0, ..., 0] - plane_values[:, 1, ..., 0]
-            acc = np.tensordot(weights, signed, axes=1)
-        self.counters.reads += int(np.prod(x.shape[:-1]))
-        self.counters.active_rows += int(active.sum())
-        self.counters.cell_reads += int(active.sum()) * 2 * self.n_out
-        self.counters.conversions += conversions
-        return acc * (forming.formed_g_us / self.scale_us) * scale[:, None]
-
-    def state(self) -> dict[str, Any]:
-        """Only the counters change: the formed conductances follow from the seed."""
-        return {"counters": self.counters.as_dict()}
-
-    def restore(self, state: dict[str, Any]) -> None:
-        """Take back :meth:`state`."""
-        self.counters = Counters(**state["counters"])
-
-
 READ_BYTES = 32 << 20
 """Largest column-current array one product of a read makes; a bigger read goes a few time
 steps at a time (each block's noise stream is drawn on in order, so the bits are the same)."""
@@ -655,8 +467,8 @@ def _bands(blocks: Sequence[Block], rows: int, columns: int) -> list[_Band]:
     another over consecutive columns and fit the array."""
     groups: list[list[int]] = []
     for j, b in enumerate(blocks):
-        _check_size("n_in", b.n_in, rows, "crossbar.rows")
-        _check_size("n_out", b.n_out, columns, "logical columns (crossbar.weights_per_row)")
+        check_size("n_in", b.n_in, rows, "crossbar.rows")
+        check_size("n_out", b.n_out, columns, "logical columns (crossbar.weights_per_row)")
         prev = blocks[groups[-1][-1]] if groups else None
         if prev is not None and (prev.in_start, prev.in_stop) == (b.in_start, b.in_stop):
             if b.out_start != prev.out_stop:
@@ -672,7 +484,7 @@ def _bands(blocks: Sequence[Block], rows: int, columns: int) -> list[_Band]:
     return bands
 
 
-def _one_block(xbar_id: str, n_in: int, n_out: int) -> Block:
+def one_block(xbar_id: str, n_in: int, n_out: int) -> Block:
     """A lone array's block, named ``xbar_id`` (its streams' key)."""
     return _NamedBlock("weight", 0, 0, 0, 0, n_in, 0, n_out, xbar_id)
 
@@ -686,16 +498,6 @@ class _NamedBlock(Block):
     @property
     def id(self) -> str:
         return self.name
-
-
-def _window_rows(n: int, window: EventRows | None) -> tuple[int, int]:
-    """(first, total) of a read of ``n`` vectors per step (the whole event: (0, n))."""
-    if window is None:
-        return 0, n
-    first, total = window
-    if first < 0 or first + n > total:
-        raise ValueError(f"window: vectors {first}..{first + n} exceed the event's {total}")
-    return first, total
 
 
 def _restored(saved: Any, key: str, like: np.ndarray) -> np.ndarray:
@@ -726,32 +528,6 @@ def _stuck_cells(
     return low, ~low & (u < faults.stuck_at_gmin + faults.stuck_at_gmax)
 
 
-EventRows = tuple[int, int]
-"""(first vector, vectors in the whole event) of a read that applies part of an event."""
-
-
-def _noise_shape(shape: tuple[int, ...], window: EventRows | None) -> tuple[tuple[int, ...], slice]:
-    """The whole event's noise shape (batch axis first) and the rows this read takes."""
-    first, total = _window_rows(shape[0], window)
-    return (total, *shape[1:]), slice(first, first + shape[0])
-
-
-def bit_planes(values: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sign-magnitude bit planes of real row vectors (B, n) quantised to ``bits`` bits.
-
-    Each row v gets scale m = max|v| and magnitudes q = round(|v|/m·(2**(bits−1) − 1)) (an
-    all-zero row gives zeros). Returns binary planes (bits − 1, 2, B, n) float64, axis 1 the
-    sign (0 = positive part, 1 = negative part), LSB plane first, and the per-row factor
-    m/(2**(bits−1) − 1) that turns shift-added planes back into values.
-    """
-    q_max = 2 ** (bits - 1) - 1
-    m = np.abs(values).max(axis=1, initial=0.0)
-    q = np.rint(np.abs(values) / np.where(m > 0, m, 1.0)[:, None] * q_max).astype(np.int64)
-    planes = (q[None] >> np.arange(bits - 1)[:, None, None]) & 1
-    x = np.stack([planes * (values > 0), planes * (values < 0)], axis=1)
-    return x.astype(np.float64), m / q_max
-
-
 def _level_type(cell_bits: int) -> type:
     """The smallest integer type that holds a cell's levels 0 … 2**cell_bits − 1."""
     return np.int16 if cell_bits < 15 else np.int64
@@ -767,92 +543,3 @@ def code_levels(codes: np.ndarray, cell_bits: int, slices: int) -> np.ndarray:
     out[..., 0, :] = mag * (c > 0)[..., None]
     out[..., 1, :] = mag * (c < 0)[..., None]
     return out
-
-
-def _adc(diff: np.ndarray, chip: ChipSpec) -> np.ndarray:
-    """ADC values of pair differences (in level steps), in place: rounded, saturating at
-    ±(2**(adc_bits−1) − 1)."""
-    lim = 2 ** (chip.crossbar.adc_bits - 1) - 1
-    np.rint(diff, out=diff)
-    return np.clip(diff, -lim, lim, out=diff)
-
-
-def _counts(signal: np.ndarray, chip: ChipSpec) -> np.ndarray:
-    """I&F counter values of (…, 2, slices) column signals (in level steps): each column
-    counted, saturating at [0, 2**adc_bits − 1], then subtracted digitally → (…, slices)."""
-    counts = np.clip(np.rint(signal), 0, 2**chip.crossbar.adc_bits - 1)
-    return counts[..., 0, :] - counts[..., 1, :]
-
-
-def _readout(signal: np.ndarray, chip: ChipSpec) -> tuple[np.ndarray, int]:
-    """Quantise (…, 2, slices) column signals (in level steps) to signed slice values.
-
-    "adc": one conversion per differential pair of the difference (:func:`_adc`);
-    "if_counter": one counter per column (:func:`_counts`). Returns the (…, slices) values
-    and the count of conversions.
-    """
-    if chip.crossbar.readout == "adc":
-        values = _adc(signal[..., 0, :] - signal[..., 1, :], chip)
-        return values, values.size
-    return _counts(signal, chip), signal.size
-
-
-def _check_size(name: str, value: int, limit: int, what: str) -> None:
-    if not 1 <= value <= limit:
-        raise ValueError(f"{name}: {value} must be between 1 and {limit} ({what})")
-
-
-def _as_int_array(a: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarray:
-    """``a`` as int64 of exactly ``shape``; integer-valued floats accepted, else ValueError."""
-    arr = np.asarray(a)
-    if arr.shape != shape:
-        raise ValueError(f"{name}: expected shape {shape}, got {arr.shape}")
-    if arr.dtype.kind in "iu":
-        if arr.size and arr.dtype.kind == "u" and arr.max() > np.iinfo(np.int64).max:
-            raise ValueError(f"{name}: values exceed the int64 range")
-        return arr.astype(np.int64)
-    if arr.dtype.kind != "f":
-        raise ValueError(f"{name}: expected integer codes, got dtype {arr.dtype}")
-    if not np.isfinite(arr).all() or (np.abs(arr) >= 2.0**63).any():
-        raise ValueError(f"{name}: values must be finite and within the int64 range")
-    if (arr != np.round(arr)).any():
-        raise ValueError(f"{name}: values must be integers")
-    return arr.astype(np.int64)
-
-
-def _as_spikes(spikes: np.ndarray, n_in: int) -> np.ndarray:
-    """Binary (B, n_in) spikes as float64; ValueError on a bad shape or a non-binary value."""
-    return _binary(_spike_shape(spikes, n_in))
-
-
-def _spike_shape(spikes: np.ndarray, n_in: int, ndim: int = 2) -> np.ndarray:
-    """``spikes`` as an array of (B, n_in) ((T, B, n_in) with ``ndim`` 3) numbers; ValueError
-    otherwise."""
-    x = np.asarray(spikes)
-    if x.ndim != ndim or x.shape[-1] != n_in:
-        lead = "B" if ndim == 2 else "T, B"
-        raise ValueError(f"spikes: expected shape ({lead}, {n_in}), got {x.shape}")
-    if x.dtype.kind not in "biuf":
-        raise ValueError(f"spikes: expected numbers 0/1, got dtype {x.dtype}")
-    return x
-
-
-def _binary(x: np.ndarray) -> np.ndarray:
-    """``x`` as float64; ValueError unless every value is 0 or 1 (a read checks only the rows
-    it applies)."""
-    if not ((x == 0) | (x == 1)).all():
-        raise ValueError("spikes: values must be 0 or 1 (binary spikes, no DAC)")
-    return x.astype(np.float64)
-
-
-def _as_values(values: np.ndarray, n_in: int) -> np.ndarray:
-    """Finite real (B, n_in) values as float64; ValueError otherwise."""
-    v = np.asarray(values)
-    if v.ndim != 2 or v.shape[1] != n_in:
-        raise ValueError(f"values: expected shape (B, {n_in}), got {v.shape}")
-    if v.dtype.kind not in "biuf":
-        raise ValueError(f"values: expected real numbers, got dtype {v.dtype}")
-    v = v.astype(np.float64)
-    if not np.isfinite(v).all():
-        raise ValueError("values: must be finite")
-    return v
