@@ -10,7 +10,7 @@ import sys
 
 from emulator.compare import compare, fit_chips
 from emulator.cost import Activity
-from emulator.report.plots import scaling_curves
+from emulator.report.curves import scaling_curves
 from emulator.spec import load_chip, load_network, with_fields
 
 net = load_network("nmnist-mlp3")

@@ -17,19 +17,16 @@ from matplotlib.patches import Rectangle
 from matplotlib.text import Text
 
 from emulator.cost import COMPONENTS
+from emulator.report.curves import scaling_curves, scaling_figure
+from emulator.report.gantt import gantt_figure, pipeline_gantt
 from emulator.report.plots import (
     component_colors,
     component_order,
     energy_breakdown,
     energy_figure,
     format_energy,
-    gantt_figure,
-    pipeline_gantt,
-    scaling_curves,
-    scaling_figure,
-    sensitivity_tornado,
-    tornado_figure,
 )
+from emulator.report.tornado import sensitivity_tornado, tornado_figure
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -170,7 +170,7 @@ def _compare_out(
 ) -> int:
     """Print ``result`` as JSON or text; with ``tornado`` and ``--plot``, draw the chart."""
     if tornado is not None and args.plot:
-        from emulator.report.plots import sensitivity_tornado
+        from emulator.report.tornado import sensitivity_tornado
 
         sensitivity_tornado(tornado, args.plot)
         result["plot"] = args.plot
@@ -203,7 +203,8 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def _run_plots(path: str, result: RunResult) -> list[str]:
-    from emulator.report.plots import energy_breakdown, pipeline_gantt
+    from emulator.report.gantt import pipeline_gantt
+    from emulator.report.plots import energy_breakdown
 
     assert result.ops_log is not None
     pipeline_gantt(
@@ -250,7 +251,7 @@ def trace_command(args: argparse.Namespace) -> int:
         "weights_sha256": result.weights_sha256,
     }
     if args.plot:
-        from emulator.report.plots import pipeline_gantt
+        from emulator.report.gantt import pipeline_gantt
 
         pipeline_gantt(result.ops_log, args.plot, samples=args.samples)
         summary["plot"] = args.plot
@@ -409,7 +410,7 @@ def _emulate_point(args, net, ps_chip, pl_chip, cpus) -> dict[str, Any]:
 
 
 def _scale_plot(args: argparse.Namespace, result: dict[str, Any]) -> str:
-    from emulator.report.plots import scaling_curves
+    from emulator.report.curves import scaling_curves
 
     fitting = [r for r in result["points"] if r["fits"]]
     if not fitting:
