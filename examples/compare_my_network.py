@@ -12,9 +12,10 @@ the verdict most are listed with their documented ranges.
 import tempfile
 from pathlib import Path
 
-from emulator.compare import compare, sensitivity
+from emulator.compare import compare
 from emulator.cost import Activity
 from emulator.physics.growth import fit_chips
+from emulator.sensitivity import sensitivity
 from emulator.spec import load_chip, load_network
 
 NETWORK = """

@@ -8,8 +8,9 @@ The analytic cost model (no training) places N-MNIST's 3-layer MLP on the edge c
 
 import sys
 
-from emulator.compare import compare, fit_chips
+from emulator.compare import compare
 from emulator.cost import Activity
+from emulator.physics.growth import fit_chips
 from emulator.report.curves import scaling_curves
 from emulator.spec import load_chip, load_network, with_fields
 

@@ -153,7 +153,8 @@ def test_compare_paper_lists_every_network(capsys: pytest.CaptureFixture[str]) -
 def test_compare_sensitivity_moves_each_assumption_on_both_chips(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    from emulator.compare import ASSUMPTIONS, compare
+    from emulator.compare import compare
+    from emulator.sensitivity import ASSUMPTIONS
     from emulator.spec import load_chip, load_network, with_fields
 
     plot = tmp_path / "tornado.png"

@@ -17,11 +17,10 @@ from emulator.compare import (
     PAPER_BASELINES,
     PAPER_NETWORKS,
     compare,
-    fit_chip,
-    fit_chips,
     paper_comparison,
 )
 from emulator.cost import Activity, simulate
+from emulator.physics.growth import fit_chip, fit_chips
 from emulator.physics.mapping import map_network
 from emulator.spec import ChipSpec, NetworkSpec, load_chip, load_network
 

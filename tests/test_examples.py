@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from emulator.compare import compare, sensitivity
+from emulator.compare import compare
 from emulator.cost import Activity
 from emulator.physics.growth import fit_chips
+from emulator.sensitivity import sensitivity
 from emulator.spec import load_chip, load_network, with_fields
 from emulator.train import run_training
 

@@ -30,6 +30,7 @@ FLOORS = {
     "compare": 7,
     "scaling": 7,
     "calibrate": 7,
+    "sensitivity": 7,
     "report": 8,
     "commands": 9,
     "cli": 10,

@@ -90,13 +90,14 @@ def train_command(args: argparse.Namespace) -> int:
 
 def compare_command(args: argparse.Namespace) -> int:
     from emulator import compare
+    from emulator import sensitivity as sweep
 
     baselines = tuple(args.baseline or ())
     if len(baselines) > 1 and (args.sensitivity or not args.paper):
         raise UserError("--baseline: one baseline (several only with --paper, no --sensitivity)")
     if args.paper and args.sensitivity:
         result = user_errors(
-            lambda: compare.paper_sensitivity(
+            lambda: sweep.paper_sensitivity(
                 chip=args.chip, baseline=baselines[0] if baselines else "pipelayer"
             )
         )
@@ -127,7 +128,7 @@ def compare_command(args: argparse.Namespace) -> int:
     batch = spec.training_options(net, batch=args.batch).batch
     if args.sensitivity:
         result = user_errors(
-            lambda: compare.sensitivity(net, chip, baseline, activity, batch=batch, origin=origin)
+            lambda: sweep.sensitivity(net, chip, baseline, activity, batch=batch, origin=origin)
         )
         return _compare_out(args, result, render.sensitivity_text, [result])
 

@@ -44,7 +44,7 @@ def sensitivity_tornado(
     title: str | None = None,
     min_move: float = 0.05,
 ) -> str:
-    """Tornado charts of :func:`emulator.compare.sensitivity` results.
+    """Tornado charts of :func:`emulator.sensitivity.sensitivity` results.
 
     Per network a row of two panels (speedup, energy ratio): one pair of bars per
     assumption, the low end's (blue, hatched) and the high end's (red) side by side so

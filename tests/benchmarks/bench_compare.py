@@ -16,7 +16,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from emulator.compare import PAPER_NETWORKS, paper_comparison, paper_sensitivity
+from emulator.compare import PAPER_NETWORKS, paper_comparison
+from emulator.sensitivity import paper_sensitivity
 
 
 def _median(work: Callable[[], Any], repeats: int) -> float:
