@@ -3,14 +3,15 @@
 Everything a user hands the emulator (chip, network, activity and checkpoint files, IDX
 files, the sizes inside them) is checked before it is read whole or allocated: a file must
 be a regular file under a size cap (:func:`read_regular`), and a job's memory is estimated
-from the files' numbers (:func:`memory_needs`) and refused, with the numbers and the field
+from the files' numbers (each a :class:`Need`: :func:`mesh_need`, :func:`schedule_need`,
+:func:`emulator.learning.needs.training_needs`) and refused, with the numbers and the field
 to change, when it would not fit this machine (:func:`check_fits`). Error messages quote
 at most a short single-line excerpt of what was read (:func:`excerpt`): a wrong file given
 by mistake (``--chip /etc/shadow``) is not printed back.
 
 The per-item sizes below were measured with ``tracemalloc`` on this project's machine
-(Python 3.12, numpy 2) and rounded up; ``tests/test_limits.py`` checks each still bounds
-the measured peak.
+(Python 3.12, numpy 2) and rounded up; ``tests/test_hostile.py`` checks that the estimates
+still bound the measured peak.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Tests for emulator/datasets.py: each loader reads back exactly what the test wrote."""
+"""Tests for emulator/data/: each loader reads back exactly what the test wrote."""
 
 from __future__ import annotations
 

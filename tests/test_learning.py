@@ -1,4 +1,4 @@
-"""Tests for emulator/learning.py: gradients against finite differences and hand computation."""
+"""Tests for emulator/learning/: gradients against finite differences and hand computation."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests for emulator/snn.py against hand-computed traces, closed forms and direct loops."""
+"""Tests for emulator/learning/snn.py: hand-computed traces, closed forms and direct loops."""
 
 from __future__ import annotations
 

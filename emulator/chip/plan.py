@@ -3,7 +3,7 @@ which crossbar block sits on which PE core, and which tile is each layer's home.
 
 Built deterministically from (chip, network, seed, training settings) on every process, so no
 core needs to be told anything but its own name. Core names are ``tile-T`` and ``pe-T-P``
-(T the tile index, P the PE index within the tile; :mod:`emulator.noc`).
+(T the tile index, P the PE index within the tile; :mod:`emulator.cost.noc`).
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ def ps(ns: float) -> int:
 
 def hops(mapping: ChipMapping, tile_a: int, tile_b: int) -> int:
     """Router hops between two tiles' mesh nodes: the XY route's (the Manhattan distance),
-    or the detour's around dead links (:func:`emulator.noc.route`)."""
+    or the detour's around dead links (:func:`emulator.cost.noc.route`)."""
     a, b = mapping.positions[tile_a], mapping.positions[tile_b]
     return len(noc.route(a, b, mapping.chip))
 

@@ -35,8 +35,8 @@ neuron step               :func:`neuron_steps`: neurons · steps × ``tile.neuro
 buffer access             :func:`buffer_access`: bits × ``tile.buffer_energy_pj_per_bit``,
                           ⌈bits / ``buffer_bus_bits``⌉ × ``buffer_latency_ns``; the
                           tile's spilled share also crosses the NoC to the global buffer.
-NoC transfer              :func:`transfer`: :func:`emulator.noc.transfer_ns` and
-                          :func:`emulator.noc.transfer_energy_pj`.
+NoC transfer              :func:`transfer`: :func:`emulator.cost.noc.transfer_ns` and
+                          :func:`emulator.cost.noc.transfer_energy_pj`.
 gradient MAC              :func:`grad_macs`: macs × ``tile.grad_energy_pj_per_mac``,
                           macs / ``tile.grad_macs_per_ns``.
 write pulses              :func:`write_rows`: cells · pulses × ``dev.write_energy_pj``;
