@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, get_args
 from emulator import spec
 from emulator.data.datasets import DatasetError
 from emulator.limits import LimitError
+from emulator.outputs import OutputError, check_writable
 from emulator.runtime.session import (
     CONNECT_TIMEOUT_S,
     RunFailed,
@@ -38,7 +39,10 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("run", help="train on the emulated chip (cores as actors), compare")
     _run_options(p)
-    p.add_argument("--plot", metavar="OUT.png", help="pipeline Gantt here, energy in OUT-energy")
+    p.add_argument("--plot", metavar="OUT.png", help="the pipeline Gantt of the first samples")
+    p.add_argument(
+        "--energy-plot", metavar="OUT.png", help="energy by component, PipeSDFA vs PipeLayer"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     g = p.add_argument_group("checkpoints and failures")
     g.add_argument("--checkpoint", metavar="DIR", help="save checkpoints into DIR (atomically)")
@@ -387,6 +391,18 @@ def _resume_hint(args: argparse.Namespace) -> str:
     return f"; go on with the same options and --resume {folder}"
 
 
+OUTPUTS = ("out", "plot", "energy_plot", "activity_out")
+"""The options that name a file a command writes: each checked before the command's work."""
+
+
+def _outputs_writable(args: argparse.Namespace) -> None:
+    """Refuse, before any work, an output file that could not be written at the end."""
+    for name in OUTPUTS:
+        value = getattr(args, name, None)
+        if value:
+            check_writable(value, "--" + name.replace("_", "-"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     args = build_parser().parse_args(argv)
@@ -397,8 +413,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         handle_sigterm()
         exit_if_connect_hangs(f"pipesdfa {args.command}")
     try:
+        _outputs_writable(args)
         return args.func(args)
-    except (spec.TopologyError, DatasetError, LimitError, SessionError, UserError) as err:
+    except (
+        spec.TopologyError,
+        DatasetError,
+        LimitError,
+        SessionError,
+        UserError,
+        OutputError,
+    ) as err:
         print(f"pipesdfa {args.command}: {err}", file=sys.stderr)
         return EXIT_USAGE
     except RunFailed as err:

@@ -8,10 +8,8 @@ trainer itself (:func:`emulator.learning.train`) is the same code in both forms.
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,6 +29,7 @@ from emulator.learning import (
 )
 from emulator.learning.needs import training_needs
 from emulator.limits import check_fits, mesh_need
+from emulator.outputs import write_atomic
 from emulator.physics.blocks import ChipFeedback, ChipLayer
 from emulator.physics.crossbar import Counters
 from emulator.physics.mapping import map_network
@@ -102,17 +101,6 @@ def chip_model(net: NetworkSpec, chip: ChipSpec, *, algorithm: str, seed: int, *
 
 def _outputs(net: NetworkSpec) -> int:
     return math.prod(layer_shapes(net)[-1])
-
-
-def _write_text(path: str, text: str) -> None:
-    """Write-then-rename, so a reader never sees half a file."""
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, target)
-    except OSError as err:
-        raise DatasetError(f"{path}: cannot write: {err.strerror or err}") from None
 
 
 def fault_summary(chip: ChipSpec, stuck: list[tuple[int, int]]) -> dict[str, Any]:
@@ -273,7 +261,7 @@ def run_training(
     if activity_out is not None:
         bits = chip.crossbar.error_bits if chip is not None and error_is_read(net) else None
         activity = measure_activity(model, data_set, seed, counters, bits)
-        _write_text(activity_out, activity.model_dump_json(indent=2))
+        write_atomic(activity_out, activity.model_dump_json(indent=2))
         result["activity"] = activity.model_dump()
     result["wall_s"] = time.perf_counter() - start
     return result

@@ -18,6 +18,7 @@ FLOORS = {
     "rng": 0,
     "limits": 0,
     "units": 0,
+    "outputs": 0,
     "spec": 1,
     "physics": 2,
     "learning": 3,

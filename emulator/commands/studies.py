@@ -197,32 +197,33 @@ def run_command(args: argparse.Namespace) -> int:
     result = _emulate(args, _run_config(args, log_samples=3 if args.plot else 0))
     out = result.as_json()
     out.pop("ops_log", None)
-    if args.plot:
-        out["plots"] = _run_plots(args.plot, result)
+    if args.plot or args.energy_plot:
+        out["plots"] = _run_plots(args, result)
     print(json.dumps(out, indent=2) if args.json else render.run_text(result))
     return 0
 
 
-def _run_plots(path: str, result: RunResult) -> list[str]:
+def _run_plots(args: argparse.Namespace, result: RunResult) -> list[str]:
+    """The Gantt (``--plot``) and the energy breakdown (``--energy-plot``) each asked for."""
     from emulator.report.gantt import pipeline_gantt
     from emulator.report.plots import energy_breakdown
 
-    assert result.ops_log is not None
-    pipeline_gantt(
-        result.ops_log,
-        path,
-        title=f"{result.network} on {result.chip}: pipeline of the first samples",
-    )
-    paths = [path]
-    if result.comparison is not None:
-        out = Path(path)
-        energy = str(out.with_name(out.stem + "-energy" + out.suffix))
+    paths = []
+    if args.plot:
+        assert result.ops_log is not None
+        pipeline_gantt(
+            result.ops_log,
+            args.plot,
+            title=f"{result.network} on {result.chip}: pipeline of the first samples",
+        )
+        paths.append(args.plot)
+    if args.energy_plot and result.comparison is not None:
         energy_breakdown(
             {
                 "PipeSDFA (emulated)": result.energy_breakdown_pj,
                 "PipeLayer (cost model)": result.comparison.pipelayer["energy_breakdown_pj"],
             },
-            energy,
+            args.energy_plot,
             title=f"{result.network}: training energy, PipeSDFA ({result.chip}) vs PipeLayer "
             f"({result.comparison.baseline})",
             activity={
@@ -230,7 +231,7 @@ def _run_plots(path: str, result: RunResult) -> list[str]:
                 "PipeLayer": result.comparison.activity["pipelayer"],
             },
         )
-        paths.append(energy)
+        paths.append(args.energy_plot)
     return paths
 
 

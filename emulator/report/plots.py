@@ -23,6 +23,7 @@ Conventions shared by every figure:
 
 from __future__ import annotations
 
+import io
 import math
 import textwrap
 from collections.abc import Mapping, Sequence
@@ -43,6 +44,7 @@ from matplotlib.ticker import (
 )
 
 from emulator.cost import COMPONENTS
+from emulator.outputs import write_atomic
 
 WRITE_COLOR = "#333333"
 TOTAL_COLOR = "#555555"
@@ -55,7 +57,9 @@ _ENERGY_UNITS = ((1e12, "J"), (1e9, "mJ"), (1e6, "µJ"), (1e3, "nJ"), (1.0, "pJ"
 
 def save_png(fig: Figure, path: str | Path, title: str) -> str:
     FigureCanvasAgg(fig)
-    fig.savefig(Path(path), format="png", dpi=120, metadata={"Title": title})
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=120, metadata={"Title": title})
+    write_atomic(path, png.getvalue())  # whole or not at all: the user's old file stays
     return title
 
 

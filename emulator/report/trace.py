@@ -32,6 +32,7 @@ from typing import Any
 
 from emulator.chip.frames import tile_name
 from emulator.chip.plan import LayerPlan, Plan
+from emulator.outputs import write_atomic
 
 NOC_KINDS = ("NOC_SPIKES", "NOC_ERROR", "NOC_FEEDBACK")
 _NOC_RE = re.compile(r"^noc:t(\d+)>t(\d+)$")
@@ -242,7 +243,5 @@ def _layer(plan: Plan, op: dict[str, Any]) -> LayerPlan:
 
 
 def write_trace(path: str | Path, events: dict[str, Any]) -> Path:
-    """Write a trace (:func:`trace_events`) as JSON; returns the path."""
-    path = Path(path)
-    path.write_text(json.dumps(events, separators=(",", ":")))
-    return path
+    """Write a trace (:func:`trace_events`) as JSON, whole or not at all; returns the path."""
+    return write_atomic(path, json.dumps(events, separators=(",", ":")))
