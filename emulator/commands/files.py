@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from typing import TYPE_CHECKING
 
@@ -24,6 +23,7 @@ from emulator.commands import (
     ints,
     loading_bar,
 )
+from emulator.report import text as render
 
 
 def validate_command(args: argparse.Namespace) -> int:
@@ -92,18 +92,7 @@ def checkpoint_command(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
-    run = info["run"]
-    print(
-        f"{info['path']}: ok, after training batch {info['batches_done']} of "
-        f"{info['train_batches']} ({info['samples_done']} samples), written {info['created']}"
-    )
-    print(
-        f"  {run['network']} on {run['chip']} · {run['dataset']} · {run['algorithm']} · "
-        f"{run['epochs']} epochs · batch {run['batch']} · lr {run['lr']} {run['optimizer']} · "
-        f"seed {run['seed']} · {info['cores']} cores · {info['bytes'] / 2**20:.1f} MiB"
-    )
-    if len(info["checkpoints"]) > 1:
-        print(f"  in this folder: {', '.join(info['checkpoints'])}")
+    print(render.checkpoint_text(info))
     return 0
 
 
@@ -125,30 +114,7 @@ def dataset_command(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
-    frames = f"{info['time_steps']} frames of " if info["temporal"] else ""
-    print(
-        f"{info['dataset']} for {net.name}: {info['train_samples']:,} training and "
-        f"{info['test_samples']:,} test samples, {frames}{info['sample_shape']}, "
-        f"{info['num_classes']} classes, read in {info['wall_s']:.1f} s"
-    )
-    if info["temporal"]:
-        rate, empty = info["spike_rate"], info["empty_samples"]
-        print(
-            f"  spike rate {rate['train']:.4f} (train), {rate['test']:.4f} (test); samples "
-            f"with no spike {empty['train']} / {empty['test']}; input channels that never "
-            f"fire {info['silent_channels']:,} of {math.prod(info['sample_shape']):,}"
-        )
-    else:
-        low, high = info["value_range"]
-        print(f"  values in [{low:g}, {high:g}], mean {info['value_mean']:.4f}")
-    counts = info["class_counts"]
-    print(
-        "  samples per class (train/test): "
-        + ", ".join(
-            f"{c}: {a}/{b}"
-            for c, (a, b) in enumerate(zip(counts["train"], counts["test"], strict=True))
-        )
-    )
+    print(render.dataset_text(info))
     return 0
 
 

@@ -72,19 +72,7 @@ def train_command(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        where = f"on chip {chip.name}" if chip else "ideal weights"
-        print(
-            f"{net.name} · {args.dataset} · {result['algorithm']} ({where}) · "
-            f"{result['epochs']} epochs · seed {result['seed']}\n"
-            f"  train accuracy {result['train_accuracy']:.4f}   "
-            f"test accuracy {result['test_accuracy']:.4f}   wall {result['wall_s']:.1f} s\n"
-            f"  weights sha256 {result['weights_sha256']}"
-        )
-        if "best_epoch" in result:
-            print(
-                f"  kept epoch {result['best_epoch']}: the best validation accuracy "
-                f"{result['val_accuracy']:.4f} ({result['val_samples']} samples held out)"
-            )
+        print(render.train_text(result))
     return 0
 
 

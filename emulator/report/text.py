@@ -3,6 +3,7 @@ the results themselves)."""
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from emulator.report.tables import table
@@ -263,3 +264,65 @@ def calibrate_text(result: dict[str, Any]) -> str:
 
 def _big(item: tuple[str, float]) -> float:
     return -item[1]
+
+
+def checkpoint_text(info: dict[str, Any]) -> str:
+    """``pipesdfa checkpoint``: which run a checkpoint holds and how far it got."""
+    run = info["run"]
+    lines = [
+        f"{info['path']}: ok, after training batch {info['batches_done']} of "
+        f"{info['train_batches']} ({info['samples_done']} samples), written {info['created']}",
+        f"  {run['network']} on {run['chip']} · {run['dataset']} · {run['algorithm']} · "
+        f"{run['epochs']} epochs · batch {run['batch']} · lr {run['lr']} {run['optimizer']} · "
+        f"seed {run['seed']} · {info['cores']} cores · {info['bytes'] / 2**20:.1f} MiB",
+    ]
+    if len(info["checkpoints"]) > 1:
+        lines.append(f"  in this folder: {', '.join(info['checkpoints'])}")
+    return "\n".join(lines)
+
+
+def dataset_text(info: dict[str, Any]) -> str:
+    """``pipesdfa data``: what a dataset holds, as read for a network."""
+    frames = f"{info['time_steps']} frames of " if info["temporal"] else ""
+    lines = [
+        f"{info['dataset']} for {info['network']}: {info['train_samples']:,} training and "
+        f"{info['test_samples']:,} test samples, {frames}{info['sample_shape']}, "
+        f"{info['num_classes']} classes, read in {info['wall_s']:.1f} s"
+    ]
+    if info["temporal"]:
+        rate, empty = info["spike_rate"], info["empty_samples"]
+        lines.append(
+            f"  spike rate {rate['train']:.4f} (train), {rate['test']:.4f} (test); samples "
+            f"with no spike {empty['train']} / {empty['test']}; input channels that never "
+            f"fire {info['silent_channels']:,} of {math.prod(info['sample_shape']):,}"
+        )
+    else:
+        low, high = info["value_range"]
+        lines.append(f"  values in [{low:g}, {high:g}], mean {info['value_mean']:.4f}")
+    counts = info["class_counts"]
+    lines.append(
+        "  samples per class (train/test): "
+        + ", ".join(
+            f"{c}: {a}/{b}"
+            for c, (a, b) in enumerate(zip(counts["train"], counts["test"], strict=True))
+        )
+    )
+    return "\n".join(lines)
+
+
+def train_text(result: dict[str, Any]) -> str:
+    """``pipesdfa train``: accuracies, the weights' hash and the epoch kept."""
+    where = f"on chip {result['chip']}" if result["chip"] else "ideal weights"
+    lines = [
+        f"{result['network']} · {result['dataset']} · {result['algorithm']} ({where}) · "
+        f"{result['epochs']} epochs · seed {result['seed']}\n"
+        f"  train accuracy {result['train_accuracy']:.4f}   "
+        f"test accuracy {result['test_accuracy']:.4f}   wall {result['wall_s']:.1f} s\n"
+        f"  weights sha256 {result['weights_sha256']}"
+    ]
+    if "best_epoch" in result:
+        lines.append(
+            f"  kept epoch {result['best_epoch']}: the best validation accuracy "
+            f"{result['val_accuracy']:.4f} ({result['val_samples']} samples held out)"
+        )
+    return "\n".join(lines)
