@@ -41,6 +41,7 @@ from emulator.runtime.checkpoint import (
     Checkpoints,
     RunIdentity,
     find,
+    foreign_checkpoints,
     holds_checkpoints,
 )
 from emulator.runtime.session import CONNECT_TIMEOUT_S, ray_session
@@ -272,6 +273,19 @@ def _run(
             f"{checkpoint_dir}: holds checkpoints of an earlier run; continue it with "
             "--resume, or choose an empty folder"
         )
+    same = (
+        cfg.resume is not None
+        and checkpoint_dir is not None
+        and (find(cfg.resume).parent.resolve() == checkpoint_dir.resolve())
+    )  # resuming in its own folder: the resume's own check names what differs
+    if checkpoint_dir is not None and checkpoints.config is not None and not same:
+        foreign = foreign_checkpoints(checkpoint_dir, checkpoints.config)
+        if foreign:  # saving here would prune them and point latest at this run
+            name, why = foreign[0]
+            raise CheckpointError(
+                f"{checkpoint_dir}: holds checkpoints of another run ({name}: {why}); "
+                "this run's saves would prune them: give --checkpoint another folder"
+            )
     data_set = load_for(net, cfg.dataset, cfg.data, cfg.seed, loading)
     check_batch(batch, len(data_set.x_train), cfg.dataset)
     if checkpoint_dir is not None and checkpoint_every is None:

@@ -218,6 +218,23 @@ def test_a_checkpoint_written_before_a_field_existed_is_the_run_with_its_default
     )
 
 
+def test_a_resumed_run_does_not_save_into_another_run_s_folder(saved: Path, tmp_path: Path) -> None:
+    """--resume A --checkpoint B where B holds another run's checkpoints: refused before
+    training, B untouched (its saves would have pruned them and moved ``latest``)."""
+    config = ckpt.load(saved)[0].config
+    assert ckpt.foreign_checkpoints(saved, config) == []  # the run's own: none foreign
+    other = _copy(saved, tmp_path)
+    for manifest in other.glob("ckpt-*/manifest.json"):  # another run's: seed 1
+        data = json.loads(manifest.read_text())
+        data["config"]["seed"] = 1
+        manifest.write_text(json.dumps(data))
+    before = sorted(p.name for p in other.iterdir()), (other / "latest").read_text()
+    message = r"holds checkpoints of another run \(ckpt-\d+: config\.seed: the checkpoint has 1"
+    with pytest.raises(ckpt.CheckpointError, match=message):
+        _run(runtime="local", resume=str(saved), checkpoint_dir=str(other))
+    assert (sorted(p.name for p in other.iterdir()), (other / "latest").read_text()) == before
+
+
 def test_a_finished_run_goes_on_for_more_epochs(saved: Path, tmp_path: Path) -> None:
     """Epoch e's batches do not depend on how many epochs follow: the checkpoint after a
     1-epoch run's training resumes as a 2-epoch run, which must equal the reference's."""

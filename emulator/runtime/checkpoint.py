@@ -253,6 +253,21 @@ def holds_checkpoints(directory: Path) -> bool:
     return (directory / LATEST).exists() or any(directory.glob("ckpt-*"))
 
 
+def foreign_checkpoints(directory: Path, config: RunIdentity) -> list[tuple[str, str]]:
+    """The checkpoints in ``directory`` that are not of the run ``config`` describes, each
+    with why (the first setting that differs, or why its manifest cannot be read): a run
+    that saves into the folder would prune them and point ``latest`` past them."""
+    out = []
+    for folder in sorted(p for p in directory.glob("ckpt-*") if p.is_dir()):
+        try:
+            why = mismatch(_manifest(folder / MANIFEST).config, config)
+        except CheckpointError as err:
+            why = str(err)
+        if why:
+            out.append((folder.name, why))
+    return out
+
+
 def load(path: str | os.PathLike) -> tuple[Manifest, dict[str, Any], Path]:
     """The manifest and the state (``controller``, ``cores``: name → packed state) of the
     checkpoint at ``path`` (a checkpoint folder, or a folder with ``latest``); every file's
