@@ -421,6 +421,19 @@ def test_checkpoints_are_private(saved: Path) -> None:
         assert mode == (0o700 if path.is_dir() else 0o600), path
 
 
+def test_a_shared_checkpoint_folder_keeps_its_mode(tmp_path: Path) -> None:
+    """--checkpoint on a folder that exists (sticky and world-writable, or setgid and
+    group-writable) leaves its mode as it was; what the run puts in it is private."""
+    for mode in (0o1777, 0o2775):
+        folder = tmp_path / f"shared-{mode:o}"
+        folder.mkdir()
+        folder.chmod(mode)
+        _tiny(checkpoint_dir=str(folder), checkpoint_every=40)
+        assert stat.S_IMODE(folder.stat().st_mode) == mode
+        for path in folder.rglob("*"):
+            assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
+
+
 def test_a_second_run_on_a_held_folder_is_refused_at_its_start(tmp_path: Path) -> None:
     held = ckpt.lock_folder(tmp_path / "c")
     batches: list[int] = []

@@ -163,9 +163,13 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def _private_dir(path: Path) -> None:
-    """``path`` made (with its missing parents) readable by its owner only."""
+    """``path``, if missing, made (with its missing parents) readable by its owner only; a
+    folder that exists keeps its mode (a shared 1777 or setgid 2775 folder stays shared:
+    what this run puts in it is private, its checkpoint folders 0700 and files 0600)."""
+    if path.is_dir():
+        return
     path.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
-    path.chmod(PRIVATE_DIR)
+    path.chmod(PRIVATE_DIR)  # mkdir's mode passes through the umask
 
 
 def identity_sha256(manifest: Manifest) -> str:
