@@ -13,7 +13,8 @@
 #   PIPESDFA_RAY_HOST      address to bind (default 127.0.0.1; anything else exposes Ray
 #                          to the network: whoever reaches its ports can run code here)
 #   PIPESDFA_RAY_TEMP_DIR  Ray's temporary/session folder for this head
-#                          (default /tmp/pipesdfa-ray-$USER-$PIPESDFA_RAY_PORT)
+#                          (default /tmp/pipesdfa-ray-$USER-$PIPESDFA_RAY_PORT; refused if
+#                          a link or another user's, made 0700)
 #   RAY_AUTH_TOKEN_PATH    the token file (default ~/.ray/auth_token; created, mode 600,
 #                          if missing); or RAY_AUTH_TOKEN, the token itself
 set -euo pipefail
@@ -115,6 +116,16 @@ wait_gone() {
     echo "${alive[@]}"
 }
 
+# The head's folder is ours alone: under /tmp another user could make it first and plant
+# files in it, so a link, or a folder someone else owns, is refused; ours is set 0700.
+private_dir() {
+    local dir="$1"
+    [[ -L "${dir}" ]] && die "${dir} is a symbolic link; refusing to start a Ray head in it (set PIPESDFA_RAY_TEMP_DIR to a folder of yours)"
+    (umask 077 && mkdir -p "${dir}")
+    [[ -O "${dir}" ]] || die "${dir} belongs to another user; refusing to start a Ray head in it (set PIPESDFA_RAY_TEMP_DIR to a folder of yours)"
+    chmod 700 "${dir}"
+}
+
 start() {
     need_ray
     if ! is_loopback; then
@@ -125,7 +136,7 @@ start() {
     if [[ -n "$(head_pids)" ]]; then
         die "a head is already running from ${temp_dir} (launch/laptop.sh stop first)"
     fi
-    mkdir -p "${temp_dir}"
+    private_dir "${temp_dir}"
     local args=(
         --head
         --node-ip-address "${host}"

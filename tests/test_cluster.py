@@ -268,3 +268,19 @@ def test_laptop_script_is_executable_bash_with_loopback_and_token_auth() -> None
     ]
     bad = subprocess.run([str(script), "bogus"], env=env, capture_output=True, text=True)
     assert bad.returncode != 0 and "unknown command" in bad.stderr
+
+
+def test_laptop_script_refuses_a_head_folder_it_does_not_own(tmp_path: Path) -> None:
+    """A predictable /tmp folder another user made first (here: a link to one) is refused
+    before any Ray process starts; a folder of ours is made 0700."""
+    script = LAUNCH / "laptop.sh"
+    target = tmp_path / "theirs"
+    target.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "PIPESDFA_"))}
+    env |= {"PIPESDFA_RAY_TEMP_DIR": str(link), "RAY_AUTH_TOKEN_PATH": str(tmp_path / "tok")}
+    env["PIPESDFA_RAY_PORT"] = "1"  # never reached
+    out = subprocess.run([str(script), "start"], env=env, capture_output=True, text=True)
+    assert out.returncode != 0 and "is a symbolic link; refusing" in out.stderr
+    assert not any(target.iterdir())
