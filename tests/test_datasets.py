@@ -187,7 +187,7 @@ FRAMES_B = [(0, 1, 4, 3), (0, 0, 4, 3), (1, 1, 8, 7)]
 def write_nmnist(folder: Path) -> Path:
     write_events(folder / "Train" / "3" / "b.bin", SAMPLE_B)
     write_events(folder / "Train" / "0" / "a.bin", SAMPLE_A)
-    write_events(folder / "Test" / "1" / "empty.bin", [])
+    write_events(folder / "Test" / "1" / "later.bin", SAMPLE_B)
     write_events(folder / "Test" / "1" / "again.bin", SAMPLE_A)
     (folder / "Train" / "README.txt").write_text("stray files are not samples")
     return folder
@@ -201,8 +201,8 @@ def test_nmnist_bins_events_by_hand(tmp_path):
     np.testing.assert_array_equal(ds.y_test, [1, 1])
     np.testing.assert_array_equal(ds.x_train[0], frames(2, FRAMES_A))
     np.testing.assert_array_equal(ds.x_train[1], frames(2, FRAMES_B))
-    np.testing.assert_array_equal(ds.x_test[0], frames(2, FRAMES_A))  # again.bin < empty.bin
-    np.testing.assert_array_equal(ds.x_test[1], frames(2, []))
+    np.testing.assert_array_equal(ds.x_test[0], frames(2, FRAMES_A))  # again.bin < later.bin
+    np.testing.assert_array_equal(ds.x_test[1], frames(2, FRAMES_B))
     assert ds.num_classes == 4
 
 
@@ -221,6 +221,15 @@ def test_nmnist_all_events_at_time_zero(tmp_path):
     write_events(tmp_path / "Train" / "0" / "a.bin", [(2, 3, 1, 0), (4, 5, 0, 0)])
     ds = load_dataset("nmnist", tmp_path, time_steps=3)
     np.testing.assert_array_equal(ds.x_train[0], frames(3, [(0, 1, 3, 2), (0, 0, 5, 4)]))
+
+
+def test_nmnist_empty_recording_is_refused(tmp_path):
+    write_nmnist(tmp_path)
+    path = tmp_path / "Train" / "0" / "a.bin"
+    path.write_bytes(b"")
+    with pytest.raises(DatasetError) as err:
+        load_dataset("nmnist", tmp_path)
+    assert str(err.value) == f"{path}: an empty recording (0 bytes, no events)"
 
 
 def test_nmnist_bad_length(tmp_path):

@@ -86,6 +86,8 @@ def _read_events(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
     byte 2 bits 6..0 then bytes 3 and 4 a 23-bit big-endian timestamp.
     """
     raw = read_bytes(path)
+    if not raw:
+        raise DatasetError(f"{path}: an empty recording (0 bytes, no events)")
     if len(raw) % NMNIST_EVENT_BYTES:
         raise DatasetError(
             f"{path}: {len(raw)} bytes is not a whole number of {NMNIST_EVENT_BYTES}-byte events"
