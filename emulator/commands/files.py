@@ -89,10 +89,7 @@ def checkpoint_command(args: argparse.Namespace) -> int:
         info = describe(args.path)
     except CheckpointError as err:
         raise UserError(str(err)) from None
-    if args.json:
-        print(json.dumps(info, indent=2))
-        return 0
-    print(render.checkpoint_text(info))
+    print(json.dumps(info, indent=2) if args.json else render.checkpoint_text(info))
     return 0
 
 
@@ -111,10 +108,7 @@ def dataset_command(args: argparse.Namespace) -> int:
     finally:
         loading.close()
     info = {"network": net.name, **info, "wall_s": time.perf_counter() - start}
-    if args.json:
-        print(json.dumps(info, indent=2))
-        return 0
-    print(render.dataset_text(info))
+    print(json.dumps(info, indent=2) if args.json else render.dataset_text(info))
     return 0
 
 
