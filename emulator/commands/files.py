@@ -9,8 +9,6 @@ import sys
 from typing import TYPE_CHECKING
 
 from emulator import spec
-from emulator.report.tables import table
-from emulator.units import count
 
 if TYPE_CHECKING:
     pass
@@ -121,14 +119,8 @@ def map_command(args: argparse.Namespace) -> int:
         cm = vwsdk.conv_cycles(h, w, k, ic, oc, rows, cols)
         result = {"im2col": cm.im2col, "sdk": cm.sdk, "vw_sdk": cm.vw_sdk}
         result |= {"window": list(cm.window), "scheme": cm.scheme, "tiles": cm.tiles}
-        if args.json:
-            print(json.dumps(result))
-        else:
-            print(
-                f"{h}x{w} input, {k}x{k}x{ic}x{oc} kernel on a {rows}x{cols} array: "
-                f"im2col {cm.im2col}, SDK {cm.sdk}, VW-SDK {cm.vw_sdk} cycles "
-                f"({cm.scheme}, window {cm.window[0]}x{cm.window[1]})"
-            )
+        shape = (h, w, k, ic, oc, rows, cols)
+        print(json.dumps(result) if args.json else render.conv_text(shape, result))
         return 0
     if not args.chip or not args.network:
         raise UserError("give --chip and --network, or --conv H,W,K,IC,OC --array RxC")
@@ -143,56 +135,17 @@ def map_command(args: argparse.Namespace) -> int:
     from emulator.cost.area import area_mm2, leakage_mw
 
     area = area_mm2(chip, net, m)
-    if args.json:
-        summary = {
-            "chip": chip.name,
-            "network": net.name,
-            "arrays_used": m.arrays_used,
-            "arrays_total": m.arrays_total,
-            "pe_cores_used": m.pes_used,
-            "tiles_used": m.tiles_used,
-            "area_mm2": sum(area.values()),
-            "area_breakdown_mm2": area,
-            "leakage_mw": sum(leakage_mw(chip, net, m).values()),
-            "layers": rows,
-        }
-        print(json.dumps(summary, indent=2))
-        return 0
-    print(
-        f"{net.name} on {chip.name}: {m.arrays_used:,} of {m.arrays_total:,} crossbars, "
-        f"{count(m.pes_used, 'PE core')}, {count(m.tiles_used, 'tile')}; "
-        f"{sum(area.values()):.3g} mm² ("
-        + ", ".join(f"{part} {mm2:.3g}" for part, mm2 in area.items() if mm2)
-        + ")"
-    )
-    table_rows = [
-        [
-            {"feedback": "B", "transpose": f"{r['index']}T"}.get(r["kind"], r["index"]),
-            r["kind"],
-            r["scheme"],
-            "x".join(map(str, r["window"])) if r["window"] else None,
-            f"{r['n_in']}x{r['n_out']}",
-            r["weight_arrays"]
-            + r["feedback_arrays"]
-            + (r["kind"] == "transpose") * r["transpose_arrays"],
-            len(r["pes"]),
-            ",".join(map(str, r["tiles"])),
-            r["reads_per_step"],
-            r["utilisation"],
-        ]
-        for r in rows
-    ]
-    header = [
-        "layer",
-        "kind",
-        "scheme",
-        "window",
-        "matrix",
-        "crossbars",
-        "PEs",
-        "on tiles",
-        "reads/step",
-        "utilisation",
-    ]
-    print(table(table_rows, header))
+    summary = {
+        "chip": chip.name,
+        "network": net.name,
+        "arrays_used": m.arrays_used,
+        "arrays_total": m.arrays_total,
+        "pe_cores_used": m.pes_used,
+        "tiles_used": m.tiles_used,
+        "area_mm2": sum(area.values()),
+        "area_breakdown_mm2": area,
+        "leakage_mw": sum(leakage_mw(chip, net, m).values()),
+        "layers": rows,
+    }
+    print(json.dumps(summary, indent=2) if args.json else render.map_text(summary))
     return 0

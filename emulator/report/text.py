@@ -7,7 +7,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from emulator.report.tables import table
-from emulator.units import si
+from emulator.units import count, si
 
 if TYPE_CHECKING:
     from emulator.run import RunResult
@@ -326,3 +326,56 @@ def train_text(result: dict[str, Any]) -> str:
             f"{result['val_accuracy']:.4f} ({result['val_samples']} samples held out)"
         )
     return "\n".join(lines)
+
+
+def conv_text(shape: tuple[int, ...], result: dict[str, Any]) -> str:
+    """``pipesdfa map --conv``: one conv layer's cycles on one array, by scheme."""
+    h, w, k, ic, oc, rows, cols = shape
+    window = result["window"]
+    return (
+        f"{h}x{w} input, {k}x{k}x{ic}x{oc} kernel on a {rows}x{cols} array: "
+        f"im2col {result['im2col']}, SDK {result['sdk']}, VW-SDK {result['vw_sdk']} cycles "
+        f"({result['scheme']}, window {window[0]}x{window[1]})"
+    )
+
+
+def map_text(summary: dict[str, Any]) -> str:
+    """``pipesdfa map``: the network on the chip, its area by part, one row per layer."""
+    area = summary["area_breakdown_mm2"]
+    first = (
+        f"{summary['network']} on {summary['chip']}: {summary['arrays_used']:,} of "
+        f"{summary['arrays_total']:,} crossbars, {count(summary['pe_cores_used'], 'PE core')}, "
+        f"{count(summary['tiles_used'], 'tile')}; {summary['area_mm2']:.3g} mm² ("
+        + ", ".join(f"{part} {mm2:.3g}" for part, mm2 in area.items() if mm2)
+        + ")"
+    )
+    table_rows = [
+        [
+            {"feedback": "B", "transpose": f"{r['index']}T"}.get(r["kind"], r["index"]),
+            r["kind"],
+            r["scheme"],
+            "x".join(map(str, r["window"])) if r["window"] else None,
+            f"{r['n_in']}x{r['n_out']}",
+            r["weight_arrays"]
+            + r["feedback_arrays"]
+            + (r["kind"] == "transpose") * r["transpose_arrays"],
+            len(r["pes"]),
+            ",".join(map(str, r["tiles"])),
+            r["reads_per_step"],
+            r["utilisation"],
+        ]
+        for r in summary["layers"]
+    ]
+    header = [
+        "layer",
+        "kind",
+        "scheme",
+        "window",
+        "matrix",
+        "crossbars",
+        "PEs",
+        "on tiles",
+        "reads/step",
+        "utilisation",
+    ]
+    return first + "\n" + table(table_rows, header)
